@@ -1,0 +1,81 @@
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type { AppConfig } from './config';
+import type { RequestContext, Services } from './context';
+import { formatGraphQLError } from './errors/format-error';
+import { createLogger, type Logger } from './logger';
+import { loadModelCatalog } from './model-catalog';
+import { createProviderRegistry } from './providers/create-providers';
+import type { ProviderRegistry } from './providers/registry';
+import { buildGatewaySchema } from './schema';
+import { createHttpServer, type HttpServer } from './server';
+import { GenerationService } from './services/generation.service';
+import { ModelService } from './services/model.service';
+import { SystemStatusService } from './services/system-status.service';
+
+export interface App {
+  readonly config: AppConfig;
+  readonly logger: Logger;
+  readonly registry: ProviderRegistry;
+  readonly http: HttpServer;
+  /** Starts listening; resolves with the bound address (port 0 picks a free one). */
+  listen(): Promise<AddressInfo>;
+  /** Stops accepting, lets in-flight requests finish (bounded by SHUTDOWN_TIMEOUT_MS), then releases everything. */
+  close(): Promise<void>;
+}
+
+/** Composition root: config -> catalog -> providers -> services -> schema -> HTTP. */
+export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
+  const catalog = loadModelCatalog(config.defaultCatalogPath, config.catalogPath);
+  const registry = createProviderRegistry(config, catalog);
+  const services: Services = {
+    generation: new GenerationService(registry),
+    models: new ModelService(registry),
+    status: new SystemStatusService(registry, {
+      version: config.version,
+      dataDir: config.dataDir,
+      minMemoryBytes: config.readiness.minMemoryBytes,
+      minDiskBytes: config.readiness.minDiskBytes,
+      startupWarnings: [],
+    }),
+  };
+  const schema = await buildGatewaySchema(logger);
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    formatError: formatGraphQLError,
+    includeStacktraceInErrorResponses: false,
+    plugins: [ApolloServerPluginLandingPageDisabled()],
+    logger,
+  });
+  await apollo.start();
+  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger });
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    http.beginDraining();
+    const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
+    http.server.closeIdleConnections();
+    const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
+    if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
+    http.server.closeAllConnections();
+    await stopped;
+    await Promise.all([apollo.stop(), registry.close()]);
+  };
+
+  return {
+    config,
+    logger,
+    registry,
+    http,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        http.server.once('error', reject);
+        http.server.listen(config.port, config.host, () => {
+          http.server.off('error', reject);
+          resolve(http.server.address() as AddressInfo);
+        });
+      }),
+    close: () => (closing ??= close()),
+  };
+}

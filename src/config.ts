@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Thrown when the environment does not describe a runnable server; main.ts prints it and exits 1. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const integer = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
+
+const optionalText = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
+
+const environmentSchema = z.object({
+  PORT: integer(5000, 0, 65535),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  OPENAI_API_KEY: optionalText,
+  OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
+  MODEL_CATALOG: optionalText,
+  DATA_DIR: z.string().min(1).default('.'),
+  UPSTREAM_TIMEOUT_MS: integer(60_000, 1),
+  UPSTREAM_MAX_RETRIES: integer(2, 0, 10),
+  PROVIDER_CONCURRENCY: integer(4, 1, 256),
+  DISCOVERY_INTERVAL_MS: integer(30_000, 100),
+  DISCOVERY_TIMEOUT_MS: integer(5_000, 1),
+  SHUTDOWN_TIMEOUT_MS: integer(10_000, 0),
+  READY_MIN_MEMORY_MB: integer(64, 0),
+  READY_MIN_DISK_MB: integer(100, 0),
+  MAX_BODY_BYTES: integer(1_048_576, 1024),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface AppConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly openai: {
+    /** Read by the openai provider at call time; never logged. */
+    readonly apiKey: string | undefined;
+    readonly baseURL: string | undefined;
+  };
+  /** A user's catalog file, merged over the committed default catalog. */
+  readonly catalogPath: string | undefined;
+  readonly defaultCatalogPath: string;
+  /** Directory whose file system `status` reports and `ready` checks. */
+  readonly dataDir: string;
+  readonly upstream: {
+    readonly timeoutMs: number;
+    readonly maxRetries: number;
+    readonly concurrency: number;
+  };
+  readonly discovery: { readonly intervalMs: number; readonly timeoutMs: number };
+  readonly shutdownTimeoutMs: number;
+  readonly readiness: { readonly minMemoryBytes: number; readonly minDiskBytes: number };
+  readonly maxBodyBytes: number;
+  readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  readonly version: string;
+  /** The whole environment, for endpoints whose catalog entry names the variable holding their key. */
+  readonly secrets: Readonly<Record<string, string | undefined>>;
+}
+
+const projectRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+
+function readVersion(): string {
+  const packageJson = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };
+  return packageJson.version;
+}
+
+/** Parses the environment once; the rest of the code reads only the returned frozen object. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = environmentSchema.safeParse(environment);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
+  }
+  const env = parsed.data;
+  const catalogPath = env.MODEL_CATALOG ? path.resolve(env.MODEL_CATALOG) : undefined;
+  const config: AppConfig = {
+    port: env.PORT,
+    host: env.HOST,
+    openai: { apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL },
+    catalogPath,
+    defaultCatalogPath: path.join(projectRoot, 'catalog', 'default-models.json'),
+    dataDir: path.resolve(env.DATA_DIR),
+    upstream: {
+      timeoutMs: env.UPSTREAM_TIMEOUT_MS,
+      maxRetries: env.UPSTREAM_MAX_RETRIES,
+      concurrency: env.PROVIDER_CONCURRENCY,
+    },
+    discovery: { intervalMs: env.DISCOVERY_INTERVAL_MS, timeoutMs: env.DISCOVERY_TIMEOUT_MS },
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    readiness: {
+      minMemoryBytes: env.READY_MIN_MEMORY_MB * 1024 * 1024,
+      minDiskBytes: env.READY_MIN_DISK_MB * 1024 * 1024,
+    },
+    maxBodyBytes: env.MAX_BODY_BYTES,
+    logLevel: env.LOG_LEVEL,
+    version: readVersion(),
+    secrets: { ...environment },
+  };
+  return deepFreeze(config);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

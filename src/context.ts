@@ -1,0 +1,24 @@
+import type { GenerationService } from './services/generation.service';
+import { createGenerationLoader, type GenerationLoader } from './services/generation-loader';
+import type { ModelService } from './services/model.service';
+import type { SystemStatusService } from './services/system-status.service';
+
+export interface Services {
+  readonly generation: GenerationService;
+  readonly models: ModelService;
+  readonly status: SystemStatusService;
+}
+
+/** Everything a resolver may use for one request. */
+export interface RequestContext {
+  readonly requestId: string;
+  readonly services: Services;
+  /** Per request, so batching never mixes two callers' prompts. */
+  readonly generationLoader: GenerationLoader;
+  /** Aborted when the client goes away. */
+  readonly signal?: AbortSignal;
+}
+
+export function createRequestContext(services: Services, requestId: string, signal?: AbortSignal): RequestContext {
+  return { requestId, services, generationLoader: createGenerationLoader(), signal };
+}

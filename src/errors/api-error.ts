@@ -1,0 +1,50 @@
+import { GraphQLError } from 'graphql';
+
+/** The error codes clients see in `extensions.code` and in REST's `error` field. */
+export type ApiErrorCode =
+  | 'validation_error'
+  | 'model_not_found'
+  | 'model_unavailable'
+  | 'generation_error'
+  | 'not_found'
+  | 'method_not_allowed'
+  | 'payload_too_large'
+  | 'unauthorized'
+  | 'rate_limit_exceeded'
+  | 'internal_error';
+
+export interface ApiErrorExtensions {
+  readonly [attribute: string]: unknown;
+  readonly code: ApiErrorCode;
+  readonly details?: string;
+  readonly http: { readonly status: number };
+}
+
+/**
+ * A GraphQL-facing error that carries everything the REST layer needs to render the spec's
+ * ErrorResponse: a snake_case code, an HTTP status, a message and string details.
+ */
+export class ApiError extends GraphQLError {
+  declare readonly extensions: ApiErrorExtensions;
+
+  constructor(code: ApiErrorCode, status: number, message: string, details?: string) {
+    super(message, { extensions: { code, http: { status }, ...(details === undefined ? {} : { details }) } });
+    this.name = 'ApiError';
+  }
+
+  get code(): ApiErrorCode {
+    return this.extensions.code;
+  }
+}
+
+export const validationError = (message: string, details?: string): ApiError =>
+  new ApiError('validation_error', 400, message, details);
+
+export const modelNotFound = (modelId: string): ApiError =>
+  new ApiError('model_not_found', 404, `Model "${modelId}" was not found`, 'GET /api/v1/models lists the available models');
+
+export const modelUnavailable = (modelId: string, reason: string): ApiError =>
+  new ApiError('model_unavailable', 503, `Model "${modelId}" is unavailable`, reason);
+
+export const generationError = (message: string, details?: string): ApiError =>
+  new ApiError('generation_error', 500, message, details);

@@ -1,0 +1,34 @@
+import type { GraphQLFormattedError } from 'graphql';
+import type { ApiErrorCode } from './api-error';
+
+/** Apollo's own codes, renamed into the API's snake_case vocabulary. */
+const apolloCodes: Record<string, ApiErrorCode | 'bad_request' | 'persisted_query_not_found' | 'persisted_query_not_supported'> = {
+  GRAPHQL_PARSE_FAILED: 'validation_error',
+  GRAPHQL_VALIDATION_FAILED: 'validation_error',
+  BAD_USER_INPUT: 'validation_error',
+  OPERATION_RESOLUTION_FAILURE: 'validation_error',
+  BAD_REQUEST: 'bad_request',
+  PERSISTED_QUERY_NOT_FOUND: 'persisted_query_not_found',
+  PERSISTED_QUERY_NOT_SUPPORTED: 'persisted_query_not_supported',
+};
+
+/**
+ * Shapes every GraphQL error the same way: a snake_case `code`, a string `details`, and nothing
+ * internal. Errors without a known code were already masked by the resolver middleware; anything
+ * that still arrives unknown is masked here.
+ */
+export function formatGraphQLError(formatted: GraphQLFormattedError): GraphQLFormattedError {
+  const { code, details } = formatted.extensions ?? {};
+  const knownCode = typeof code === 'string' ? (apolloCodes[code] ?? (isSnakeCase(code) ? code : undefined)) : undefined;
+  if (!knownCode) {
+    return { message: 'Internal server error', extensions: { code: 'internal_error' } };
+  }
+  return {
+    message: formatted.message,
+    ...(formatted.locations ? { locations: formatted.locations } : {}),
+    ...(formatted.path ? { path: formatted.path } : {}),
+    extensions: { code: knownCode, ...(typeof details === 'string' ? { details } : {}) },
+  };
+}
+
+const isSnakeCase = (code: string): boolean => /^[a-z]+(_[a-z]+)*$/.test(code);

@@ -1,0 +1,25 @@
+import { GraphQLError } from 'graphql';
+import type { MiddlewareFn } from 'type-graphql';
+import type { RequestContext } from '../context';
+import { ApiError } from '../errors/api-error';
+import type { Logger } from '../logger';
+
+/**
+ * Lets typed errors through and replaces anything else with an `internal_error` that names the
+ * request id, after logging the original: clients never see stack traces or internals.
+ */
+export function createErrorMaskingMiddleware(logger: Logger): MiddlewareFn<RequestContext> {
+  return async ({ context, info }, next) => {
+    try {
+      return await next();
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      if (error instanceof GraphQLError && typeof error.extensions['code'] === 'string') throw error;
+      logger.error(
+        { err: error, requestId: context.requestId, field: `${info.parentType.name}.${info.fieldName}` },
+        'unexpected error in resolver',
+      );
+      throw new ApiError('internal_error', 500, 'Internal server error', `request id ${context.requestId}`);
+    }
+  };
+}

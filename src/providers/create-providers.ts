@@ -1,0 +1,78 @@
+import type { AppConfig } from '../config';
+import type { CatalogModelEntry, EndpointEntry, ModelCatalog } from '../model-catalog';
+import { createOpenAICompatibleProvider } from './openai-compatible/openai-compatible-provider';
+import { createOpenAIProvider, type OpenAIModelSettings } from './openai/openai-provider';
+import type { LanguageModelProvider, ModelDescriptor, ModelType } from './provider';
+import { ProviderRegistry } from './registry';
+
+/** Builds every provider the configuration and catalog describe. */
+export function createProviderRegistry(config: AppConfig, catalog: ModelCatalog): ProviderRegistry {
+  const shared = {
+    timeoutMs: config.upstream.timeoutMs,
+    maxRetries: config.upstream.maxRetries,
+    concurrency: config.upstream.concurrency,
+    discovery: config.discovery,
+  };
+  const openai = createOpenAIProvider({
+    ...shared,
+    apiKey: () => config.openai.apiKey,
+    baseURL: config.openai.baseURL,
+    models: catalog.models.filter((entry) => entry.provider === 'openai').map(toOpenAIModelSettings),
+  });
+  const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, catalog, config, shared));
+  return new ProviderRegistry([openai, ...endpoints]);
+}
+
+function createEndpointProvider(
+  endpoint: EndpointEntry,
+  catalog: ModelCatalog,
+  config: AppConfig,
+  shared: Pick<AppConfig['upstream'], 'timeoutMs' | 'maxRetries' | 'concurrency'> & { discovery: AppConfig['discovery'] },
+): LanguageModelProvider {
+  const keyVariable = endpoint.api_key_env;
+  return createOpenAICompatibleProvider({
+    ...shared,
+    concurrency: endpoint.concurrency ?? shared.concurrency,
+    name: endpoint.name,
+    baseURL: endpoint.base_url,
+    apiKey: () => (keyVariable ? config.secrets[keyVariable] || undefined : undefined),
+    modelType: endpoint.model_type,
+    idPrefix: endpoint.id_prefix,
+    tokenizer: endpoint.tokenizer,
+    maxTokensParameter: endpoint.max_tokens_parameter,
+    models: catalog.models
+      .filter((entry) => entry.provider === endpoint.name)
+      .map((entry) => describeCatalogEntry(entry, endpoint.model_type)),
+  });
+}
+
+function toOpenAIModelSettings(entry: CatalogModelEntry): OpenAIModelSettings {
+  const descriptor = describeCatalogEntry(entry, 'commercial');
+  const fineTuned = entry.fine_tuned_pricing;
+  return fineTuned
+    ? {
+        ...descriptor,
+        fineTunedPricing: { inputPerMillion: fineTuned.input_per_million, outputPerMillion: fineTuned.output_per_million },
+      }
+    : descriptor;
+}
+
+function describeCatalogEntry(entry: CatalogModelEntry, defaultType: ModelType): ModelDescriptor {
+  const defaultCapabilities = entry.api === 'completion' ? ['text-generation', 'completion'] : ['text-generation', 'chat'];
+  return {
+    id: entry.id,
+    upstreamModel: entry.upstream_model ?? entry.id,
+    name: entry.name ?? entry.id,
+    type: entry.type ?? (entry.id.startsWith('ft:') ? 'fine-tuned' : defaultType),
+    provider: entry.provider,
+    description: entry.description,
+    contextLength: entry.context_length,
+    capabilities: entry.capabilities ?? defaultCapabilities,
+    api: entry.api,
+    tokenizer: entry.tokenizer,
+    pricing: entry.pricing && {
+      inputPerMillion: entry.pricing.input_per_million,
+      outputPerMillion: entry.pricing.output_per_million,
+    },
+  };
+}

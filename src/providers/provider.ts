@@ -1,0 +1,118 @@
+/**
+ * The one interface every model backend implements. Providers know nothing of GraphQL or HTTP:
+ * they list models and turn a prompt into text, raising ProviderError on failure.
+ */
+
+export type ModelType = 'commercial' | 'fine-tuned';
+
+/** Chat models get the prompt as one user message; completion models use the completions endpoint. */
+export type ModelApi = 'chat' | 'completion';
+
+export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | 'error' | 'other';
+
+/** Names of the tokenizers the gateway can count with when an upstream reports no usage. */
+export type TokenizerName = 'cl100k_base' | 'o200k_base';
+
+export interface ModelPricing {
+  /** USD per million input tokens. */
+  readonly inputPerMillion: number;
+  /** USD per million output tokens. */
+  readonly outputPerMillion: number;
+}
+
+export interface ModelDescriptor {
+  /** The id clients use. */
+  readonly id: string;
+  /** The id sent upstream (differs when an endpoint prefixes its ids). */
+  readonly upstreamModel: string;
+  readonly name: string;
+  readonly type: ModelType;
+  /** The provider instance's name: `openai`, or the name of an OpenAI-compatible endpoint. */
+  readonly provider: string;
+  readonly description?: string;
+  readonly contextLength?: number;
+  readonly capabilities: readonly string[];
+  readonly api: ModelApi;
+  readonly tokenizer: TokenizerName;
+  readonly pricing?: ModelPricing;
+  readonly baseModel?: string;
+  /** Undefined when the model can serve; otherwise why it cannot. */
+  readonly unavailableReason?: string;
+}
+
+export interface GenerationRequest {
+  readonly model: ModelDescriptor;
+  readonly prompt: string;
+  readonly maxTokens: number;
+  readonly temperature: number;
+  readonly topP: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface TokenUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+export interface GenerationResult {
+  readonly text: string;
+  readonly finishReason: FinishReason;
+  /** The model the upstream says answered (may carry a dated suffix). */
+  readonly upstreamModel: string;
+  /** Absent when the upstream did not report usage. */
+  readonly usage?: TokenUsage;
+  readonly upstreamRequestId?: string;
+  /** Time spent on the upstream call, excluding any wait for a concurrency slot. */
+  readonly latencyMs: number;
+}
+
+export type ProviderState = 'up' | 'down' | 'unconfigured';
+
+export interface ProviderHealth {
+  readonly name: string;
+  readonly kind: string;
+  readonly state: ProviderState;
+  /** Why the provider is down or unconfigured; never contains secrets. */
+  readonly detail?: string;
+  readonly modelCount: number;
+  /** False until the provider can serve what it has: first discovery done, preloads finished. */
+  readonly ready: boolean;
+}
+
+export interface LanguageModelProvider {
+  readonly name: string;
+  readonly kind: string;
+  /** The provider's models; never throws: an unreachable backend lists its models as unavailable. */
+  listModels(): Promise<readonly ModelDescriptor[]>;
+  /** One prompt; throws ProviderError. */
+  generate(request: GenerationRequest): Promise<GenerationResult>;
+  /**
+   * Many prompts in one call, run concurrently under the provider's concurrency limit.
+   * One failing prompt yields its ProviderError in its slot; the others still answer.
+   */
+  generateBatch(requests: readonly GenerationRequest[]): Promise<Array<GenerationResult | ProviderError>>;
+  health(): ProviderHealth;
+  /** Stops background discovery. */
+  close(): Promise<void>;
+}
+
+export type ProviderErrorKind = 'unavailable' | 'timeout' | 'upstream' | 'bad_response' | 'invalid_request';
+
+/** A backend failure, described without upstream bodies (they could echo keys or prompts). */
+export class ProviderError extends Error {
+  override readonly name = 'ProviderError';
+  readonly kind: ProviderErrorKind;
+  /** The upstream HTTP status, when there was one. */
+  readonly statusCode: number | undefined;
+  readonly isRetryable: boolean;
+
+  constructor(
+    message: string,
+    options: { kind: ProviderErrorKind; statusCode?: number; isRetryable?: boolean; cause?: unknown },
+  ) {
+    super(message, { cause: options.cause });
+    this.kind = options.kind;
+    this.statusCode = options.statusCode;
+    this.isRetryable = options.isRetryable ?? false;
+  }
+}

@@ -1,0 +1,7 @@
+import { ArgsType, Field } from 'type-graphql';
+
+@ArgsType()
+export class ModelArgs {
+  @Field({ description: 'Model identifier, as listed by `models`.' })
+  model_id!: string;
+}

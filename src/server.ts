@@ -1,0 +1,86 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ApolloServer } from '@apollo/server';
+import { createRequestContext, type RequestContext, type Services } from './context';
+import { createGraphQLHandler } from './http/graphql-handler';
+import { InFlightTracker } from './http/in-flight-tracker';
+import { requestIdOf } from './http/request-id';
+import type { Logger } from './logger';
+
+export interface HttpServerSettings {
+  readonly apollo: ApolloServer<RequestContext>;
+  readonly services: Services;
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+  /** Handles /api/v1 (the REST layer); step 2 plugs SOFA in here. */
+  readonly restHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
+}
+
+export interface HttpServer {
+  readonly server: Server;
+  readonly inFlight: InFlightTracker;
+  /** Set once shutdown begins: answers carry `Connection: close` so keep-alive clients move on. */
+  beginDraining(): void;
+}
+
+/** HTTP routing: /graphql (Apollo) and, when present, /api/v1 (REST). */
+export function createHttpServer(settings: HttpServerSettings): HttpServer {
+  const graphql = createGraphQLHandler({ apollo: settings.apollo, maxBodyBytes: settings.maxBodyBytes });
+  const inFlight = new InFlightTracker();
+  let draining = false;
+
+  const server = createServer((request, response) => {
+    const done = inFlight.begin();
+    response.on('close', done);
+    const requestId = requestIdOf(request);
+    response.setHeader('x-request-id', requestId);
+    if (draining) response.setHeader('connection', 'close');
+
+    const abort = new AbortController();
+    response.on('close', () => {
+      if (!response.writableFinished) abort.abort();
+    });
+    const context = createRequestContext(settings.services, requestId, abort.signal);
+    const url = new URL(request.url ?? '/', 'http://localhost');
+
+    const route = async (): Promise<void> => {
+      if (url.pathname === '/graphql') return graphql(request, response, url.search, context);
+      if (settings.restHandler && (url.pathname === '/api/v1' || url.pathname.startsWith('/api/v1/'))) {
+        return settings.restHandler(request, response, context);
+      }
+      sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
+    };
+    route().catch((error: unknown) => {
+      settings.logger.error({ err: error, requestId }, 'request failed');
+      if (!response.headersSent) {
+        sendJsonError(response, 500, 'internal_error', 'Internal server error', `request id ${requestId}`);
+      } else {
+        response.destroy();
+      }
+    });
+  });
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  return {
+    server,
+    inFlight,
+    beginDraining: () => {
+      draining = true;
+    },
+  };
+}
+
+/** The spec's ErrorResponse. */
+export function sendJsonError(
+  response: ServerResponse,
+  status: number,
+  error: string,
+  message: string,
+  details?: string,
+): void {
+  response.statusCode = status;
+  response.setHeader('content-type', 'application/json; charset=utf-8');
+  const body = { error, message, ...(details === undefined ? {} : { details }), timestamp: new Date().toISOString() };
+  response.end(JSON.stringify(body));
+}

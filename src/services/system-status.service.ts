@@ -1,0 +1,131 @@
+import { statfs } from 'node:fs/promises';
+import os from 'node:os';
+import type { ProviderHealth } from '../providers/provider';
+import type { ProviderRegistry } from '../providers/registry';
+
+export type HealthState = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface ResourceUsage {
+  readonly memory: { readonly total: number; readonly available: number; readonly used: number; readonly percent: number };
+  readonly disk: { readonly total: number; readonly free: number; readonly used: number; readonly percent: number };
+  readonly cpu: { readonly percent: number; readonly count: number };
+}
+
+export interface SystemStatus {
+  readonly status: HealthState;
+  readonly timestamp: Date;
+  readonly version: string;
+  readonly uptimeSeconds: number;
+  readonly system: ResourceUsage;
+  readonly environment: { readonly nodeVersion: string; readonly platform: string; readonly arch: string };
+  readonly providers: readonly ProviderHealth[];
+  readonly warnings: readonly string[];
+}
+
+export interface Readiness {
+  readonly ready: boolean;
+  readonly timestamp: Date;
+  readonly checks: { readonly memoryAvailable: boolean; readonly diskAvailable: boolean; readonly providersInitialized: boolean };
+}
+
+export interface SystemStatusSettings {
+  readonly version: string;
+  readonly dataDir: string;
+  readonly minMemoryBytes: number;
+  readonly minDiskBytes: number;
+  /** Conditions known at start-up that operators should hear about (missing keys, ...). */
+  readonly startupWarnings: readonly string[];
+}
+
+const cpuSampleMs = 100;
+const percentOf = (part: number, whole: number): number => (whole > 0 ? Math.round((part / whole) * 1000) / 10 : 0);
+
+/** Health, status and readiness from real figures of this process's machine. */
+export class SystemStatusService {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly registry: ProviderRegistry,
+    private readonly settings: SystemStatusSettings,
+  ) {}
+
+  health(): { status: 'healthy'; timestamp: Date; version: string } {
+    return { status: 'healthy', timestamp: new Date(), version: this.settings.version };
+  }
+
+  async status(): Promise<SystemStatus> {
+    const [system, { clashes }] = await Promise.all([this.measure(), this.registry.listModels()]);
+    const providers = this.registry.health();
+    const down = providers.filter((provider) => provider.state === 'down');
+    const starved = !this.hasRoom(system);
+    const warnings = [
+      ...this.settings.startupWarnings,
+      ...providers.filter((provider) => provider.state === 'unconfigured').map((provider) => provider.detail ?? `${provider.name} is not configured`),
+      ...down.map((provider) => `provider ${provider.name} is down: ${provider.detail ?? 'unknown reason'}`),
+      ...clashes,
+      ...(starved ? ['memory or disk is below the readiness threshold'] : []),
+    ];
+    return {
+      status: starved ? 'unhealthy' : down.length > 0 ? 'degraded' : 'healthy',
+      timestamp: new Date(),
+      version: this.settings.version,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      system,
+      environment: { nodeVersion: process.version, platform: process.platform, arch: process.arch },
+      providers,
+      warnings,
+    };
+  }
+
+  async readiness(): Promise<Readiness> {
+    const [memory, disk] = [this.memory(), await this.disk()];
+    const checks = {
+      memoryAvailable: memory.available >= this.settings.minMemoryBytes,
+      diskAvailable: disk.free >= this.settings.minDiskBytes,
+      providersInitialized: this.registry.health().every((provider) => provider.ready),
+    };
+    return { ready: Object.values(checks).every(Boolean), timestamp: new Date(), checks };
+  }
+
+  private hasRoom(system: ResourceUsage): boolean {
+    return system.memory.available >= this.settings.minMemoryBytes && system.disk.free >= this.settings.minDiskBytes;
+  }
+
+  private async measure(): Promise<ResourceUsage> {
+    const [disk, cpu] = await Promise.all([this.disk(), sampleCpu()]);
+    return { memory: this.memory(), disk, cpu };
+  }
+
+  private memory(): ResourceUsage['memory'] {
+    const total = os.totalmem();
+    const available = os.freemem();
+    const used = total - available;
+    return { total, available, used, percent: percentOf(used, total) };
+  }
+
+  private async disk(): Promise<ResourceUsage['disk']> {
+    const stats = await statfs(this.settings.dataDir);
+    const total = stats.blocks * stats.bsize;
+    const free = stats.bavail * stats.bsize;
+    const used = total - stats.bfree * stats.bsize;
+    return { total, free, used, percent: percentOf(used, total) };
+  }
+}
+
+/** Busy share of all cores over a short sample. */
+async function sampleCpu(): Promise<ResourceUsage['cpu']> {
+  const before = os.cpus();
+  await new Promise((resolve) => setTimeout(resolve, cpuSampleMs));
+  const after = os.cpus();
+  let busy = 0;
+  let total = 0;
+  after.forEach((core, index) => {
+    const earlier = before[index];
+    if (!earlier) return;
+    const spent = (times: os.CpuInfo['times']): number => times.user + times.nice + times.sys + times.irq + times.idle;
+    const elapsed = spent(core.times) - spent(earlier.times);
+    total += elapsed;
+    busy += elapsed - (core.times.idle - earlier.times.idle);
+  });
+  return { percent: percentOf(busy, total), count: after.length };
+}

@@ -1,0 +1,320 @@
+/**
+ * A fake OpenAI-compatible upstream: a real `node:http` server on 127.0.0.1 that tests drive
+ * through the real `openai` SDK (baseURL = `fake.url`, which already ends in `/v1`).
+ *
+ * Deterministic answers, so tests can compute expected figures (or call `expectedReply`):
+ * - The prompt is, for /v1/completions, `prompt` (an array of strings is joined with a space);
+ *   for /v1/chat/completions, the contents of all messages joined with a space (array contents:
+ *   their text parts joined with a space; null contents are skipped).
+ * - The reply is the word `echo:` followed by the prompt's whitespace-separated words, cut to
+ *   `max_tokens` words (chat also reads `max_completion_tokens`; default 16). Cut: finish_reason
+ *   'length', else 'stop'.
+ * - usage.prompt_tokens = words in the prompt + 3; usage.completion_tokens = words in the reply;
+ *   total_tokens = their sum.
+ * - Every response carries `x-request-id: req_<n>` (n counts requests from 1 since start).
+ * - `failPromptsContaining` is matched against the chat's LAST USER message (not the whole prompt).
+ * - `stream: true` is refused with 400: the fake does not speak SSE.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FakeUpstreamOptions {
+  /** Ids listed by GET /v1/models. */
+  models?: string[];
+  /** When set, requests without `Authorization: Bearer <key>` get 401. */
+  requiredApiKey?: string;
+}
+
+export type FakeBehaviour =
+  | { kind: 'ok' }
+  /** Answer with this status and an OpenAI-style error (or `body`: JSON, or sent verbatim if a string). */
+  | { kind: 'status'; status: number; body?: unknown }
+  /** Never answer; the socket stays open until the client gives up or the fake closes. */
+  | { kind: 'timeout' }
+  /** 200, application/json, invalid JSON body. */
+  | { kind: 'malformed' }
+  /** A normal answer without `usage`. */
+  | { kind: 'no-usage' };
+
+export interface RecordedRequest {
+  method: string;
+  /** Path without the query string, e.g. `/v1/chat/completions`. */
+  path: string;
+  headers: http.IncomingHttpHeaders;
+  // `any` so tests can read request fields without narrowing; undefined when there was no JSON body.
+  body: any;
+  receivedAt: number;
+}
+
+export interface FakeUpstream {
+  readonly url: string;
+  readonly port: number;
+  readonly requests: RecordedRequest[];
+  /** The most generation requests (chat + completions) in flight at once since start/reset. */
+  readonly maxInFlight: number;
+  /** Delay before every generation answer. */
+  latencyMs: number;
+  /** Behaviours consumed in order, one per generation request; then `defaultBehaviour` applies. */
+  queueBehaviours(...behaviours: FakeBehaviour[]): void;
+  defaultBehaviour: FakeBehaviour;
+  /** Generation requests whose prompt contains this substring fail with HTTP 500. */
+  failPromptsContaining?: string;
+  /** Behaviour of GET /v1/models ('no-usage' acts as 'ok'). */
+  modelsBehaviour: FakeBehaviour;
+  /** Clears requests, maxInFlight, queue, latency and behaviours. */
+  reset(): void;
+  /** Closes the server and destroys open sockets, held 'timeout' ones included. */
+  close(): Promise<void>;
+}
+
+export interface ExpectedReply {
+  text: string;
+  finishReason: 'stop' | 'length';
+  promptTokens: number;
+  completionTokens: number;
+}
+
+const DEFAULT_MODELS = ['gpt-4o-mini', 'ft:gpt-4o-mini:acme::abc123'];
+const DEFAULT_MAX_TOKENS = 16;
+
+const words = (text: string): string[] => text.split(/\s+/).filter((w) => w.length > 0);
+
+/** What the fake answers for `prompt` (see the rules at the top of this file). */
+export function expectedReply(prompt: string, maxTokens = DEFAULT_MAX_TOKENS): ExpectedReply {
+  const full = ['echo:', ...words(prompt)];
+  const kept = full.slice(0, Math.max(0, maxTokens));
+  return {
+    text: kept.join(' '),
+    finishReason: kept.length < full.length ? 'length' : 'stop',
+    promptTokens: words(prompt).length + 3,
+    completionTokens: kept.length,
+  };
+}
+
+/**
+ * A `fetch` for `new OpenAI({ fetch: realmSafeFetch })` in jest. Jest runs tests in their own realm, so
+ * the DOMException that Node's fetch throws on abort is not `instanceof Error` there; the SDK then drops
+ * its name and reports a client timeout as plain APIConnectionError instead of APIConnectionTimeoutError.
+ * Rethrowing as a same-realm Error with the same name restores the SDK's usual classification.
+ */
+export const realmSafeFetch: typeof fetch = async (input, init) => {
+  try {
+    return await fetch(input, init);
+  } catch (err) {
+    if (err instanceof Error) throw err;
+    const { name, message } = err as { name?: string; message?: string };
+    throw Object.assign(new Error(message ?? String(err), { cause: err }), { name: name ?? 'Error' });
+  }
+};
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Text of a chat message content: a string, or an array of parts whose text parts count. */
+function contentText(content: unknown): string | undefined {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content
+      .filter((p): p is { text: string } => isObject(p) && typeof p.text === 'string')
+      .map((p) => p.text)
+      .join(' ');
+  }
+  return undefined;
+}
+
+function errorType(status: number): { type: string; code: string | null } {
+  if (status === 401) return { type: 'invalid_request_error', code: 'invalid_api_key' };
+  if (status === 404) return { type: 'invalid_request_error', code: 'not_found' };
+  if (status === 429) return { type: 'requests', code: 'rate_limit_exceeded' };
+  if (status >= 500) return { type: 'server_error', code: null };
+  return { type: 'invalid_request_error', code: null };
+}
+
+const errorBody = (status: number, message: string) => ({ error: { message, ...errorType(status), param: null } });
+
+export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): Promise<FakeUpstream> {
+  const models = options.models ?? DEFAULT_MODELS;
+  const requests: RecordedRequest[] = [];
+  const queue: FakeBehaviour[] = [];
+  // Pending latency timers, cleared on close so jest sees no open handles.
+  const timers = new Set<NodeJS.Timeout>();
+  let counter = 0;
+  let inFlight = 0;
+  let maxInFlight = 0;
+
+  const send = (res: http.ServerResponse, status: number, body: unknown): void => {
+    if (res.destroyed || res.writableEnded) return; // client already gone (e.g. it timed out during latency)
+    const raw = typeof body === 'string' ? body : JSON.stringify(body);
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+    res.end(raw);
+  };
+  const sendError = (res: http.ServerResponse, status: number, message: string): void =>
+    send(res, status, errorBody(status, message));
+
+  /** Shared handling of the non-'ok' behaviours; returns true when it answered (or chose not to). */
+  const applyFailure = (res: http.ServerResponse, behaviour: FakeBehaviour): boolean => {
+    switch (behaviour.kind) {
+      case 'status':
+        if (behaviour.body !== undefined) send(res, behaviour.status, behaviour.body);
+        else sendError(res, behaviour.status, `Fake upstream error (status ${behaviour.status})`);
+        return true;
+      case 'timeout':
+        return true; // hold the socket: no answer at all
+      case 'malformed':
+        if (!res.destroyed) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end('{"id": "broken", "choices": [');
+        }
+        return true;
+      default:
+        return false;
+    }
+  };
+
+  const handleModels = (res: http.ServerResponse): void => {
+    if (applyFailure(res, fake.modelsBehaviour)) return;
+    const created = Math.floor(Date.now() / 1000);
+    send(res, 200, {
+      object: 'list',
+      data: models.map((id) => ({ id, object: 'model', created, owned_by: 'fake-upstream' })),
+    });
+  };
+
+  const handleGeneration = (res: http.ServerResponse, n: number, chat: boolean, body: unknown): void => {
+    if (!isObject(body)) return sendError(res, 400, 'The request body must be a JSON object.');
+    if (typeof body.model !== 'string') return sendError(res, 400, 'You must provide a model parameter.');
+    if (body.stream === true) return sendError(res, 400, 'The fake upstream does not support stream: true.');
+
+    let prompt: string;
+    let failText: string;
+    if (chat) {
+      if (!Array.isArray(body.messages)) return sendError(res, 400, "'messages' must be an array.");
+      const messages = body.messages.filter(isObject);
+      const texts = messages.map((m) => contentText(m.content)).filter((t): t is string => t !== undefined);
+      prompt = texts.join(' ');
+      const lastUser = [...messages].reverse().find((m) => m.role === 'user');
+      failText = (lastUser && contentText(lastUser.content)) ?? '';
+    } else {
+      if (typeof body.prompt === 'string') prompt = body.prompt;
+      else if (Array.isArray(body.prompt)) prompt = body.prompt.filter((p) => typeof p === 'string').join(' ');
+      else return sendError(res, 400, "'prompt' must be a string or an array of strings.");
+      failText = prompt;
+    }
+    const maxTokensField = chat ? (body.max_completion_tokens ?? body.max_tokens) : body.max_tokens;
+    const maxTokens = typeof maxTokensField === 'number' ? maxTokensField : DEFAULT_MAX_TOKENS;
+    const model = body.model;
+
+    // Consume the behaviour on arrival so the queue follows request order, not latency order.
+    let behaviour = queue.shift() ?? fake.defaultBehaviour;
+    if (fake.failPromptsContaining !== undefined && failText.includes(fake.failPromptsContaining)) {
+      behaviour = { kind: 'status', status: 500 };
+    }
+
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    res.on('close', () => inFlight--); // also fires when a held 'timeout' socket is dropped
+
+    const answer = (): void => {
+      if (applyFailure(res, behaviour)) return;
+      const reply = expectedReply(prompt, maxTokens);
+      const created = Math.floor(Date.now() / 1000);
+      const usage = {
+        prompt_tokens: reply.promptTokens,
+        completion_tokens: reply.completionTokens,
+        total_tokens: reply.promptTokens + reply.completionTokens,
+      };
+      const choice = chat
+        ? { index: 0, message: { role: 'assistant', content: reply.text, refusal: null }, logprobs: null, finish_reason: reply.finishReason }
+        : { index: 0, text: reply.text, finish_reason: reply.finishReason, logprobs: null };
+      send(res, 200, {
+        id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${n}`,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created,
+        model,
+        choices: [choice],
+        ...(behaviour.kind === 'no-usage' ? {} : { usage }),
+      });
+    };
+
+    if (fake.latencyMs <= 0) return answer();
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      answer();
+    }, fake.latencyMs);
+    timers.add(timer);
+  };
+
+  const server = http.createServer((req, res) => {
+    const n = ++counter;
+    res.setHeader('x-request-id', `req_${n}`);
+    const path = new URL(req.url ?? '/', 'http://fake').pathname;
+    const record: RecordedRequest = {
+      method: req.method ?? 'GET',
+      path,
+      headers: req.headers,
+      body: undefined,
+      receivedAt: Date.now(),
+    };
+    requests.push(record); // pushed now so `requests` keeps arrival order
+
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      if (raw.length > 0) {
+        try {
+          record.body = JSON.parse(raw);
+        } catch {
+          return sendError(res, 400, 'We could not parse the JSON body of your request.');
+        }
+      }
+      if (options.requiredApiKey !== undefined && req.headers.authorization !== `Bearer ${options.requiredApiKey}`) {
+        return sendError(res, 401, 'Incorrect API key provided.');
+      }
+      const route = `${record.method} ${path}`;
+      if (route === 'GET /v1/models') return handleModels(res);
+      if (route === 'POST /v1/chat/completions') return handleGeneration(res, n, true, record.body);
+      if (route === 'POST /v1/completions') return handleGeneration(res, n, false, record.body);
+      return sendError(res, 404, `Invalid URL (${route})`);
+    });
+  });
+
+  const fake: FakeUpstream = {
+    url: '',
+    port: 0,
+    requests,
+    get maxInFlight() {
+      return maxInFlight;
+    },
+    latencyMs: 0,
+    queueBehaviours: (...behaviours) => {
+      queue.push(...behaviours);
+    },
+    defaultBehaviour: { kind: 'ok' },
+    failPromptsContaining: undefined,
+    modelsBehaviour: { kind: 'ok' },
+    reset() {
+      requests.length = 0;
+      queue.length = 0;
+      maxInFlight = 0;
+      fake.latencyMs = 0;
+      fake.defaultBehaviour = { kind: 'ok' };
+      fake.modelsBehaviour = { kind: 'ok' };
+      fake.failPromptsContaining = undefined;
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        for (const t of timers) clearTimeout(t);
+        timers.clear();
+        server.close((err) => (err ? reject(err) : resolve()));
+        server.closeAllConnections(); // keep-alive and held 'timeout' sockets would otherwise keep it open
+      }),
+  };
+
+  return new Promise<FakeUpstream>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      const actualPort = (server.address() as AddressInfo).port;
+      resolve(Object.assign(fake, { port: actualPort, url: `http://127.0.0.1:${actualPort}/v1` }));
+    });
+  });
+}
