@@ -45,6 +45,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     schema,
     formatError: formatGraphQLError,
     includeStacktraceInErrorResponses: false,
+    // main.ts owns the signals: Apollo's handler would re-raise them and skip our drain.
+    stopOnTerminationSignals: false,
     plugins: [ApolloServerPluginLandingPageDisabled()],
     logger,
   });

@@ -1,0 +1,37 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+
+export const builtMain = path.resolve(__dirname, '../../dist/src/main.js');
+
+export interface SpawnedServer {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly output: () => string;
+  /** Resolves with the exit code (or the signal's name). */
+  readonly exited: Promise<number | string>;
+  /** Resolves with the URL once the server logs that it listens. */
+  readonly listening: Promise<string>;
+}
+
+/** Runs the built server (`npm test` builds it first) as a real process. */
+export function spawnServer(env: Record<string, string>): SpawnedServer {
+  if (!existsSync(builtMain)) throw new Error(`${builtMain} is missing: run "npm run build" (npm test does)`);
+  const child = spawn(process.execPath, [builtMain], {
+    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    stdio: 'pipe',
+  });
+  let output = '';
+  const listening = new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(output);
+      if (match?.[1]) resolve(match[1]);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', () => reject(new Error(`server exited before listening:\n${output}`)));
+  });
+  listening.catch(() => undefined);
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  return { child, output: () => output, exited, listening };
+}
