@@ -8,6 +8,8 @@ import { createLogger, type Logger } from './logger';
 import { loadModelCatalog } from './model-catalog';
 import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
+import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
+import { createRestHandler } from './rest/rest-handler';
 import { buildGatewaySchema } from './schema';
 import { createHttpServer, type HttpServer } from './server';
 import { GenerationService } from './services/generation.service';
@@ -51,7 +53,13 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     logger,
   });
   await apollo.start();
-  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger });
+  const restHandler = createRestHandler({
+    schema,
+    contract: new OpenApiContract(defaultContractPath),
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  });
+  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler });
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
 import { createRequestContext, type RequestContext, type Services } from './context';
+import { errorBody, sendErrorResponse } from './http/error-response';
 import { createGraphQLHandler } from './http/graphql-handler';
 import { InFlightTracker } from './http/in-flight-tracker';
 import { requestIdOf } from './http/request-id';
@@ -11,7 +12,7 @@ export interface HttpServerSettings {
   readonly services: Services;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
-  /** Handles /api/v1 (the REST layer); step 2 plugs SOFA in here. */
+  /** Handles /api/v1: the REST layer SOFA generates from the same schema. */
   readonly restHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
 }
 
@@ -71,16 +72,6 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
   };
 }
 
-/** The spec's ErrorResponse. */
-export function sendJsonError(
-  response: ServerResponse,
-  status: number,
-  error: string,
-  message: string,
-  details?: string,
-): void {
-  response.statusCode = status;
-  response.setHeader('content-type', 'application/json; charset=utf-8');
-  const body = { error, message, ...(details === undefined ? {} : { details }), timestamp: new Date().toISOString() };
-  response.end(JSON.stringify(body));
+export function sendJsonError(response: ServerResponse, status: number, error: string, message: string, details?: string): void {
+  sendErrorResponse(response, { status, body: errorBody(error, message, details), headers: {} });
 }

@@ -23,7 +23,8 @@ export function mapSdkError(error: unknown, providerName: string, timeoutMs: num
   if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
     return fromStatus(error.status, providerName, error);
   }
-  if (error instanceof SyntaxError) {
+  // By name: the SDK's JSON.parse may run in another realm (a test sandbox), where instanceof fails.
+  if (error instanceof Error && error.name === 'SyntaxError') {
     return new ProviderError(`${providerName} sent a response that is not valid JSON`, {
       kind: 'bad_response',
       cause: error,
