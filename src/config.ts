@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -31,6 +32,14 @@ const environmentSchema = z.object({
   READY_MIN_MEMORY_MB: integer(64, 0),
   READY_MIN_DISK_MB: integer(100, 0),
   MAX_BODY_BYTES: integer(1_048_576, 1024),
+  MODELS_DIR: z.string().min(1).default('./models'),
+  LOCAL_THREADS: integer(Math.max(1, os.availableParallelism() - 1), 1, 1024),
+  LOCAL_GPU: z.enum(['true', 'false']).default('false'),
+  LOCAL_SEQUENCES: integer(4, 1, 64),
+  LOCAL_CONTEXT_SIZE: integer(4096, 64),
+  LOCAL_BATCH_SIZE: integer(512, 1),
+  LOCAL_PRELOAD: z.string().default(''),
+  LOCAL_IDLE_UNLOAD_MS: integer(900_000, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -53,6 +62,22 @@ export interface AppConfig {
     readonly concurrency: number;
   };
   readonly discovery: { readonly intervalMs: number; readonly timeoutMs: number };
+  /** In-process llama.cpp models: every `*.gguf` in `modelsDir`. */
+  readonly local: {
+    readonly modelsDir: string;
+    /** CPU threads for inference; llama.cpp's default of 4 on a 2-core machine is hundreds of times slower. */
+    readonly threads: number;
+    readonly gpu: boolean;
+    /** Concurrent requests per model (context sequences); more wait their turn. */
+    readonly sequences: number;
+    /** Upper bound on each sequence's context, in tokens (the model's own limit also applies). */
+    readonly contextSize: number;
+    readonly batchSize: number;
+    /** Model ids to load in the background at start-up; `*` for all. */
+    readonly preload: readonly string[];
+    /** Unload a model after this long without requests; 0 keeps models loaded. */
+    readonly idleUnloadMs: number;
+  };
   readonly shutdownTimeoutMs: number;
   readonly readiness: { readonly minMemoryBytes: number; readonly minDiskBytes: number };
   readonly maxBodyBytes: number;
@@ -91,6 +116,16 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       concurrency: env.PROVIDER_CONCURRENCY,
     },
     discovery: { intervalMs: env.DISCOVERY_INTERVAL_MS, timeoutMs: env.DISCOVERY_TIMEOUT_MS },
+    local: {
+      modelsDir: path.resolve(env.MODELS_DIR),
+      threads: env.LOCAL_THREADS,
+      gpu: env.LOCAL_GPU === 'true',
+      sequences: env.LOCAL_SEQUENCES,
+      contextSize: env.LOCAL_CONTEXT_SIZE,
+      batchSize: env.LOCAL_BATCH_SIZE,
+      preload: env.LOCAL_PRELOAD.split(',').map((id) => id.trim()).filter(Boolean),
+      idleUnloadMs: env.LOCAL_IDLE_UNLOAD_MS,
+    },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readiness: {
       minMemoryBytes: env.READY_MIN_MEMORY_MB * 1024 * 1024,

@@ -22,12 +22,6 @@ async function main(): Promise<void> {
     }
     throw error;
   });
-  const address = await app.listen();
-  logger.info(
-    { url: `http://${address.address}:${address.port}`, graphql: `http://${address.address}:${address.port}/graphql` },
-    'LLMOP is listening',
-  );
-
   const shutdown = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     app
@@ -43,6 +37,13 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+
+  // Handlers first: a signal that arrives as soon as we announce the port must still drain.
+  const address = await app.listen();
+  logger.info(
+    { url: `http://${address.address}:${address.port}`, graphql: `http://${address.address}:${address.port}/graphql` },
+    'LLMOP is listening',
+  );
 }
 
 process.on('unhandledRejection', (reason) => {

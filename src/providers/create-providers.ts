@@ -1,5 +1,6 @@
 import type { AppConfig } from '../config';
 import type { CatalogModelEntry, EndpointEntry, ModelCatalog } from '../model-catalog';
+import { createLocalProvider } from './local/local-provider';
 import { createOpenAICompatibleProvider } from './openai-compatible/openai-compatible-provider';
 import { createOpenAIProvider, type OpenAIModelSettings } from './openai/openai-provider';
 import type { LanguageModelProvider, ModelDescriptor, ModelType } from './provider';
@@ -20,7 +21,8 @@ export function createProviderRegistry(config: AppConfig, catalog: ModelCatalog)
     models: catalog.models.filter((entry) => entry.provider === 'openai').map(toOpenAIModelSettings),
   });
   const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, catalog, config, shared));
-  return new ProviderRegistry([openai, ...endpoints]);
+  const local = createLocalProvider(config.local);
+  return new ProviderRegistry([openai, local, ...endpoints]);
 }
 
 function createEndpointProvider(

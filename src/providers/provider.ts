@@ -13,6 +13,16 @@ export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' |
 /** Names of the tokenizers the gateway can count with when an upstream reports no usage. */
 export type TokenizerName = 'cl100k_base' | 'o200k_base';
 
+/** `model`: the provider counts with the model's own tokenizer (see `countPromptTokens`). */
+export type TokenCounting = TokenizerName | 'model';
+
+/** What a team says about a fine-tune in its model card. */
+export interface FineTuningFacts {
+  readonly dataset?: string;
+  readonly createdAt?: string;
+  readonly evaluation?: Readonly<Record<string, number>>;
+}
+
 export interface ModelPricing {
   /** USD per million input tokens. */
   readonly inputPerMillion: number;
@@ -33,9 +43,10 @@ export interface ModelDescriptor {
   readonly contextLength?: number;
   readonly capabilities: readonly string[];
   readonly api: ModelApi;
-  readonly tokenizer: TokenizerName;
+  readonly tokenizer: TokenCounting;
   readonly pricing?: ModelPricing;
   readonly baseModel?: string;
+  readonly fineTuning?: FineTuningFacts;
   /** Undefined when the model can serve; otherwise why it cannot. */
   readonly unavailableReason?: string;
 }
@@ -46,6 +57,8 @@ export interface GenerationRequest {
   readonly maxTokens: number;
   readonly temperature: number;
   readonly topP: number;
+  /** Fixes sampling for reproducible output, where the backend supports it. */
+  readonly seed?: number;
   readonly signal?: AbortSignal;
 }
 
@@ -92,6 +105,8 @@ export interface LanguageModelProvider {
    */
   generateBatch(requests: readonly GenerationRequest[]): Promise<Array<GenerationResult | ProviderError>>;
   health(): ProviderHealth;
+  /** Exact prompt tokens (as the model will see the prompt), for providers whose models count themselves. */
+  countPromptTokens?(model: ModelDescriptor, prompt: string): Promise<number>;
   /** Stops background discovery. */
   close(): Promise<void>;
 }

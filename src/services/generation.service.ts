@@ -4,6 +4,7 @@ import {
   type FinishReason,
   type GenerationResult,
   type ModelDescriptor,
+  type TokenizerName,
 } from '../providers/provider';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry';
 import { computeCost, sumCosts, type CostBreakdown } from './cost';
@@ -21,11 +22,13 @@ import { countPromptTokens, countTextTokens } from './token-counter';
 export interface GenerateInput extends RequestedParameters {
   readonly prompt: string;
   readonly modelId: string;
+  readonly seed?: number | null;
 }
 
 export interface GenerateBatchInput extends RequestedParameters {
   readonly prompts: readonly string[];
   readonly modelId: string;
+  readonly seed?: number | null;
 }
 
 /** Who is asking, for request ids and the per-request loader. */
@@ -99,13 +102,13 @@ export class GenerationService {
     const parameters = resolveParameters(input);
     const prompt = checkPrompt(input.prompt);
     const resolved = await this.resolveServingModel(input.modelId);
-    const prepared = prepare(resolved.model, prompt, 'prompt', parameters);
+    const prepared = await prepare(resolved, prompt, 'prompt', parameters);
     const startedAt = performance.now();
     let result: GenerationResult;
     try {
       result = await call.generationLoader.load({
         provider: resolved.provider,
-        request: { model: resolved.model, prompt, ...parameters, signal: call.signal },
+        request: { model: resolved.model, prompt, ...parameters, seed: input.seed ?? undefined, signal: call.signal },
       });
     } catch (error) {
       throw toApiError(error, resolved.model);
@@ -127,12 +130,13 @@ export class GenerationService {
     const parameters = resolveParameters(input);
     const prompts = checkPrompts(input.prompts);
     const resolved = await this.resolveServingModel(input.modelId);
-    const prepared = prompts.map((prompt, index) => prepare(resolved.model, prompt, `prompts[${index}]`, parameters));
+    const prepared: PreparedPrompt[] = [];
+    for (const [index, prompt] of prompts.entries()) prepared.push(await prepare(resolved, prompt, `prompts[${index}]`, parameters));
     const startedAt = performance.now();
     const answers = await call.generationLoader.loadMany(
       prompts.map((prompt) => ({
         provider: resolved.provider,
-        request: { model: resolved.model, prompt, ...parameters, signal: call.signal },
+        request: { model: resolved.model, prompt, ...parameters, seed: input.seed ?? undefined, signal: call.signal },
       })),
     );
     const totalLatencyMs = Math.round(performance.now() - startedAt);
@@ -184,8 +188,21 @@ export class GenerationService {
 }
 
 /** Counts the prompt's tokens and refuses requests the model's context cannot hold. */
-function prepare(model: ModelDescriptor, prompt: string, field: string, parameters: GenerationParameters): PreparedPrompt {
-  const inputTokenEstimate = countPromptTokens(prompt, model.api, model.tokenizer);
+async function prepare(
+  { model, provider }: ResolvedModel,
+  prompt: string,
+  field: string,
+  parameters: GenerationParameters,
+): Promise<PreparedPrompt> {
+  let inputTokenEstimate: number;
+  try {
+    inputTokenEstimate =
+      model.tokenizer === 'model' && provider.countPromptTokens
+        ? await provider.countPromptTokens(model, prompt)
+        : countPromptTokens(prompt, model.api, familyTokenizer(model));
+  } catch (error) {
+    throw toApiError(error, model);
+  }
   const context = model.contextLength;
   if (context !== undefined) {
     const room = context - inputTokenEstimate;
@@ -213,7 +230,7 @@ function meter(
   requestId: string,
 ): { counts: TokenCounts; metadata: GenerationMetadata } {
   const inputTokens = result.usage?.inputTokens ?? prepared.inputTokenEstimate;
-  const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, model.tokenizer);
+  const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, familyTokenizer(model));
   return {
     counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
     metadata: {
@@ -227,6 +244,9 @@ function meter(
     },
   };
 }
+
+// A provider that counts with the model's own tokenizer always reports usage; this is only a fallback.
+const familyTokenizer = (model: ModelDescriptor): TokenizerName => (model.tokenizer === 'model' ? 'cl100k_base' : model.tokenizer);
 
 function toApiError(error: unknown, model: ModelDescriptor): ApiError {
   if (error instanceof ApiError) return error;

@@ -17,6 +17,11 @@ export interface ModelView {
   readonly api: ModelDescriptor['api'];
   readonly baseModel?: string;
   readonly pricing?: { readonly inputPerMillion: number; readonly outputPerMillion: number };
+  readonly fineTuning?: {
+    readonly dataset?: string;
+    readonly createdAt?: string;
+    readonly evaluation: ReadonlyArray<{ readonly metric: string; readonly value: number }>;
+  };
 }
 
 export function toModelView(model: ModelDescriptor): ModelView {
@@ -33,6 +38,11 @@ export function toModelView(model: ModelDescriptor): ModelView {
     api: model.api,
     baseModel: model.baseModel,
     pricing: model.pricing,
+    fineTuning: model.fineTuning && {
+      dataset: model.fineTuning.dataset,
+      createdAt: model.fineTuning.createdAt,
+      evaluation: Object.entries(model.fineTuning.evaluation ?? {}).map(([metric, value]) => ({ metric, value })),
+    },
   };
 }
 

@@ -54,6 +54,7 @@ describe('health, status and readiness', () => {
     expect(body.data.status.warnings).toEqual(expect.arrayContaining([expect.stringContaining('OPENAI_API_KEY is not set')]));
     expect(body.data.status.providers).toEqual([
       expect.objectContaining({ name: 'openai', kind: 'openai', state: 'unconfigured', ready: true }),
+      { name: 'local', kind: 'local', state: 'up', detail: null, model_count: 0, ready: true },
     ]);
   });
 
@@ -107,7 +108,10 @@ describe('status with a configured provider down', () => {
   it('is degraded when the provider rejects the gateway, and names the failure without the key', async () => {
     const status = await waitForStatus(gateway, 'degraded');
     expect(status.status).toBe('degraded');
-    expect(status.providers).toEqual([expect.objectContaining({ name: 'openai', state: 'down' })]);
+    expect(status.providers).toEqual([
+      expect.objectContaining({ name: 'openai', state: 'down' }),
+      expect.objectContaining({ name: 'local', state: 'up' }),
+    ]);
     expect(status.warnings).toEqual(expect.arrayContaining([expect.stringContaining('provider openai is down')]));
     expect(JSON.stringify(status)).not.toContain('sk-test-status');
   });
@@ -116,7 +120,10 @@ describe('status with a configured provider down', () => {
     fake.modelsBehaviour = { kind: 'ok' };
     const status = await waitForStatus(gateway, 'healthy');
     expect(status.status).toBe('healthy');
-    expect(status.providers).toEqual([expect.objectContaining({ name: 'openai', state: 'up' })]);
+    expect(status.providers).toEqual([
+      expect.objectContaining({ name: 'openai', state: 'up' }),
+      expect.objectContaining({ name: 'local', state: 'up' }),
+    ]);
   });
 });
 

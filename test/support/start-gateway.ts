@@ -41,6 +41,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     UPSTREAM_MAX_RETRIES: '0',
+    // An empty models directory, so the repository's own ./models never leaks into a test.
+    MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),
     ...(options.catalog === undefined ? {} : { MODEL_CATALOG: writeTempCatalog(options.catalog) }),
     ...options.env,
   };

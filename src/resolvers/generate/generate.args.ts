@@ -29,6 +29,12 @@ class GenerationOptionsArgs {
     description: `Nucleus sampling parameter, ${topP.min} to ${topP.max}.`,
   })
   top_p?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'Sampling seed for reproducible output where the provider supports it (local models, OpenAI).',
+  })
+  seed?: number | null;
 }
 
 @ArgsType()

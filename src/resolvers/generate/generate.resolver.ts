@@ -14,6 +14,7 @@ export class GenerateResolver {
         maxTokens: args.max_tokens,
         temperature: args.temperature,
         topP: args.top_p,
+        seed: args.seed,
       },
       context,
     );
@@ -31,6 +32,7 @@ export class GenerateResolver {
         maxTokens: args.max_tokens,
         temperature: args.temperature,
         topP: args.top_p,
+        seed: args.seed,
       },
       context,
     );

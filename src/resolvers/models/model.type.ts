@@ -30,6 +30,27 @@ export class ModelPricing {
   outputPerMillion!: number;
 }
 
+@ObjectType({ description: 'One evaluation figure from a fine-tune\'s model card.' })
+export class EvaluationMetric {
+  @Field({ description: 'Metric name, such as accuracy or rougeL.' })
+  metric!: string;
+
+  @Field(() => Float, { description: 'Metric value.' })
+  value!: number;
+}
+
+@ObjectType({ description: 'How a fine-tuned model was made, from its model card.' })
+export class FineTuningInfo {
+  @Field(() => String, { nullable: true, description: 'The dataset the model was fine-tuned on.' })
+  dataset?: string;
+
+  @Field(() => String, { name: 'created_at', nullable: true, description: 'When the fine-tune was made (as the card states it).' })
+  createdAt?: string;
+
+  @Field(() => [EvaluationMetric], { description: 'Evaluation results reported in the card.' })
+  evaluation!: readonly EvaluationMetric[];
+}
+
 @ObjectType({ description: 'A language model the gateway can route to.' })
 export class Model {
   @Field({ description: 'Unique model identifier, used as model_id in generation requests.' })
@@ -41,7 +62,7 @@ export class Model {
   @Field(() => String, { description: 'Model type: "commercial" or "fine-tuned".' })
   type!: string;
 
-  @Field({ description: 'Provider serving the model: openai, or the name of an OpenAI-compatible endpoint.' })
+  @Field({ description: 'Provider serving the model: openai, local (in-process llama.cpp), or the name of an OpenAI-compatible endpoint.' })
   provider!: string;
 
   @Field(() => String, { nullable: true, description: 'Model description.' })
@@ -67,6 +88,9 @@ export class Model {
 
   @Field(() => ModelPricing, { nullable: true, description: 'Price per million tokens; null when the model is not priced.' })
   pricing?: ModelPricing;
+
+  @Field(() => FineTuningInfo, { name: 'fine_tuning', nullable: true, description: 'Fine-tuning facts from the model card.' })
+  fineTuning?: FineTuningInfo;
 }
 
 @ObjectType({ description: 'Every model the gateway knows, available or not.' })

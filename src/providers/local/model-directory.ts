@@ -1,0 +1,73 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { readGgufHeader, type GgufHeader } from './gguf-header';
+import { readModelCard, type ModelCard } from './model-card';
+
+export interface LocalModelFile {
+  /** The file name without `.gguf`. */
+  readonly id: string;
+  readonly path: string;
+  /** Changes when the file is replaced, so cached facts about it are dropped. */
+  readonly version: string;
+  readonly header?: GgufHeader;
+  readonly card?: ModelCard;
+  /** Why the file cannot serve (bad header, broken card). */
+  readonly problem?: string;
+}
+
+const ggufSuffix = '.gguf';
+
+/** Lists the directory's GGUF models, reading each header once per file version. */
+export class ModelDirectory {
+  private readonly headers = new Map<string, { version: string; header?: GgufHeader; problem?: string }>();
+
+  constructor(readonly directory: string) {}
+
+  async scan(): Promise<LocalModelFile[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.directory);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const models = await Promise.all(
+      names
+        .filter((name) => name.endsWith(ggufSuffix) && !name.startsWith('.'))
+        .sort()
+        .map((name) => this.describe(name)),
+    );
+    return models.filter((model): model is LocalModelFile => model !== undefined);
+  }
+
+  private async describe(name: string): Promise<LocalModelFile | undefined> {
+    const filePath = path.join(this.directory, name);
+    const id = name.slice(0, -ggufSuffix.length);
+    let version: string;
+    try {
+      const info = await stat(filePath);
+      if (!info.isFile()) return undefined;
+      version = `${info.size}:${info.mtimeMs}`;
+    } catch {
+      return undefined; // removed between readdir and stat
+    }
+    let cached = this.headers.get(filePath);
+    if (cached?.version !== version) {
+      cached = await readGgufHeader(filePath).then(
+        (header) => ({ version, header }),
+        (error: unknown) => ({ version, problem: `not a valid GGUF file: ${(error as Error).message}` }),
+      );
+      this.headers.set(filePath, cached);
+    }
+    const card = await readModelCard(path.join(this.directory, `${id}.json`));
+    const problem = cached.problem ?? ('problem' in card ? card.problem : undefined);
+    return {
+      id,
+      path: filePath,
+      version,
+      header: cached.header,
+      card: 'card' in card ? card.card : undefined,
+      ...(problem === undefined ? {} : { problem }),
+    };
+  }
+}
