@@ -35,8 +35,10 @@ async function main(): Promise<void> {
         process.exit(1);
       });
   };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  // `on`, not `once`: signal-exit (a dependency of node-llama-cpp) re-raises a signal that no other
+  // listener is left to handle, which would kill the process mid-drain. close() is idempotent.
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
 
   // Handlers first: a signal that arrives as soon as we announce the port must still drain.
   const address = await app.listen();

@@ -80,7 +80,7 @@ export class LoadedModel {
       return {
         text: this.model.detokenize(textTokens),
         finishReason,
-        upstreamModel: this.model.filename ?? 'local',
+        upstreamModel: request.model.upstreamModel,
         // Every sampled token counts, including an end-of-generation token or a stop sequence that is not part of the text.
         usage: { inputTokens: encoding.tokens.length, outputTokens: tokens.length },
         latencyMs: Math.round(performance.now() - startedAt),

@@ -32,12 +32,11 @@ export class ModelDirectory {
       throw error;
     }
     const models = await Promise.all(
-      names
-        .filter((name) => name.endsWith(ggufSuffix) && !name.startsWith('.'))
-        .sort()
-        .map((name) => this.describe(name)),
+      names.filter((name) => name.endsWith(ggufSuffix) && !name.startsWith('.')).map((name) => this.describe(name)),
     );
-    return models.filter((model): model is LocalModelFile => model !== undefined);
+    return models
+      .filter((model): model is LocalModelFile => model !== undefined)
+      .sort((left, right) => (left.id < right.id ? -1 : left.id > right.id ? 1 : 0));
   }
 
   private async describe(name: string): Promise<LocalModelFile | undefined> {
