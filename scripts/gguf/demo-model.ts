@@ -24,6 +24,8 @@ export interface DemoModelOptions {
    * stops by itself, for fixtures that must finish with `stop` rather than `length`.
    */
   readonly endOfTextGain?: number;
+  /** Storage of the weight matrices (norms stay f32): q8_0 is what llama.cpp's batched CPU kernels run fastest. */
+  readonly weightType?: 'f32' | 'f16' | 'q8_0' | 'q4_0';
 }
 
 export type DemoModelPreset = 'tiny' | 'bench';
@@ -41,15 +43,18 @@ export const demoModelPresets: Readonly<Record<DemoModelPreset, DemoModelOptions
     name: 'llmop-demo-tiny',
   },
   bench: {
-    embeddingLength: 512,
-    blockCount: 8,
-    headCount: 8,
-    headCountKv: 8,
-    feedForwardLength: 1376,
+    // Wide and shallow, in f16: on CPUs whose caches hold the whole model, decoding is compute-bound,
+    // and wide matrices are where batched decoding gains most over one sequence at a time.
+    embeddingLength: 1024,
+    blockCount: 2,
+    headCount: 16,
+    headCountKv: 16,
+    feedForwardLength: 2816,
     contextLength: 1024,
     merges: 250,
     seed: 20240602,
     name: 'llmop-demo-bench',
+    weightType: 'f16',
   },
 };
 
@@ -219,7 +224,8 @@ export async function writeDemoModel(
   const metadata: GgufMetadataEntry[] = [
     { key: 'general.architecture', value: { type: 'string', value: 'llama' } },
     { key: 'general.name', value: { type: 'string', value: options.name } },
-    { key: 'general.file_type', value: { type: 'uint32', value: 0 } },
+    // llama_ftype: 0 all f32, 1 mostly f16, 2 mostly q4_0, 7 mostly q8_0.
+    { key: 'general.file_type', value: { type: 'uint32', value: { f32: 0, f16: 1, q4_0: 2, q8_0: 7 }[options.weightType ?? 'f32'] } },
     { key: 'general.alignment', value: { type: 'uint32', value: 32 } },
     { key: 'llama.context_length', value: { type: 'uint32', value: options.contextLength } },
     { key: 'llama.embedding_length', value: { type: 'uint32', value: nEmbd } },
@@ -245,10 +251,11 @@ export async function writeDemoModel(
   }
 
   const tensors: GgufTensor[] = [];
+  const matrixType = { f32: GgmlTensorType.F32, f16: GgmlTensorType.F16, q8_0: GgmlTensorType.Q8_0, q4_0: GgmlTensorType.Q4_0 }[options.weightType ?? 'f32'];
   const random = (name: string, dims: number[], std: number): void => {
     const count = elementCount(dims);
     const seed = tensorSeed(options.seed, name);
-    tensors.push({ name, dims, type: GgmlTensorType.F32, data: () => gaussian(seed, count, std) });
+    tensors.push({ name, dims, type: matrixType, data: () => gaussian(seed, count, std) });
   };
   const ones = (name: string, dims: number[]): void => {
     const count = elementCount(dims);
@@ -267,7 +274,7 @@ export async function writeDemoModel(
   tensors.push({
     name: 'output.weight',
     dims: [nEmbd, nVocab],
-    type: GgmlTensorType.F32,
+    type: matrixType,
     data: () => scaleRows(gaussian(outputSeed, nEmbd * nVocab, WEIGHT_GAINS.output * fanIn(nEmbd)), nEmbd, outputRowGains),
   });
   for (let block = 0; block < options.blockCount; block += 1) {

@@ -32,7 +32,15 @@ export enum GgufValueType {
 export enum GgmlTensorType {
   F32 = 0,
   F16 = 1,
+  /** Blocks of 32 values: one f16 scale and 32 int8s. llama.cpp's batched CPU kernels are fastest on it. */
+  Q8_0 = 8,
+  /** Blocks of 32 values: one f16 scale and 32 4-bit values; repacked by llama.cpp into its GEMM kernels on x86 and ARM. */
+  Q4_0 = 2,
 }
+
+const q8BlockValues = 32;
+const q8BlockBytes = 34;
+const q4BlockBytes = 18;
 
 export type GgufMetadataValue =
   | { readonly type: 'uint32'; readonly value: number }
@@ -77,7 +85,19 @@ export function elementCount(dims: readonly number[]): number {
 }
 
 export function tensorByteSize(tensor: Pick<GgufTensor, 'dims' | 'type'>): number {
-  return elementCount(tensor.dims) * (tensor.type === GgmlTensorType.F32 ? 4 : 2);
+  const count = elementCount(tensor.dims);
+  switch (tensor.type) {
+    case GgmlTensorType.F32:
+      return count * 4;
+    case GgmlTensorType.F16:
+      return count * 2;
+    case GgmlTensorType.Q8_0:
+      if (tensor.dims[0]! % q8BlockValues !== 0) throw new RangeError(`Q8_0 needs ne0 divisible by ${q8BlockValues}`);
+      return (count / q8BlockValues) * q8BlockBytes;
+    case GgmlTensorType.Q4_0:
+      if (tensor.dims[0]! % q8BlockValues !== 0) throw new RangeError(`Q4_0 needs ne0 divisible by ${q8BlockValues}`);
+      return (count / q8BlockValues) * q4BlockBytes;
+  }
 }
 
 function alignUp(value: number, alignment: number): number {
@@ -242,8 +262,55 @@ function encodeChunk(chunk: Float32Array, type: GgmlTensorType): Uint8Array {
     for (let index = 0; index < chunk.length; index += 1) bytes.writeFloatLE(chunk[index]!, index * 4);
     return bytes;
   }
+  if (type === GgmlTensorType.Q8_0) return encodeQ8_0(chunk);
+  if (type === GgmlTensorType.Q4_0) return encodeQ4_0(chunk);
   const bytes = Buffer.alloc(chunk.length * 2);
   for (let index = 0; index < chunk.length; index += 1) bytes.writeUInt16LE(float32ToFloat16Bits(chunk[index]!), index * 2);
+  return bytes;
+}
+
+/** ggml's reference Q4_0 quantisation: the value of largest magnitude maps to -8; nibbles j and j+16 share a byte. */
+function encodeQ4_0(chunk: Float32Array): Uint8Array {
+  if (chunk.length % q8BlockValues !== 0) throw new RangeError(`Q4_0 chunks must hold whole blocks of ${q8BlockValues}`);
+  const blocks = chunk.length / q8BlockValues;
+  const bytes = Buffer.alloc(blocks * q4BlockBytes);
+  const half = q8BlockValues / 2;
+  for (let block = 0; block < blocks; block += 1) {
+    const start = block * q8BlockValues;
+    let extreme = 0;
+    for (let index = 0; index < q8BlockValues; index += 1) {
+      const value = chunk[start + index]!;
+      if (Math.abs(value) > Math.abs(extreme)) extreme = value;
+    }
+    const scale = extreme / -8;
+    const inverse = scale === 0 ? 0 : 1 / scale;
+    const offset = block * q4BlockBytes;
+    bytes.writeUInt16LE(float32ToFloat16Bits(scale), offset);
+    const nibble = (value: number): number => Math.min(15, Math.trunc(value * inverse + 8.5));
+    for (let index = 0; index < half; index += 1) {
+      bytes[offset + 2 + index] = nibble(chunk[start + index]!) | (nibble(chunk[start + half + index]!) << 4);
+    }
+  }
+  return bytes;
+}
+
+/** ggml's reference Q8_0 quantisation: scale = max|x| / 127, values rounded to int8. */
+function encodeQ8_0(chunk: Float32Array): Uint8Array {
+  if (chunk.length % q8BlockValues !== 0) throw new RangeError(`Q8_0 chunks must hold whole blocks of ${q8BlockValues}`);
+  const blocks = chunk.length / q8BlockValues;
+  const bytes = Buffer.alloc(blocks * q8BlockBytes);
+  for (let block = 0; block < blocks; block += 1) {
+    const start = block * q8BlockValues;
+    let maxAbs = 0;
+    for (let index = 0; index < q8BlockValues; index += 1) maxAbs = Math.max(maxAbs, Math.abs(chunk[start + index]!));
+    const scale = maxAbs / 127;
+    const inverse = scale === 0 ? 0 : 1 / scale;
+    const offset = block * q8BlockBytes;
+    bytes.writeUInt16LE(float32ToFloat16Bits(scale), offset);
+    for (let index = 0; index < q8BlockValues; index += 1) {
+      bytes.writeInt8(Math.round(chunk[start + index]! * inverse), offset + 2 + index);
+    }
+  }
   return bytes;
 }
 

@@ -222,3 +222,45 @@ describe('local GGUF models', () => {
     expect((await listModels()).map((model) => model.id)).not.toContain('added-later');
   });
 });
+
+describe('a client that goes away', () => {
+  let slowDir: string;
+  let slow: SpawnedServer;
+  let slowUrl: string;
+
+  beforeAll(async () => {
+    slowDir = await mkdtemp(path.join(os.tmpdir(), 'llmop-slow-'));
+    // The bench preset is big enough that a long generation takes seconds on one thread.
+    await writeDemoModel(path.join(slowDir, 'slow.gguf'), demoModelPresets.bench);
+    slow = spawnServer({ MODELS_DIR: slowDir, LOCAL_THREADS: '1', LOCAL_SEQUENCES: '1' });
+    slowUrl = await slow.listening;
+  });
+
+  afterAll(async () => {
+    slow.child.kill('SIGTERM');
+    expect(await slow.exited).toBe(0);
+    await rm(slowDir, { recursive: true, force: true });
+  });
+
+  it('frees its sequence, so the next request does not wait for the abandoned generation', async () => {
+    const send = (body: unknown, signal?: AbortSignal) =>
+      fetch(`${slowUrl}/api/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    const warm = await send({ model_id: 'slow', prompt: 'warm up', max_tokens: 2 });
+    expect(warm.status).toBe(200);
+    const fullRun = performance.now();
+    await (await send({ model_id: 'slow', prompt: 'measure', max_tokens: 900, temperature: 0 })).json();
+    const fullMs = performance.now() - fullRun;
+
+    const abandon = new AbortController();
+    const abandoned = send({ model_id: 'slow', prompt: 'a very long answer', max_tokens: 900, temperature: 0 }, abandon.signal);
+    await new Promise((resolve) => setTimeout(resolve, fullMs / 6));
+    abandon.abort();
+    await expect(abandoned).rejects.toThrow();
+
+    const startedAt = performance.now();
+    const next = await send({ model_id: 'slow', prompt: 'short', max_tokens: 4 });
+    expect(next.status).toBe(200);
+    // With the only sequence still held, this would wait for most of the abandoned run.
+    expect(performance.now() - startedAt).toBeLessThan(fullMs / 2);
+  });
+});
