@@ -10,7 +10,7 @@ import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
 import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
 import { createRestHandler } from './rest/rest-handler';
-import { buildGatewaySchema } from './schema';
+import { buildGatewaySchemas } from './schema';
 import { createHttpServer, type HttpServer } from './server';
 import { GenerationService } from './services/generation.service';
 import { ModelService } from './services/model.service';
@@ -42,9 +42,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       startupWarnings: [],
     }),
   };
-  const schema = await buildGatewaySchema(logger);
+  const schemas = await buildGatewaySchemas(logger);
   const apollo = new ApolloServer<RequestContext>({
-    schema,
+    schema: schemas.subgraph,
     formatError: formatGraphQLError,
     includeStacktraceInErrorResponses: false,
     // main.ts owns the signals: Apollo's handler would re-raise them and skip our drain.
@@ -54,7 +54,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   });
   await apollo.start();
   const restHandler = createRestHandler({
-    schema,
+    schema: schemas.plain,
     contract: new OpenApiContract(defaultContractPath),
     maxBodyBytes: config.maxBodyBytes,
     logger,

@@ -1,19 +1,44 @@
 import 'reflect-metadata';
-import type { GraphQLSchema } from 'graphql';
-import { buildSchema } from 'type-graphql';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
+import { printSchemaWithDirectives } from '@graphql-tools/utils';
+import { parse, type GraphQLSchema } from 'graphql';
+import { buildSchema, createResolversMap } from 'type-graphql';
 import type { Logger } from './logger';
 import { createErrorMaskingMiddleware } from './middlewares/error-masking.middleware';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
+import { resolveModelReference } from './resolvers/models/model.reference';
 import { ModelResolver } from './resolvers/models/model.resolver';
 
 export const resolvers = [HealthResolver, ModelResolver, GenerateResolver] as const;
 
-/** The plain schema, built from the type-graphql classes: the single source of the API contract. */
-export function buildGatewaySchema(logger: Logger): Promise<GraphQLSchema> {
-  return buildSchema({
+/** Federation v2 features this subgraph uses. */
+export const federationLink = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])';
+
+export interface GatewaySchemas {
+  /** The type-graphql schema: what SOFA turns into REST (no `_service`, no `_entities`). */
+  readonly plain: GraphQLSchema;
+  /** The same schema as an Apollo Federation v2 subgraph: what /graphql serves. */
+  readonly subgraph: GraphQLSchema;
+}
+
+/** The subgraph's SDL as written: federation link, then every type with its directives (emitted to schema/schema.graphql). */
+export function printSubgraphSdl(plain: GraphQLSchema): string {
+  return `${federationLink}\n\n${printSchemaWithDirectives(plain)}\n`;
+}
+
+/** Builds the schema from the type-graphql classes (the single source of the contract) and its subgraph form. */
+export async function buildGatewaySchemas(logger: Logger): Promise<GatewaySchemas> {
+  const plain = await buildSchema({
     resolvers,
     validate: false,
     globalMiddlewares: [createErrorMaskingMiddleware(logger)],
   });
+  const typeDefs = parse(printSubgraphSdl(plain));
+  const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;
+  // Passed here, not through type-graphql's helper: @apollo/subgraph 2.14 ignores a reference resolver added that way.
+  resolverMap['Model'] = { ...(resolverMap['Model'] as object), __resolveReference: resolveModelReference } as GraphQLResolverMap<unknown>[string];
+  const subgraph = buildSubgraphSchema({ typeDefs, resolvers: resolverMap });
+  return { plain, subgraph };
 }

@@ -1,4 +1,4 @@
-import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Directive, Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { DateTimeISO } from '../shared/scalars';
 
 export const ModelStatus = { available: 'available', unavailable: 'unavailable' } as const;
@@ -51,7 +51,8 @@ export class FineTuningInfo {
   evaluation!: readonly EvaluationMetric[];
 }
 
-@ObjectType({ description: 'A language model the gateway can route to.' })
+@Directive('@key(fields: "id")')
+@ObjectType({ description: 'A language model the gateway can route to; a federation entity keyed by id.' })
 export class Model {
   @Field({ description: 'Unique model identifier, used as model_id in generation requests.' })
   id!: string;
