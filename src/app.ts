@@ -1,10 +1,15 @@
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { Redis } from 'ioredis';
+import { ApiKeyRegistry, readApiKeysFile } from './auth/api-keys';
 import type { AppConfig } from './config';
 import type { RequestContext, Services } from './context';
 import { formatGraphQLError } from './errors/format-error';
 import { createLogger, type Logger } from './logger';
+import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
+import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
 import { loadModelCatalog } from './model-catalog';
 import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
@@ -30,6 +35,23 @@ export interface App {
 /** Composition root: config -> catalog -> providers -> services -> schema -> HTTP. */
 export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
   const catalog = loadModelCatalog(config.defaultCatalogPath, config.catalogPath);
+  const apiKeys = new ApiKeyRegistry([
+    ...config.auth.inlineKeys,
+    ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : []),
+  ]);
+  const startupWarnings = apiKeys.enabled
+    ? []
+    : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers'];
+  for (const warning of startupWarnings) logger.warn(warning);
+  const redis = config.rateLimits.redisUrl
+    ? new Redis(config.rateLimits.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
+    : undefined;
+  redis?.on('error', (error: Error) => logger.error({ err: error.message }, 'redis connection error'));
+  const rateLimiter = new OperationRateLimiter(
+    config.rateLimits,
+    redis ? OperationRateLimiter.redisStore(redis) : undefined,
+    logger,
+  );
   const registry = createProviderRegistry(config, catalog);
   const services: Services = {
     generation: new GenerationService(registry),
@@ -39,17 +61,29 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       dataDir: config.dataDir,
       minMemoryBytes: config.readiness.minMemoryBytes,
       minDiskBytes: config.readiness.minDiskBytes,
-      startupWarnings: [],
+      startupWarnings,
     }),
   };
-  const schemas = await buildGatewaySchemas(logger);
+  const schemas = await buildGatewaySchemas(logger, [createRateLimitMiddleware(rateLimiter)]);
+  const armor = new ApolloArmor({
+    maxDepth: { n: config.graphql.maxDepth },
+    maxAliases: { n: config.graphql.maxAliases },
+    maxTokens: { n: config.graphql.maxTokens },
+    costLimit: { maxCost: config.graphql.maxCost },
+    maxDirectives: { n: config.graphql.maxDirectives },
+    blockFieldSuggestion: { enabled: !config.graphql.introspection },
+  }).protect();
   const apollo = new ApolloServer<RequestContext>({
     schema: schemas.subgraph,
     formatError: formatGraphQLError,
     includeStacktraceInErrorResponses: false,
+    introspection: config.graphql.introspection,
+    csrfPrevention: true,
+    allowBatchedHttpRequests: false,
+    validationRules: armor.validationRules,
     // main.ts owns the signals: Apollo's handler would re-raise them and skip our drain.
     stopOnTerminationSignals: false,
-    plugins: [ApolloServerPluginLandingPageDisabled()],
+    plugins: [ApolloServerPluginLandingPageDisabled(), ...armor.plugins],
     logger,
   });
   await apollo.start();
@@ -59,7 +93,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     maxBodyBytes: config.maxBodyBytes,
     logger,
   });
-  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler });
+  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys });
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
@@ -70,7 +104,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
     http.server.closeAllConnections();
     await stopped;
-    await Promise.all([apollo.stop(), registry.close()]);
+    await Promise.all([apollo.stop(), registry.close(), redis?.quit().catch(() => undefined)]);
   };
 
   return {

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { sha256Hex, type HashedApiKey } from './auth/api-keys';
 
 /** Thrown when the environment does not describe a runnable server; main.ts prints it and exits 1. */
 export class ConfigError extends Error {
@@ -40,6 +41,19 @@ const environmentSchema = z.object({
   LOCAL_BATCH_SIZE: integer(512, 1),
   LOCAL_PRELOAD: z.string().default(''),
   LOCAL_IDLE_UNLOAD_MS: integer(900_000, 0),
+  API_KEYS: optionalText,
+  API_KEYS_FILE: optionalText,
+  RATE_LIMIT_GENERATE: integer(100, 1),
+  RATE_LIMIT_GENERATE_BATCH: integer(10, 1),
+  RATE_LIMIT_DEFAULT: integer(1000, 1),
+  RATE_LIMIT_WINDOW_MS: integer(60_000, 100),
+  REDIS_URL: optionalText.pipe(z.url().optional()),
+  INTROSPECTION: z.enum(['true', 'false']).default('true'),
+  GRAPHQL_MAX_DEPTH: integer(8, 1),
+  GRAPHQL_MAX_ALIASES: integer(15, 0),
+  GRAPHQL_MAX_TOKENS: integer(2000, 1),
+  GRAPHQL_MAX_COST: integer(5000, 1),
+  GRAPHQL_MAX_DIRECTIVES: integer(50, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -78,12 +92,35 @@ export interface AppConfig {
     /** Unload a model after this long without requests; 0 keeps models loaded. */
     readonly idleUnloadMs: number;
   };
+  readonly auth: {
+    /** Keys from API_KEYS, already hashed: the raw values are not kept. */
+    readonly inlineKeys: readonly HashedApiKey[];
+    /** A JSON file of named keys (and per-key limits). */
+    readonly keysFile: string | undefined;
+  };
+  readonly rateLimits: {
+    /** Requests per window per caller: `generate`, `generate_batch`, and each other operation. */
+    readonly generate: number;
+    readonly generateBatch: number;
+    readonly other: number;
+    readonly windowMs: number;
+    /** Shared counters for several replicas; in memory without it. */
+    readonly redisUrl: string | undefined;
+  };
+  readonly graphql: {
+    readonly introspection: boolean;
+    readonly maxDepth: number;
+    readonly maxAliases: number;
+    readonly maxTokens: number;
+    readonly maxCost: number;
+    readonly maxDirectives: number;
+  };
   readonly shutdownTimeoutMs: number;
   readonly readiness: { readonly minMemoryBytes: number; readonly minDiskBytes: number };
   readonly maxBodyBytes: number;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   readonly version: string;
-  /** The whole environment, for endpoints whose catalog entry names the variable holding their key. */
+  /** The whole environment, for endpoints whose catalog entry names the variable holding their key; never logged. */
   readonly secrets: Readonly<Record<string, string | undefined>>;
 }
 
@@ -125,6 +162,29 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       batchSize: env.LOCAL_BATCH_SIZE,
       preload: env.LOCAL_PRELOAD.split(',').map((id) => id.trim()).filter(Boolean),
       idleUnloadMs: env.LOCAL_IDLE_UNLOAD_MS,
+    },
+    auth: {
+      inlineKeys: (env.API_KEYS ?? '')
+        .split(',')
+        .map((key) => key.trim())
+        .filter(Boolean)
+        .map((key, index) => ({ name: `key-${index + 1}`, sha256: sha256Hex(key) })),
+      keysFile: env.API_KEYS_FILE ? path.resolve(env.API_KEYS_FILE) : undefined,
+    },
+    rateLimits: {
+      generate: env.RATE_LIMIT_GENERATE,
+      generateBatch: env.RATE_LIMIT_GENERATE_BATCH,
+      other: env.RATE_LIMIT_DEFAULT,
+      windowMs: env.RATE_LIMIT_WINDOW_MS,
+      redisUrl: env.REDIS_URL,
+    },
+    graphql: {
+      introspection: env.INTROSPECTION === 'true',
+      maxDepth: env.GRAPHQL_MAX_DEPTH,
+      maxAliases: env.GRAPHQL_MAX_ALIASES,
+      maxTokens: env.GRAPHQL_MAX_TOKENS,
+      maxCost: env.GRAPHQL_MAX_COST,
+      maxDirectives: env.GRAPHQL_MAX_DIRECTIVES,
     },
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     readiness: {

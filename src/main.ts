@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { createApp } from './app';
+import { ApiKeysFileError } from './auth/api-keys';
 import { ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 
@@ -16,7 +17,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await createApp(config, logger).catch((error: unknown) => {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof ApiKeysFileError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(1);
     }

@@ -3,7 +3,8 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import type { GraphQLResolverMap } from '@apollo/subgraph/dist/schema-helper';
 import { printSchemaWithDirectives } from '@graphql-tools/utils';
 import { parse, type GraphQLSchema } from 'graphql';
-import { buildSchema, createResolversMap } from 'type-graphql';
+import { buildSchema, createResolversMap, type MiddlewareFn } from 'type-graphql';
+import type { RequestContext } from './context';
 import type { Logger } from './logger';
 import { createErrorMaskingMiddleware } from './middlewares/error-masking.middleware';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
@@ -29,11 +30,15 @@ export function printSubgraphSdl(plain: GraphQLSchema): string {
 }
 
 /** Builds the schema from the type-graphql classes (the single source of the contract) and its subgraph form. */
-export async function buildGatewaySchemas(logger: Logger): Promise<GatewaySchemas> {
+export async function buildGatewaySchemas(
+  logger: Logger,
+  middlewares: ReadonlyArray<MiddlewareFn<RequestContext>> = [],
+): Promise<GatewaySchemas> {
   const plain = await buildSchema({
     resolvers,
     validate: false,
-    globalMiddlewares: [createErrorMaskingMiddleware(logger)],
+    // Error masking outermost, so what the others throw is typed or masked.
+    globalMiddlewares: [createErrorMaskingMiddleware(logger), ...middlewares],
   });
   const typeDefs = parse(printSubgraphSdl(plain));
   const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;

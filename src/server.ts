@@ -1,5 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
+import type { ApiKeyRegistry } from './auth/api-keys';
+import { authenticate } from './auth/caller';
 import { createRequestContext, type RequestContext, type Services } from './context';
 import { errorBody, sendErrorResponse } from './http/error-response';
 import { createGraphQLHandler } from './http/graphql-handler';
@@ -12,6 +14,7 @@ export interface HttpServerSettings {
   readonly services: Services;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  readonly apiKeys: ApiKeyRegistry;
   /** Handles /api/v1: the REST layer SOFA generates from the same schema. */
   readonly restHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
 }
@@ -40,15 +43,22 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     response.on('close', () => {
       if (!response.writableFinished) abort.abort();
     });
-    const context = createRequestContext(settings.services, requestId, abort.signal);
     const url = new URL(request.url ?? '/', 'http://localhost');
+    const isGraphQL = url.pathname === '/graphql';
+    const isRest = url.pathname === '/api/v1' || url.pathname.startsWith('/api/v1/');
 
     const route = async (): Promise<void> => {
-      if (url.pathname === '/graphql') return graphql(request, response, url.search, context);
-      if (settings.restHandler && (url.pathname === '/api/v1' || url.pathname.startsWith('/api/v1/'))) {
-        return settings.restHandler(request, response, context);
+      if (!isGraphQL && !isRest) {
+        return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
       }
-      sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
+      const authentication = authenticate(request, settings.apiKeys);
+      let caller = authentication.ok ? authentication.caller : undefined;
+      if (!caller && isProbe(request.method, url.pathname)) caller = { id: 'probe' };
+      if (!caller) return sendUnauthorized(response, isGraphQL, authentication.ok ? 'missing' : authentication.reason);
+      const context = createRequestContext(settings.services, requestId, caller, abort.signal);
+      if (isGraphQL) return graphql(request, response, url.search, context);
+      if (settings.restHandler) return settings.restHandler(request, response, context);
+      return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
     };
     route().catch((error: unknown) => {
       settings.logger.error({ err: error, requestId }, 'request failed');
@@ -70,6 +80,20 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       draining = true;
     },
   };
+}
+
+/** Kubernetes probes need no key. */
+const isProbe = (method: string | undefined, pathname: string): boolean =>
+  (method === 'GET' || method === 'HEAD') && (pathname === '/api/v1/health' || pathname === '/api/v1/ready');
+
+function sendUnauthorized(response: ServerResponse, graphql: boolean, reason: 'missing' | 'invalid'): void {
+  const message = reason === 'missing' ? 'An API key is required' : 'The API key is not valid';
+  const details = 'send Authorization: Bearer <api key>';
+  response.setHeader('www-authenticate', 'Bearer realm="llmop"');
+  if (!graphql) return sendJsonError(response, 401, 'unauthorized', message, details);
+  response.statusCode = 401;
+  response.setHeader('content-type', 'application/json; charset=utf-8');
+  response.end(JSON.stringify({ errors: [{ message, extensions: { code: 'unauthorized', details } }] }));
 }
 
 export function sendJsonError(response: ServerResponse, status: number, error: string, message: string, details?: string): void {

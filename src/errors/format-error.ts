@@ -12,6 +12,15 @@ const apolloCodes: Record<string, ApiErrorCode | 'bad_request' | 'persisted_quer
   PERSISTED_QUERY_NOT_SUPPORTED: 'persisted_query_not_supported',
 };
 
+/** graphql-armor's refusals, given codes that say which limit was hit. */
+const armorCodes: ReadonlyArray<readonly [RegExp, string]> = [
+  [/Query depth limit of \d+ exceeded/, 'query_too_deep'],
+  [/Aliases limit of \d+ exceeded/, 'too_many_aliases'],
+  [/Token limit of \d+ exceeded/, 'too_many_tokens'],
+  [/Query Cost limit of \d+ exceeded/, 'query_too_costly'],
+  [/Directives limit of \d+ exceeded/, 'too_many_directives'],
+];
+
 /**
  * Shapes every GraphQL error the same way: a snake_case `code`, a string `details`, and nothing
  * internal. Errors without a known code were already masked by the resolver middleware; anything
@@ -19,6 +28,10 @@ const apolloCodes: Record<string, ApiErrorCode | 'bad_request' | 'persisted_quer
  */
 export function formatGraphQLError(formatted: GraphQLFormattedError): GraphQLFormattedError {
   const { code, details } = formatted.extensions ?? {};
+  const armorCode = armorCodes.find(([pattern]) => pattern.test(formatted.message))?.[1];
+  if (armorCode) {
+    return { message: formatted.message.replace(/^Syntax Error: /, ''), extensions: { code: armorCode, details: formatted.message } };
+  }
   const knownCode = typeof code === 'string' ? (apolloCodes[code] ?? (isSnakeCase(code) ? code : undefined)) : undefined;
   if (!knownCode) {
     return { message: 'Internal server error', extensions: { code: 'internal_error' } };

@@ -44,6 +44,7 @@ export function createGraphQLHandler(settings: GraphQLHandlerSettings) {
       context: async () => context,
     });
     for (const [name, value] of result.headers) response.setHeader(name, value);
+    for (const [name, value] of context.responseHeaders) response.setHeader(name, value);
     response.statusCode = result.status ?? 200;
     if (result.body.kind === 'complete') {
       response.end(result.body.string);

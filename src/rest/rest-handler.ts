@@ -76,6 +76,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
     answer.headers.forEach((value, name) => {
       if (name !== 'content-length') response.setHeader(name, value);
     });
+    for (const [name, value] of context.responseHeaders) response.setHeader(name, value);
     response.statusCode = status;
     response.setHeader('content-type', 'application/json; charset=utf-8');
     response.end(JSON.stringify(shaped));

@@ -1,45 +1,18 @@
 import type { LanguageModelProvider } from '../../src/providers/provider';
+import { GenerateBatchDocument, type GenerateBatchMutation, type GenerateBatchMutationVariables } from '../generated/graphql';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { startGateway, type GraphQLResult, type RunningGateway } from '../support/start-gateway';
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
-const batchMutation = `
-  mutation Batch($prompts: [String!]!, $model_id: String!, $max_tokens: Int, $temperature: Float, $top_p: Float) {
-    generate_batch(prompts: $prompts, model_id: $model_id, max_tokens: $max_tokens, temperature: $temperature, top_p: $top_p) {
-      results {
-        index prompt text success error
-        metadata {
-          finish_reason provider upstream_model request_id upstream_request_id token_source
-          latency_ms input_tokens output_tokens total_tokens
-          cost_usd { input output total }
-        }
-      }
-      model_id
-      parameters { max_tokens temperature top_p }
-      metrics {
-        total_latency_ms successful_generations failed_generations average_latency_ms
-        input_tokens output_tokens total_tokens
-        cost_usd { input output total }
-      }
-      timestamp
-    }
-  }
-`;
-
 // gpt-4o-mini in catalog/default-models.json: USD per million tokens.
 const MINI_PRICE = { input: 0.15, output: 0.6 };
 
-interface BatchVariables {
-  prompts: string[];
-  model_id?: string;
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-}
+type BatchVariables = Partial<GenerateBatchMutationVariables> & Pick<GenerateBatchMutationVariables, 'prompts'>;
+type BatchItemMetadata = NonNullable<GenerateBatchMutation['generate_batch']['results'][number]['metadata']>;
 
-function runBatch(gateway: RunningGateway, variables: BatchVariables): Promise<GraphQLResult> {
-  return gateway.graphql(batchMutation, { model_id: 'gpt-4o-mini', ...variables });
+function runBatch(gateway: RunningGateway, variables: BatchVariables): Promise<GraphQLResult<GenerateBatchMutation>> {
+  return gateway.execute(GenerateBatchDocument, { model_id: 'gpt-4o-mini', ...variables });
 }
 
 const chatRequests = (fake: FakeUpstream) => fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/chat/completions');
@@ -82,7 +55,7 @@ describe('generate_batch mutation', () => {
 
     expect(result.status).toBe(200);
     expect(result.body.errors).toBeUndefined();
-    const batch = result.body.data.generate_batch;
+    const batch = result.body.data!.generate_batch;
     expect(batch.model_id).toBe('gpt-4o-mini');
     expect(batch.parameters).toEqual({ max_tokens: 50, temperature: 0.3, top_p: 0.9 });
     expect(batch.timestamp).toMatch(isoTimestamp);
@@ -112,14 +85,14 @@ describe('generate_batch mutation', () => {
           cost_usd: { input: expect.any(Number), output: expect.any(Number), total: expect.any(Number) },
         },
       });
-      expect(item.metadata.latency_ms).toBeGreaterThanOrEqual(0);
-      expect(item.metadata.cost_usd.input).toBeCloseTo((reply.promptTokens * MINI_PRICE.input) / 1e6, 12);
-      expect(item.metadata.cost_usd.output).toBeCloseTo((reply.completionTokens * MINI_PRICE.output) / 1e6, 12);
-      expect(item.metadata.cost_usd.total).toBeCloseTo(item.metadata.cost_usd.input + item.metadata.cost_usd.output, 12);
+      expect(item.metadata!.latency_ms).toBeGreaterThanOrEqual(0);
+      expect(item.metadata!.cost_usd.input).toBeCloseTo((reply.promptTokens * MINI_PRICE.input) / 1e6, 12);
+      expect(item.metadata!.cost_usd.output).toBeCloseTo((reply.completionTokens * MINI_PRICE.output) / 1e6, 12);
+      expect(item.metadata!.cost_usd.total).toBeCloseTo(item.metadata!.cost_usd.input + item.metadata!.cost_usd.output, 12);
     });
 
-    const items = batch.results.map((r: any) => r.metadata);
-    const sum = (pick: (m: any) => number): number => items.reduce((total: number, m: any) => total + pick(m), 0);
+    const items = batch.results.map((r) => r.metadata!);
+    const sum = (pick: (m: BatchItemMetadata) => number): number => items.reduce((total, m) => total + pick(m), 0);
     const metrics = batch.metrics;
     expect(metrics.successful_generations).toBe(3);
     expect(metrics.failed_generations).toBe(0);
@@ -144,8 +117,8 @@ describe('generate_batch mutation', () => {
   it('applies the default parameters when none are given', async () => {
     const result = await runBatch(gateway, { prompts: ['one two three'] });
     expect(result.status).toBe(200);
-    expect(result.body.data.generate_batch.parameters).toEqual({ max_tokens: 100, temperature: 0.7, top_p: 1 });
-    expect(result.body.data.generate_batch.results[0].text).toBe(expectedReply('one two three', 100).text);
+    expect(result.body.data!.generate_batch.parameters).toEqual({ max_tokens: 100, temperature: 0.7, top_p: 1 });
+    expect(result.body.data!.generate_batch.results[0]!.text).toBe(expectedReply('one two three', 100).text);
   });
 
   it('fails only the prompt the upstream rejects, keeps the others, and still answers HTTP 200', async () => {
@@ -155,19 +128,19 @@ describe('generate_batch mutation', () => {
 
     expect(result.status).toBe(200);
     expect(result.body.errors).toBeUndefined();
-    const batch = result.body.data.generate_batch;
+    const batch = result.body.data!.generate_batch;
     const [first, failed, third] = batch.results;
     expect(first).toMatchObject({ index: 0, prompt: prompts[0], text: expectedReply(prompts[0]!, 100).text, success: true, error: null });
     expect(third).toMatchObject({ index: 2, prompt: prompts[2], text: expectedReply(prompts[2]!, 100).text, success: true, error: null });
     expect(failed).toEqual({ index: 1, prompt: prompts[1], text: null, success: false, error: expect.any(String), metadata: null });
-    expect(failed.error.trim().length).toBeGreaterThan(0);
+    expect(failed.error!.trim().length).toBeGreaterThan(0);
     expect(failed.error).not.toContain('sk-test');
 
     expect(batch.metrics.successful_generations).toBe(2);
     expect(batch.metrics.failed_generations).toBe(1);
     // Aggregates count only the successful prompts.
-    expect(batch.metrics.input_tokens).toBe(first.metadata.input_tokens + third.metadata.input_tokens);
-    expect(batch.metrics.output_tokens).toBe(first.metadata.output_tokens + third.metadata.output_tokens);
+    expect(batch.metrics.input_tokens).toBe(first.metadata!.input_tokens + third.metadata!.input_tokens);
+    expect(batch.metrics.output_tokens).toBe(first.metadata!.output_tokens + third.metadata!.output_tokens);
   });
 
   it('sends all prompts of a batch to the provider in one generateBatch call, never prompt by prompt', async () => {
@@ -179,7 +152,7 @@ describe('generate_batch mutation', () => {
     const result = await runBatch(gateway, { prompts });
 
     expect(result.status).toBe(200);
-    expect(result.body.data.generate_batch.metrics.successful_generations).toBe(5);
+    expect(result.body.data!.generate_batch.metrics.successful_generations).toBe(5);
     expect(batchSpy).toHaveBeenCalledTimes(1);
     const requests = batchSpy.mock.calls[0]![0];
     expect(requests).toHaveLength(5);
@@ -195,10 +168,10 @@ describe('generate_batch mutation', () => {
     const result = await runBatch(gateway, { prompts: promptsOf(4) });
 
     expect(result.status).toBe(200);
-    expect(result.body.data.generate_batch.metrics.successful_generations).toBe(4);
+    expect(result.body.data!.generate_batch.metrics.successful_generations).toBe(4);
     expect(fake.maxInFlight).toBe(4);
-    expect(result.body.data.generate_batch.metrics.total_latency_ms).toBeGreaterThanOrEqual(200);
-    for (const item of result.body.data.generate_batch.results) expect(item.metadata.latency_ms).toBeGreaterThanOrEqual(150);
+    expect(result.body.data!.generate_batch.metrics.total_latency_ms).toBeGreaterThanOrEqual(200);
+    for (const item of result.body.data!.generate_batch.results) expect(item.metadata!.latency_ms).toBeGreaterThanOrEqual(150);
   });
 
   it('generates the same prompt twice when a batch holds it twice', async () => {
@@ -206,23 +179,23 @@ describe('generate_batch mutation', () => {
     const result = await runBatch(gateway, { prompts });
 
     expect(result.status).toBe(200);
-    const batch = result.body.data.generate_batch;
+    const batch = result.body.data!.generate_batch;
     expect(batch.metrics.successful_generations).toBe(2);
-    expect(batch.results.map((r: any) => r.text)).toEqual([expectedReply(prompts[0]!, 100).text, expectedReply(prompts[1]!, 100).text]);
+    expect(batch.results.map((r) => r.text)).toEqual([expectedReply(prompts[0]!, 100).text, expectedReply(prompts[1]!, 100).text]);
     expect(chatRequests(fake)).toHaveLength(2);
-    expect(batch.results[0].metadata.upstream_request_id).not.toBe(batch.results[1].metadata.upstream_request_id);
+    expect(batch.results[0]!.metadata!.upstream_request_id).not.toBe(batch.results[1]!.metadata!.upstream_request_id);
   });
 
   it('accepts a batch of exactly one prompt and of exactly ten', async () => {
     const one = await runBatch(gateway, { prompts: promptsOf(1) });
     expect(one.status).toBe(200);
-    expect(one.body.data.generate_batch.results).toHaveLength(1);
-    expect(one.body.data.generate_batch.metrics.successful_generations).toBe(1);
+    expect(one.body.data!.generate_batch.results).toHaveLength(1);
+    expect(one.body.data!.generate_batch.metrics.successful_generations).toBe(1);
 
     const ten = await runBatch(gateway, { prompts: promptsOf(10) });
     expect(ten.status).toBe(200);
-    expect(ten.body.data.generate_batch.results.map((r: any) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(ten.body.data.generate_batch.metrics.successful_generations).toBe(10);
+    expect(ten.body.data!.generate_batch.results.map((r) => r.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(ten.body.data!.generate_batch.metrics.successful_generations).toBe(10);
   });
 
   it('refuses an empty list of prompts with a validation error naming prompts and the bound', async () => {
@@ -281,11 +254,11 @@ describe('generate_batch with PROVIDER_CONCURRENCY=2', () => {
     const result = await runBatch(gateway, { prompts });
 
     expect(result.status).toBe(200);
-    const batch = result.body.data.generate_batch;
+    const batch = result.body.data!.generate_batch;
     expect(fake.maxInFlight).toBe(2);
     expect(batch.metrics.successful_generations).toBe(4);
     expect(batch.metrics.failed_generations).toBe(0);
-    expect(batch.results.map((r: any) => r.text)).toEqual(prompts.map((p) => expectedReply(p, 100).text));
+    expect(batch.results.map((r) => r.text)).toEqual(prompts.map((p) => expectedReply(p, 100).text));
     // Two waves of 200 ms each.
     expect(batch.metrics.total_latency_ms).toBeGreaterThanOrEqual(400);
   });

@@ -1,4 +1,5 @@
 import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { GenerateDocument, type GenerateMutation, type GenerateMutationVariables } from '../generated/graphql';
 import { expectedReply, startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-openai-upstream';
 import { startGateway, type GraphQLResult, type RunningGateway } from '../support/start-gateway';
 
@@ -12,46 +13,23 @@ const MINI_PRICE = { input: 0.15, output: 0.6 };
 // OpenAI's chat framing for one user message, as the gateway counts it.
 const CHAT_FRAMING_TOKENS = 7;
 
-const generateMutation = `
-  mutation Generate($prompt: String!, $model_id: String!, $max_tokens: Int, $temperature: Float, $top_p: Float) {
-    generate(prompt: $prompt, model_id: $model_id, max_tokens: $max_tokens, temperature: $temperature, top_p: $top_p) {
-      text
-      model_id
-      prompt
-      parameters { max_tokens temperature top_p }
-      metrics { latency_ms input_tokens output_tokens total_tokens }
-      metadata {
-        finish_reason provider upstream_model request_id upstream_request_id token_source
-        cost_usd { input output total }
-      }
-      timestamp
-    }
-  }
-`;
-
-interface GenerateVariables {
-  prompt?: string;
-  model_id?: string;
-  max_tokens?: number;
-  temperature?: number;
-  top_p?: number;
-}
+type Generated = GenerateMutation['generate'];
 
 function generate(
   gateway: RunningGateway,
-  variables: GenerateVariables,
+  variables: Partial<GenerateMutationVariables>,
   headers?: Record<string, string>,
-): Promise<GraphQLResult> {
-  return gateway.graphql(generateMutation, { prompt: 'Hello there, gateway', model_id: 'gpt-4o-mini', ...variables }, headers);
+): Promise<GraphQLResult<GenerateMutation>> {
+  return gateway.execute(GenerateDocument, { prompt: 'Hello there, gateway', model_id: 'gpt-4o-mini', ...variables }, headers);
 }
 
 const generationRequests = (fake: FakeUpstream): RecordedRequest[] =>
   fake.requests.filter((r) => r.method === 'POST' && (r.path === '/v1/chat/completions' || r.path === '/v1/completions'));
 
-function expectSuccess(result: GraphQLResult): any {
+function expectSuccess(result: GraphQLResult<GenerateMutation>): Generated {
   expect(result.body.errors).toBeUndefined();
   expect(result.status).toBe(200);
-  return result.body.data.generate;
+  return result.body.data!.generate;
 }
 
 /**
@@ -224,7 +202,7 @@ describe('generate mutation against OpenAI', () => {
   });
 
   describe('parameter bounds', () => {
-    it.each([
+    it.each<[keyof Generated['parameters'], number]>([
       ['max_tokens', 1],
       ['max_tokens', 2048],
       ['temperature', 0],
@@ -237,7 +215,7 @@ describe('generate mutation against OpenAI', () => {
       expect(generationRequests(fake)).toHaveLength(1);
     });
 
-    it.each([
+    it.each<[keyof Generated['parameters'], number, string]>([
       ['max_tokens', 0, '1'],
       ['max_tokens', 2049, '2048'],
       ['temperature', -0.01, '0'],

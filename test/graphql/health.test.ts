@@ -1,22 +1,10 @@
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
+import { HealthDocument, ReadyDocument, StatusDocument, type StatusQuery, type SystemHealth } from '../generated/graphql';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-
-const statusQuery = `{
-  status {
-    status timestamp version uptime_seconds warnings
-    system {
-      memory { total available used percent }
-      disk { total free used percent }
-      cpu { percent count }
-    }
-    environment { node_version platform arch }
-    providers { name kind state detail model_count ready }
-  }
-}`;
 
 describe('health, status and readiness', () => {
   let gateway: RunningGateway;
@@ -27,14 +15,14 @@ describe('health, status and readiness', () => {
   afterAll(() => gateway.close());
 
   it('answers health with healthy, an ISO timestamp and the package version', async () => {
-    const { status, body } = await gateway.graphql('{ health { status timestamp version } }');
+    const { status, body } = await gateway.execute(HealthDocument);
     expect(status).toBe(200);
-    expect(body.data.health).toEqual({ status: 'healthy', timestamp: expect.stringMatching(isoTimestamp), version: '1.0.0' });
+    expect(body.data!.health).toEqual({ status: 'healthy', timestamp: expect.stringMatching(isoTimestamp), version: '1.0.0' });
   });
 
   it('reports real memory, disk, cpu and runtime figures in status', async () => {
-    const { body } = await gateway.graphql(statusQuery);
-    const { system, environment } = body.data.status;
+    const { body } = await gateway.execute(StatusDocument);
+    const { system, environment } = body.data!.status;
     expect(system.memory.total).toBe(os.totalmem());
     expect(system.memory.used + system.memory.available).toBe(system.memory.total);
     expect(system.memory.percent).toBeGreaterThan(0);
@@ -49,19 +37,19 @@ describe('health, status and readiness', () => {
   });
 
   it('is healthy without an OpenAI key but warns that commercial models are unavailable', async () => {
-    const { body } = await gateway.graphql(statusQuery);
-    expect(body.data.status.status).toBe('healthy');
-    expect(body.data.status.warnings).toEqual(expect.arrayContaining([expect.stringContaining('OPENAI_API_KEY is not set')]));
-    expect(body.data.status.providers).toEqual([
+    const { body } = await gateway.execute(StatusDocument);
+    expect(body.data!.status.status).toBe('healthy');
+    expect(body.data!.status.warnings).toEqual(expect.arrayContaining([expect.stringContaining('OPENAI_API_KEY is not set')]));
+    expect(body.data!.status.providers).toEqual([
       expect.objectContaining({ name: 'openai', kind: 'openai', state: 'unconfigured', ready: true }),
       { name: 'local', kind: 'local', state: 'up', detail: null, model_count: 0, ready: true },
     ]);
   });
 
   it('is ready with memory and disk checks passing', async () => {
-    const { status, body } = await gateway.graphql('{ ready { ready timestamp checks { memory_available disk_available providers_initialized } } }');
+    const { status, body } = await gateway.execute(ReadyDocument);
     expect(status).toBe(200);
-    expect(body.data.ready).toEqual({
+    expect(body.data!.ready).toEqual({
       ready: true,
       timestamp: expect.stringMatching(isoTimestamp),
       checks: { memory_available: true, disk_available: true, providers_initialized: true },
@@ -81,8 +69,8 @@ describe('readiness thresholds', () => {
     try {
       const ready = await gateway.graphql('{ ready { ready checks { memory_available disk_available } } }');
       expect(ready.body.data.ready).toEqual({ ready: false, checks: { memory_available: false, disk_available: true } });
-      const status = await gateway.graphql('{ status { status warnings } }');
-      expect(status.body.data.status.status).toBe('unhealthy');
+      const status = await gateway.execute(StatusDocument);
+      expect(status.body.data!.status.status).toBe('unhealthy');
     } finally {
       await gateway.close();
     }
@@ -127,11 +115,11 @@ describe('status with a configured provider down', () => {
   });
 });
 
-async function waitForStatus(gateway: RunningGateway, wanted: string): Promise<any> {
+async function waitForStatus(gateway: RunningGateway, wanted: SystemHealth): Promise<StatusQuery['status']> {
   const deadline = Date.now() + 5000;
   for (;;) {
-    const { body } = await gateway.graphql('{ status { status warnings providers { name state detail } } }');
-    if (body.data.status.status === wanted || Date.now() > deadline) return body.data.status;
+    const { body } = await gateway.execute(StatusDocument);
+    if (body.data!.status.status === wanted || Date.now() > deadline) return body.data!.status;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

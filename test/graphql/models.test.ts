@@ -2,23 +2,18 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../../src/config';
+import {
+  GenerateDocument,
+  HealthDocument,
+  ModelDocument,
+  ModelsDocument,
+  StatusDocument,
+  type ModelsQuery,
+} from '../generated/graphql';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-
-const modelFields = `id name type provider description status status_reason capabilities context_length api base_model
-  pricing { input_per_million output_per_million }`;
-const modelsQuery = `{ models { models { ${modelFields} } count timestamp } }`;
-const modelQuery = `query Model($model_id: String!) { model(model_id: $model_id) { model { ${modelFields} } timestamp } }`;
-const statusQuery = '{ status { status warnings providers { name kind state detail } } }';
-const generateMutation = `
-  mutation Generate($prompt: String!, $model_id: String!, $max_tokens: Int) {
-    generate(prompt: $prompt, model_id: $model_id, max_tokens: $max_tokens) {
-      text model_id metadata { provider upstream_model finish_reason token_source }
-    }
-  }
-`;
 
 interface DefaultCatalogEntry {
   id: string;
@@ -35,14 +30,16 @@ const defaultCatalog = JSON.parse(
 const EXPECTED_DEFAULT_IDS = ['gpt-4', 'gpt-4-turbo', 'gpt-4o', 'gpt-4o-mini', 'gpt-4.1', 'gpt-4.1-mini', 'gpt-3.5-turbo'];
 const FINE_TUNE_ID = 'ft:gpt-4o-mini:acme::abc123';
 
-async function listModels(gateway: RunningGateway): Promise<any[]> {
-  const { status, body } = await gateway.graphql(modelsQuery);
+type ListedModel = ModelsQuery['models']['models'][number];
+
+async function listModels(gateway: RunningGateway): Promise<ListedModel[]> {
+  const { status, body } = await gateway.execute(ModelsDocument);
   expect(status).toBe(200);
   expect(body.errors).toBeUndefined();
-  return body.data.models.models;
+  return body.data!.models.models;
 }
 
-const byId = (models: any[], id: string): any => models.find((m) => m.id === id);
+const byId = (models: ListedModel[], id: string): ListedModel | undefined => models.find((m) => m.id === id);
 
 /** A port on 127.0.0.1 that nothing listens on (bound, then released). */
 function freePort(): Promise<number> {
@@ -75,13 +72,13 @@ describe('models without an OpenAI key', () => {
   afterAll(() => gateway.close());
 
   it('lists every default catalog model as an unavailable commercial OpenAI model, saying the key is missing', async () => {
-    const { status, body } = await gateway.graphql(modelsQuery);
+    const { status, body } = await gateway.execute(ModelsDocument);
     expect(status).toBe(200);
-    const { models, count, timestamp } = body.data.models;
+    const { models, count, timestamp } = body.data!.models;
     expect(count).toBe(models.length);
     expect(timestamp).toMatch(isoTimestamp);
 
-    const ids = models.map((m: any) => m.id);
+    const ids = models.map((m) => m.id);
     expect(ids).toEqual(expect.arrayContaining(EXPECTED_DEFAULT_IDS));
     expect([...ids].sort()).toEqual(defaultCatalog.models.map((m) => m.id).sort());
 
@@ -98,7 +95,7 @@ describe('models without an OpenAI key', () => {
         capabilities: entry.capabilities,
         pricing: entry.pricing,
       });
-      expect(model.status_reason).toContain('OPENAI_API_KEY');
+      expect(model!.status_reason).toContain('OPENAI_API_KEY');
     }
   });
 
@@ -108,10 +105,10 @@ describe('models without an OpenAI key', () => {
   });
 
   it('still describes a catalog model by id, as unavailable', async () => {
-    const { status, body } = await gateway.graphql(modelQuery, { model_id: 'gpt-4' });
+    const { status, body } = await gateway.execute(ModelDocument, { model_id: 'gpt-4' });
     expect(status).toBe(200);
-    expect(body.data.model.model).toMatchObject({ id: 'gpt-4', status: 'unavailable', context_length: 8192 });
-    expect(body.data.model.model.status_reason).toContain('OPENAI_API_KEY');
+    expect(body.data!.model.model).toMatchObject({ id: 'gpt-4', status: 'unavailable', context_length: 8192 });
+    expect(body.data!.model.model.status_reason).toContain('OPENAI_API_KEY');
   });
 });
 
@@ -137,8 +134,8 @@ describe('models with an OpenAI key', () => {
   });
 
   it("lists the account's fine-tune with its base model and the base model's fine-tune price and context", async () => {
-    const { body } = await gateway.graphql(modelsQuery);
-    const { models, count } = body.data.models;
+    const { body } = await gateway.execute(ModelsDocument);
+    const { models, count } = body.data!.models;
     expect(count).toBe(models.length);
     expect(byId(models, FINE_TUNE_ID)).toMatchObject({
       id: FINE_TUNE_ID,
@@ -150,16 +147,16 @@ describe('models with an OpenAI key', () => {
       api: 'chat',
       pricing: { input_per_million: 0.3, output_per_million: 1.2 },
     });
-    expect(byId(models, FINE_TUNE_ID).name).toEqual(expect.any(String));
+    expect(byId(models, FINE_TUNE_ID)!.name).toEqual(expect.any(String));
     // The fake lists gpt-4o-mini too; it stays one commercial entry, not a duplicate.
-    expect(models.filter((m: any) => m.id === 'gpt-4o-mini')).toHaveLength(1);
+    expect(models.filter((m) => m.id === 'gpt-4o-mini')).toHaveLength(1);
   });
 
   it('describes gpt-4o by id with its price', async () => {
-    const { status, body } = await gateway.graphql(modelQuery, { model_id: 'gpt-4o' });
+    const { status, body } = await gateway.execute(ModelDocument, { model_id: 'gpt-4o' });
     expect(status).toBe(200);
-    expect(body.data.model.timestamp).toMatch(isoTimestamp);
-    expect(body.data.model.model).toMatchObject({
+    expect(body.data!.model.timestamp).toMatch(isoTimestamp);
+    expect(body.data!.model.model).toMatchObject({
       id: 'gpt-4o',
       name: 'GPT-4o',
       type: 'commercial',
@@ -171,7 +168,7 @@ describe('models with an OpenAI key', () => {
   });
 
   it('answers HTTP 404 model_not_found, with null data, for an unknown id', async () => {
-    const { status, body } = await gateway.graphql(modelQuery, { model_id: 'no-such-model' });
+    const { status, body } = await gateway.execute(ModelDocument, { model_id: 'no-such-model' });
     expect(status).toBe(404);
     expect(body.data).toBeNull();
     expect(body.errors?.[0]?.extensions?.['code']).toBe('model_not_found');
@@ -216,16 +213,16 @@ describe('models of an OpenAI-compatible endpoint', () => {
   });
 
   it("takes a model's name and api from its catalog entry", async () => {
-    const { status, body } = await gateway.graphql(modelQuery, { model_id: 'acme-completion-ft' });
+    const { status, body } = await gateway.execute(ModelDocument, { model_id: 'acme-completion-ft' });
     expect(status).toBe(200);
-    expect(body.data.model.model).toMatchObject({ id: 'acme-completion-ft', name: 'ACME completion', api: 'completion' });
+    expect(body.data!.model.model).toMatchObject({ id: 'acme-completion-ft', name: 'ACME completion', api: 'completion' });
   });
 
   it('generates with a completion model through the endpoint’s /v1/completions', async () => {
     const prompt = 'complete this sentence';
-    const { status, body } = await gateway.graphql(generateMutation, { prompt, model_id: 'acme-completion-ft', max_tokens: 20 });
+    const { status, body } = await gateway.execute(GenerateDocument, { prompt, model_id: 'acme-completion-ft', max_tokens: 20 });
     expect(status).toBe(200);
-    expect(body.data.generate).toMatchObject({
+    expect(body.data!.generate).toMatchObject({
       text: expectedReply(prompt, 20).text,
       model_id: 'acme-completion-ft',
       metadata: { provider: 'vllm', upstream_model: 'acme-completion-ft' },
@@ -237,9 +234,9 @@ describe('models of an OpenAI-compatible endpoint', () => {
 
   it('generates with a chat model through the endpoint’s /v1/chat/completions', async () => {
     const prompt = 'how do I reset my password';
-    const { status, body } = await gateway.graphql(generateMutation, { prompt, model_id: 'acme-support-ft', max_tokens: 20 });
+    const { status, body } = await gateway.execute(GenerateDocument, { prompt, model_id: 'acme-support-ft', max_tokens: 20 });
     expect(status).toBe(200);
-    expect(body.data.generate).toMatchObject({
+    expect(body.data!.generate).toMatchObject({
       text: expectedReply(prompt, 20).text,
       model_id: 'acme-support-ft',
       metadata: { provider: 'vllm', upstream_model: 'acme-support-ft' },
@@ -274,17 +271,17 @@ describe('an OpenAI-compatible endpoint that needs a key', () => {
     expect(byId(models, 'secure-ft')).toMatchObject({ provider: 'secured', type: 'fine-tuned', status: 'available' });
 
     const prompt = 'a guarded question';
-    const { status, body } = await gateway.graphql(generateMutation, { prompt, model_id: 'secure-ft', max_tokens: 10 });
+    const { status, body } = await gateway.execute(GenerateDocument, { prompt, model_id: 'secure-ft', max_tokens: 10 });
     expect(status).toBe(200);
-    expect(body.data.generate.text).toBe(expectedReply(prompt, 10).text);
+    expect(body.data!.generate.text).toBe(expectedReply(prompt, 10).text);
     const generation = secured.requests.filter((r) => r.method === 'POST');
     expect(generation).toHaveLength(1);
     expect(generation[0]!.headers.authorization).toBe(`Bearer ${key}`);
   });
 
   it('never shows the key in models or status', async () => {
-    const models = await gateway.graphql(modelsQuery);
-    const status = await gateway.graphql(statusQuery);
+    const models = await gateway.execute(ModelsDocument);
+    const status = await gateway.execute(StatusDocument);
     expect(JSON.stringify(models.body)).not.toContain(key);
     expect(JSON.stringify(status.body)).not.toContain(key);
   });
@@ -316,9 +313,9 @@ describe('an OpenAI-compatible endpoint that is unreachable', () => {
   });
 
   it('starts and answers health', async () => {
-    const { status, body } = await gateway.graphql('{ health { status } }');
+    const { status, body } = await gateway.execute(HealthDocument);
     expect(status).toBe(200);
-    expect(body.data.health.status).toBe('healthy');
+    expect(body.data!.health.status).toBe('healthy');
   });
 
   it('lists the catalog-configured models of the endpoint as unavailable, with a reason', async () => {
@@ -326,22 +323,22 @@ describe('an OpenAI-compatible endpoint that is unreachable', () => {
     for (const id of configuredIds) {
       const model = byId(models, id);
       expect(model).toMatchObject({ id, provider: 'offline', status: 'unavailable' });
-      expect(typeof model.status_reason).toBe('string');
-      expect(model.status_reason.trim().length).toBeGreaterThan(0);
+      expect(typeof model!.status_reason).toBe('string');
+      expect(model!.status_reason!.trim().length).toBeGreaterThan(0);
     }
-    expect(byId(models, 'offline-chat').name).toBe('Offline chat');
+    expect(byId(models, 'offline-chat')!.name).toBe('Offline chat');
   });
 
   it('reports status degraded with the endpoint down', async () => {
-    const { body } = await gateway.graphql(statusQuery);
-    expect(body.data.status.status).toBe('degraded');
-    expect(body.data.status.providers).toEqual(
+    const { body } = await gateway.execute(StatusDocument);
+    expect(body.data!.status.status).toBe('degraded');
+    expect(body.data!.status.providers).toEqual(
       expect.arrayContaining([expect.objectContaining({ name: 'offline', state: 'down' })]),
     );
   });
 
   it('refuses generation with such a model with HTTP 503 model_unavailable', async () => {
-    const { status, body } = await gateway.graphql(generateMutation, { prompt: 'anyone there?', model_id: 'offline-chat' });
+    const { status, body } = await gateway.execute(GenerateDocument, { prompt: 'anyone there?', model_id: 'offline-chat' });
     expect(status).toBe(503);
     expect(body.data).toBeNull();
     expect(body.errors?.[0]?.extensions?.['code']).toBe('model_unavailable');
@@ -360,16 +357,16 @@ describe('an OpenAI-compatible endpoint that is unreachable', () => {
     expect(byId(models, 'offline-completion')).toMatchObject({ name: 'Offline completion', api: 'completion' });
 
     const status = await poll(
-      async () => (await gateway.graphql(statusQuery)).body.data.status,
+      async () => (await gateway.execute(StatusDocument)).body.data!.status,
       (s) => s.status === 'healthy',
     );
     expect(status.status).toBe('healthy');
     expect(status.providers).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'offline', state: 'up' })]));
 
     const prompt = 'back online now';
-    const generated = await gateway.graphql(generateMutation, { prompt, model_id: 'offline-chat', max_tokens: 10 });
+    const generated = await gateway.execute(GenerateDocument, { prompt, model_id: 'offline-chat', max_tokens: 10 });
     expect(generated.status).toBe(200);
-    expect(generated.body.data.generate.text).toBe(expectedReply(prompt, 10).text);
+    expect(generated.body.data!.generate.text).toBe(expectedReply(prompt, 10).text);
   });
 });
 

@@ -49,6 +49,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
     UPSTREAM_MAX_RETRIES: '0',
+    // Suites send far more than the spec's per-minute limits; the rate-limit tests set their own.
+    RATE_LIMIT_GENERATE: '100000',
+    RATE_LIMIT_GENERATE_BATCH: '100000',
+    RATE_LIMIT_DEFAULT: '100000',
     // An empty models directory, so the repository's own ./models never leaks into a test.
     MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),
     ...(options.catalog === undefined ? {} : { MODEL_CATALOG: writeTempCatalog(options.catalog) }),
