@@ -16,6 +16,7 @@ import type { ProviderRegistry } from './providers/registry';
 import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
 import { createRestHandler } from './rest/rest-handler';
 import { buildGatewaySchemas } from './schema';
+import { createWebPages } from './web/web-pages';
 import { createHttpServer, type HttpServer } from './server';
 import { GenerationService } from './services/generation.service';
 import { ModelService } from './services/model.service';
@@ -93,7 +94,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     maxBodyBytes: config.maxBodyBytes,
     logger,
   });
-  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys });
+  const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
+  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys, webPages });
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {

@@ -24,6 +24,14 @@ export interface GatewaySchemas {
   readonly subgraph: GraphQLSchema;
 }
 
+// type-graphql has no option for root type descriptions; the docs explorer shows them first.
+function describeRootTypes(schema: GraphQLSchema): void {
+  const query = schema.getQueryType();
+  const mutation = schema.getMutationType();
+  if (query) query.description = 'Reads: health, status, readiness and the models LLMOP can route to.';
+  if (mutation) mutation.description = 'Text generation with fine-tuned, self-hosted and commercial models, metered in tokens and USD.';
+}
+
 /** The subgraph's SDL as written: federation link, then every type with its directives (emitted to schema/schema.graphql). */
 export function printSubgraphSdl(plain: GraphQLSchema): string {
   return `${federationLink}\n\n${printSchemaWithDirectives(plain)}\n`;
@@ -40,6 +48,7 @@ export async function buildGatewaySchemas(
     // Error masking outermost, so what the others throw is typed or masked.
     globalMiddlewares: [createErrorMaskingMiddleware(logger), ...middlewares],
   });
+  describeRootTypes(plain);
   const typeDefs = parse(printSubgraphSdl(plain));
   const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;
   // Passed here, not through type-graphql's helper: @apollo/subgraph 2.14 ignores a reference resolver added that way.

@@ -15,6 +15,8 @@ export interface HttpServerSettings {
   readonly maxBodyBytes: number;
   readonly logger: Logger;
   readonly apiKeys: ApiKeyRegistry;
+  /** GET /, the GraphiQL page and its assets; resolves false for other paths. */
+  readonly webPages?: (request: IncomingMessage, response: ServerResponse, pathname: string) => Promise<boolean>;
   /** Handles /api/v1: the REST layer SOFA generates from the same schema. */
   readonly restHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
 }
@@ -26,7 +28,7 @@ export interface HttpServer {
   beginDraining(): void;
 }
 
-/** HTTP routing: /graphql (Apollo) and, when present, /api/v1 (REST). */
+/** HTTP routing: public pages, then /graphql (Apollo) and /api/v1 (REST) behind authentication. */
 export function createHttpServer(settings: HttpServerSettings): HttpServer {
   const graphql = createGraphQLHandler({ apollo: settings.apollo, maxBodyBytes: settings.maxBodyBytes });
   const inFlight = new InFlightTracker();
@@ -48,6 +50,8 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     const isRest = url.pathname === '/api/v1' || url.pathname.startsWith('/api/v1/');
 
     const route = async (): Promise<void> => {
+      // Public pages first: a browser opening /graphql gets GraphiQL without a key.
+      if (settings.webPages && (await settings.webPages(request, response, url.pathname))) return;
       if (!isGraphQL && !isRest) {
         return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
       }

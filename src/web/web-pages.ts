@@ -1,0 +1,180 @@
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+
+/** Every asset GraphiQL needs, served from node_modules: the page works with no internet. */
+const assetFiles = {
+  'react.production.min.js': path.join(path.dirname(require.resolve('react')), 'umd/react.production.min.js'),
+  'react-dom.production.min.js': path.join(path.dirname(require.resolve('react-dom')), 'umd/react-dom.production.min.js'),
+  'graphiql.min.js': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.js'),
+  'graphiql.min.css': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.css'),
+  'graphiql-init.js': path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../src/web/graphiql-init.js' : 'graphiql-init.js'),
+} as const;
+
+type AssetName = keyof typeof assetFiles;
+export const assetPrefix = '/graphiql/';
+
+const contentTypes: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
+
+// Inline styles are GraphiQL's own; scripts and connections stay on this origin.
+const contentSecurityPolicy = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self' 'unsafe-inline'",
+  "img-src 'self' data:",
+  "font-src 'self' data:",
+  "connect-src 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+].join('; ');
+
+export const exampleDocument = `# Welcome to LLMOP. Press the run button (or Ctrl-Enter) and pick an operation.
+# The docs explorer (the book icon) describes every type, field and argument.
+
+query Overview {
+  health {
+    status
+    version
+    timestamp
+  }
+  models {
+    count
+    models {
+      id
+      name
+      type
+      provider
+      status
+    }
+  }
+}
+
+# The demo model is a tiny generated fixture: it answers gibberish, offline, deterministically.
+mutation GenerateWithDemoModel {
+  generate(prompt: "The weather today is", model_id: "llmop-demo-tiny", max_tokens: 16, temperature: 0) {
+    text
+    metrics {
+      latency_ms
+      input_tokens
+      output_tokens
+      total_tokens
+    }
+    metadata {
+      finish_reason
+      provider
+      cost_usd {
+        total
+      }
+    }
+  }
+}
+`;
+
+export interface WebPagesSettings {
+  readonly version: string;
+  /** With API keys on, GraphiQL opens its headers tab with an Authorization template. */
+  readonly authEnabled: boolean;
+}
+
+const escapeJsonForHtml = (value: unknown): string => JSON.stringify(value).replace(/</g, '\\u003c');
+
+function graphiqlPage(settings: WebPagesSettings): string {
+  const pageSettings = {
+    endpoint: '/graphql',
+    exampleDocument,
+    defaultHeaders: settings.authEnabled ? JSON.stringify({ Authorization: 'Bearer YOUR_API_KEY' }, null, 2) : undefined,
+  };
+  return `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>LLMOP GraphiQL</title>
+  <link rel="stylesheet" href="${assetPrefix}graphiql.min.css">
+  <style>html, body, #graphiql { height: 100%; margin: 0; }</style>
+</head>
+<body>
+  <div id="graphiql">Loading GraphiQL…</div>
+  <script type="application/json" id="llmop-graphiql-settings">${escapeJsonForHtml(pageSettings)}</script>
+  <script src="${assetPrefix}react.production.min.js"></script>
+  <script src="${assetPrefix}react-dom.production.min.js"></script>
+  <script src="${assetPrefix}graphiql.min.js"></script>
+  <script src="${assetPrefix}graphiql-init.js"></script>
+</body>
+</html>
+`;
+}
+
+function landingPage(settings: WebPagesSettings): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>LLMOP</title>
+  <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; } code { background: #f3f3f3; padding: 0 .25rem; }</style>
+</head>
+<body>
+  <h1>LLMOP <small>${settings.version}</small></h1>
+  <p>The LLM Optimization Platform API: one front door to commercial, self-hosted and local fine-tuned models.</p>
+  <ul>
+    <li><a href="/graphql">GraphiQL</a>: explore the GraphQL API (<code>POST /graphql</code>)</li>
+    <li><a href="/api/v1/openapi.json">OpenAPI document</a> (<a href="/api/v1/openapi.yaml">YAML</a>) of the REST API under <code>/api/v1</code></li>
+    <li><a href="/api/v1/health">Health</a> and <a href="/api/v1/ready">readiness</a></li>
+  </ul>
+  ${settings.authEnabled ? '<p>API keys are required: send <code>Authorization: Bearer &lt;key&gt;</code>.</p>' : ''}
+</body>
+</html>
+`;
+}
+
+/** Whether a GET /graphql comes from a browser that wants the page rather than a GraphQL answer. */
+export function wantsHtml(request: IncomingMessage): boolean {
+  const accept = request.headers.accept ?? '';
+  return request.method === 'GET' && accept.includes('text/html') && !accept.includes('application/json');
+}
+
+/** GET /, the GraphiQL page and its assets: public, no key needed. Returns false when the path is not ours. */
+export function createWebPages(settings: WebPagesSettings) {
+  const pages = { graphiql: graphiqlPage(settings), landing: landingPage(settings) };
+  const cache = new Map<AssetName, Buffer>();
+
+  const sendHtml = (response: ServerResponse, html: string): void => {
+    response.statusCode = 200;
+    response.setHeader('content-type', 'text/html; charset=utf-8');
+    response.setHeader('content-security-policy', contentSecurityPolicy);
+    response.setHeader('x-content-type-options', 'nosniff');
+    response.end(html);
+  };
+
+  return async (request: IncomingMessage, response: ServerResponse, pathname: string): Promise<boolean> => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+    if (pathname === '/') {
+      sendHtml(response, pages.landing);
+      return true;
+    }
+    if (pathname === '/graphql' && wantsHtml(request)) {
+      sendHtml(response, pages.graphiql);
+      return true;
+    }
+    if (!pathname.startsWith(assetPrefix)) return false;
+    const name = pathname.slice(assetPrefix.length);
+    if (!Object.hasOwn(assetFiles, name)) return false;
+    const asset = name as AssetName;
+    let body = cache.get(asset);
+    if (!body) {
+      body = await readFile(assetFiles[asset]);
+      cache.set(asset, body);
+    }
+    response.statusCode = 200;
+    response.setHeader('content-type', contentTypes[path.extname(asset)] ?? 'application/octet-stream');
+    response.setHeader('cache-control', 'public, max-age=3600');
+    response.setHeader('x-content-type-options', 'nosniff');
+    response.end(body);
+    return true;
+  };
+}
