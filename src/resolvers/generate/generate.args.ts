@@ -5,7 +5,7 @@ const { maxTokens, temperature, topP, promptLength, batchSize } = generationLimi
 
 // Argument names stay snake_case on the class: type-graphql keeps an args property's name in the schema.
 @ArgsType()
-class GenerationOptionsArgs {
+export class GenerationOptionsArgs {
   @Field({ description: 'Model identifier to use for generation.' })
   model_id!: string;
 
