@@ -10,6 +10,7 @@ import { formatGraphQLError } from './errors/format-error';
 import { createLogger, type Logger } from './logger';
 import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
 import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
+import { ReservingMemoryStore, ReservingRedisStore } from './middlewares/rate-limit-stores';
 import { loadModelCatalog } from './model-catalog';
 import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
@@ -50,7 +51,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   redis?.on('error', (error: Error) => logger.error({ err: error.message }, 'redis connection error'));
   const rateLimiter = new OperationRateLimiter(
     config.rateLimits,
-    redis ? OperationRateLimiter.redisStore(redis) : undefined,
+    redis
+      ? new ReservingRedisStore(redis, config.rateLimits.windowMs)
+      : new ReservingMemoryStore(config.rateLimits.windowMs),
     logger,
   );
   const registry = createProviderRegistry(config, catalog);
@@ -69,7 +72,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const armor = new ApolloArmor({
     maxDepth: { n: config.graphql.maxDepth },
     maxAliases: { n: config.graphql.maxAliases },
-    maxTokens: { n: config.graphql.maxTokens },
+    // Enforced by graphql-js's parser instead (parseOptions below): armor's token plugin re-parses in a
+    // hook whose errors Apollo turns into 500s, for every syntax error.
+    maxTokens: { enabled: false },
     costLimit: { maxCost: config.graphql.maxCost },
     maxDirectives: { n: config.graphql.maxDirectives },
     blockFieldSuggestion: { enabled: !config.graphql.introspection },
@@ -81,6 +86,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     introspection: config.graphql.introspection,
     csrfPrevention: true,
     allowBatchedHttpRequests: false,
+    parseOptions: { maxTokens: config.graphql.maxTokens },
     validationRules: armor.validationRules,
     // main.ts owns the signals: Apollo's handler would re-raise them and skip our drain.
     stopOnTerminationSignals: false,

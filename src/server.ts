@@ -57,7 +57,8 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       }
       const authentication = authenticate(request, settings.apiKeys);
       let caller = authentication.ok ? authentication.caller : undefined;
-      if (!caller && isProbe(request.method, url.pathname)) caller = { id: 'probe' };
+      // Probes are counted per address, so nobody can use up everyone's health checks.
+      if (!caller && isProbe(request.method, url.pathname)) caller = { id: `probe:${request.socket.remoteAddress ?? 'unknown'}` };
       if (!caller) return sendUnauthorized(response, isGraphQL, authentication.ok ? 'missing' : authentication.reason);
       const context = createRequestContext(settings.services, requestId, caller, abort.signal);
       if (isGraphQL) return graphql(request, response, url.search, context);
@@ -73,9 +74,16 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       }
     });
   });
+  // Requests Node cannot even parse still get an ErrorResponse, then the connection closes.
   server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const body = JSON.stringify(errorBody('bad_request', 'Malformed HTTP request'));
+    socket.end(
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   });
   return {
     server,

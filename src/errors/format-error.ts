@@ -17,6 +17,8 @@ const armorCodes: ReadonlyArray<readonly [RegExp, string]> = [
   [/Query depth limit of \d+ exceeded/, 'query_too_deep'],
   [/Aliases limit of \d+ exceeded/, 'too_many_aliases'],
   [/Token limit of \d+ exceeded/, 'too_many_tokens'],
+  // graphql-js's own limit (its message says "more that").
+  [/Document contains more tha[nt] \d+ tokens/, 'too_many_tokens'],
   [/Query Cost limit of \d+ exceeded/, 'query_too_costly'],
   [/Directives limit of \d+ exceeded/, 'too_many_directives'],
 ];

@@ -1,8 +1,9 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import { getGraphQLRateLimiter, InMemoryStore, RedisStore, type Store } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter } from 'graphql-rate-limit';
 import type { RequestContext } from '../context';
 import { ApiError } from '../errors/api-error';
 import type { Logger } from '../logger';
+import type { ReservingStore } from './rate-limit-stores';
 
 export interface RateLimits {
   readonly generate: number;
@@ -17,17 +18,13 @@ export class OperationRateLimiter {
 
   constructor(
     private readonly limits: RateLimits,
-    private readonly store: Store = new InMemoryStore(),
+    private readonly store: ReservingStore,
     private readonly logger?: Logger,
   ) {
     this.limiter = getGraphQLRateLimiter({
       store,
       identifyContext: (context: RequestContext) => context.caller.id,
     });
-  }
-
-  static redisStore(client: unknown): Store {
-    return new RedisStore(client);
   }
 
   /** Counts the call; sets the X-RateLimit headers; throws `rate_limit_exceeded` past the limit. */
@@ -39,9 +36,9 @@ export class OperationRateLimiter {
     try {
       refusal = await this.limiter(
         { parent: undefined, args, context, info },
-        { max, window: String(windowMs), uncountRejected: true },
+        { max, window: String(windowMs) },
       );
-      timestamps = await this.store.getForIdentity({ contextIdentity: context.caller.id, fieldIdentity: info.fieldName });
+      timestamps = await this.store.peek({ contextIdentity: context.caller.id, fieldIdentity: info.fieldName });
     } catch (error) {
       // A broken counter store must not take the API down with it: log and let the call through.
       this.logger?.error({ err: error, requestId: context.requestId }, 'rate limit store failed; request not limited');

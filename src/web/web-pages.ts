@@ -135,7 +135,7 @@ function landingPage(settings: WebPagesSettings): string {
 /** Whether a GET /graphql comes from a browser that wants the page rather than a GraphQL answer. */
 export function wantsHtml(request: IncomingMessage): boolean {
   const accept = request.headers.accept ?? '';
-  return request.method === 'GET' && accept.includes('text/html') && !accept.includes('application/json');
+  return (request.method === 'GET' || request.method === 'HEAD') && accept.includes('text/html') && !accept.includes('application/json');
 }
 
 /** GET /, the GraphiQL page and its assets: public, no key needed. Returns false when the path is not ours. */

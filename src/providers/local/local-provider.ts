@@ -67,7 +67,7 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
   };
 
   const findFile = async (id: string): Promise<LocalModelFile> => {
-    const file = (await directory.scan()).find((candidate) => candidate.id === id);
+    const file = await directory.find(id);
     if (!file) throw new ProviderError(`local model "${id}" is no longer in ${settings.modelsDir}`, { kind: 'unavailable' });
     if (file.problem) throw new ProviderError(file.problem, { kind: 'unavailable' });
     return file;

@@ -39,6 +39,12 @@ export class ModelDirectory {
       .sort((left, right) => (left.id < right.id ? -1 : left.id > right.id ? 1 : 0));
   }
 
+  /** One model by id, without listing the directory: the per-request path. */
+  find(id: string): Promise<LocalModelFile | undefined> {
+    if (id.includes('/') || id.includes(path.sep) || id.startsWith('.')) return Promise.resolve(undefined);
+    return this.describe(`${id}${ggufSuffix}`);
+  }
+
   private async describe(name: string): Promise<LocalModelFile | undefined> {
     const filePath = path.join(this.directory, name);
     const id = name.slice(0, -ggufSuffix.length);
