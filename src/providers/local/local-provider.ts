@@ -168,16 +168,20 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
       return files.map(describe);
     },
     generate,
-    generateBatch(requests) {
-      // Each prompt takes its own sequence of the model's context, so they decode together.
+    async generateBatch(requests) {
+      const asProviderError = (error: unknown): ProviderError =>
+        error instanceof ProviderError
+          ? error
+          : new ProviderError(`local inference failed: ${(error as Error).message}`, { kind: 'upstream', cause: error });
+      // Resolve each model once, then start every prompt in the same tick: prompts that start together
+      // share every decode batch from the first token on.
+      const ids = [...new Set(requests.map((request) => request.model.id))];
+      const loaded = new Map(await Promise.all(ids.map(async (id) => [id, await acquire(id).catch(asProviderError)] as const)));
       return Promise.all(
-        requests.map((request) =>
-          generate(request).catch((error: unknown) =>
-            error instanceof ProviderError
-              ? error
-              : new ProviderError(`local inference failed: ${(error as Error).message}`, { kind: 'upstream', cause: error }),
-          ),
-        ),
+        requests.map((request) => {
+          const model = loaded.get(request.model.id)!;
+          return model instanceof ProviderError ? model : model.generate(request).catch(asProviderError);
+        }),
       );
     },
     async countPromptTokens(model, prompt) {
