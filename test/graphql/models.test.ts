@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../../src/config';
 import {
@@ -12,6 +11,7 @@ import {
 } from '../generated/graphql';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
+import { freePort, poll } from '../support/polling';
 
 const isoTimestamp = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
@@ -41,27 +41,7 @@ async function listModels(gateway: RunningGateway): Promise<ListedModel[]> {
 
 const byId = (models: ListedModel[], id: string): ListedModel | undefined => models.find((m) => m.id === id);
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('models without an OpenAI key', () => {
   let gateway: RunningGateway;

@@ -1,7 +1,7 @@
-import { createServer } from 'node:net';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { expectToMatchComponentSchema, expectToMatchContract, rest, type RestResponse } from '../support/contract';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
+import { freePort, poll } from '../support/polling';
 
 const API_KEY = 'sk-rest-contract-secret-4242';
 const FINE_TUNE_ID = 'ft:gpt-4o-mini:acme::abc123';
@@ -56,27 +56,7 @@ function expectOk(response: RestResponse, path: ContractPath, method: 'get' | 'p
   return response.body;
 }
 
-/** A port on 127.0.0.1 that nothing listens on (bound, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const generationRequests = (fake: FakeUpstream) =>
   fake.requests.filter((r) => r.method === 'POST' && (r.path === '/v1/chat/completions' || r.path === '/v1/completions'));
