@@ -105,6 +105,8 @@ export interface LanguageModelProvider {
    */
   generateBatch(requests: readonly GenerationRequest[]): Promise<Array<GenerationResult | ProviderError>>;
   health(): ProviderHealth;
+  /** One model by id, for providers that can look it up without listing everything (a directory scan). */
+  findModel?(id: string): Promise<ModelDescriptor | undefined>;
   /** Exact prompt tokens (as the model will see the prompt), for providers whose models count themselves. */
   countPromptTokens?(model: ModelDescriptor, prompt: string): Promise<number>;
   /** Stops background discovery. */

@@ -36,9 +36,15 @@ export class ProviderRegistry {
     return { models: [...byId.values()], clashes };
   }
 
+  /** The model as listModels would resolve it (earlier providers win), asking providers in order. */
   async findModel(id: string): Promise<ResolvedModel | undefined> {
-    const { models } = await this.listModels();
-    return models.find((entry) => entry.model.id === id);
+    for (const provider of this.providers) {
+      const model = provider.findModel
+        ? await provider.findModel(id)
+        : (await provider.listModels()).find((candidate) => candidate.id === id);
+      if (model) return { model, provider };
+    }
+    return undefined;
   }
 
   health(): ProviderHealth[] {

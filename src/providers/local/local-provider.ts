@@ -167,6 +167,10 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
       lastCount = files.length;
       return files.map(describe);
     },
+    async findModel(id) {
+      const file = await directory.find(id);
+      return file && describe(file);
+    },
     generate,
     async generateBatch(requests) {
       const asProviderError = (error: unknown): ProviderError =>
