@@ -3,11 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { sha256Hex, type HashedApiKey } from './auth/api-keys';
+import { ConfigError } from './config-error';
+import { loadModelCatalog, type ModelCatalog } from './model-catalog';
 
-/** Thrown when the environment does not describe a runnable server; main.ts prints it and exits 1. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError };
 
 const integer = (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
@@ -27,6 +26,7 @@ const environmentSchema = z.object({
   UPSTREAM_TIMEOUT_MS: integer(60_000, 1),
   UPSTREAM_MAX_RETRIES: integer(2, 0, 10),
   PROVIDER_CONCURRENCY: integer(4, 1, 256),
+  PROVIDER_QUEUE_LIMIT: integer(1000, 0),
   DISCOVERY_INTERVAL_MS: integer(30_000, 100),
   DISCOVERY_TIMEOUT_MS: integer(5_000, 1),
   SHUTDOWN_TIMEOUT_MS: integer(10_000, 0),
@@ -65,15 +65,18 @@ export interface AppConfig {
     readonly apiKey: string | undefined;
     readonly baseURL: string | undefined;
   };
-  /** A user's catalog file, merged over the committed default catalog. */
-  readonly catalogPath: string | undefined;
-  readonly defaultCatalogPath: string;
+  /** The committed default catalog with the user's (MODEL_CATALOG) merged over it. */
+  readonly catalog: ModelCatalog;
   /** Directory whose file system `status` reports and `ready` checks. */
   readonly dataDir: string;
   readonly upstream: {
+    /** From admission to the answer: queueing and retries spend it too. */
     readonly timeoutMs: number;
+    /** Retries of a retryable upstream failure, by the pipeline (the SDK's own are off). */
     readonly maxRetries: number;
+    /** Calls in flight per provider; more wait in a queue of at most `maxQueue`, then are refused. */
     readonly concurrency: number;
+    readonly maxQueue: number;
   };
   readonly discovery: { readonly intervalMs: number; readonly timeoutMs: number };
   /** In-process llama.cpp models: every `*.gguf` in `modelsDir`. */
@@ -120,8 +123,11 @@ export interface AppConfig {
   readonly maxBodyBytes: number;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   readonly version: string;
-  /** The whole environment, for endpoints whose catalog entry names the variable holding their key; never logged. */
-  readonly secrets: Readonly<Record<string, string | undefined>>;
+  /**
+   * The keys of catalog endpoints, by the variable their `api_key_env` names: only those variables
+   * are read, and LLMOP's own settings cannot be named (they would be sent to the endpoint). Never logged.
+   */
+  readonly endpointKeys: Readonly<Record<string, string>>;
 }
 
 const projectRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -139,18 +145,21 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const env = parsed.data;
-  const catalogPath = env.MODEL_CATALOG ? path.resolve(env.MODEL_CATALOG) : undefined;
+  const catalog = loadModelCatalog(
+    path.join(projectRoot, 'catalog', 'default-models.json'),
+    env.MODEL_CATALOG ? path.resolve(env.MODEL_CATALOG) : undefined,
+  );
   const config: AppConfig = {
     port: env.PORT,
     host: env.HOST,
     openai: { apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL },
-    catalogPath,
-    defaultCatalogPath: path.join(projectRoot, 'catalog', 'default-models.json'),
+    catalog,
     dataDir: path.resolve(env.DATA_DIR),
     upstream: {
       timeoutMs: env.UPSTREAM_TIMEOUT_MS,
       maxRetries: env.UPSTREAM_MAX_RETRIES,
       concurrency: env.PROVIDER_CONCURRENCY,
+      maxQueue: env.PROVIDER_QUEUE_LIMIT,
     },
     discovery: { intervalMs: env.DISCOVERY_INTERVAL_MS, timeoutMs: env.DISCOVERY_TIMEOUT_MS },
     local: {
@@ -168,7 +177,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
         .split(',')
         .map((key) => key.trim())
         .filter(Boolean)
-        .map((key, index) => ({ name: `key-${index + 1}`, sha256: sha256Hex(key) })),
+        .map((key, index) => ({ name: `key-${index + 1}`, sha256: sha256Hex(key), role: 'admin' as const })),
       keysFile: env.API_KEYS_FILE ? path.resolve(env.API_KEYS_FILE) : undefined,
     },
     rateLimits: {
@@ -194,9 +203,23 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     maxBodyBytes: env.MAX_BODY_BYTES,
     logLevel: env.LOG_LEVEL,
     version: readVersion(),
-    secrets: { ...environment },
+    endpointKeys: readEndpointKeys(catalog, environment),
   };
   return deepFreeze(config);
+}
+
+function readEndpointKeys(catalog: ModelCatalog, environment: NodeJS.ProcessEnv): Record<string, string> {
+  const keys: Record<string, string> = {};
+  for (const endpoint of catalog.endpoints) {
+    const variable = endpoint.api_key_env;
+    if (variable === undefined) continue;
+    if (variable in environmentSchema.shape) {
+      throw new ConfigError(`MODEL_CATALOG: endpoint "${endpoint.name}" names ${variable} as its api_key_env, which is one of LLMOP's own settings`);
+    }
+    const value = environment[variable]?.trim();
+    if (value) keys[variable] = value;
+  }
+  return keys;
 }
 
 function deepFreeze<T>(value: T): T {

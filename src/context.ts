@@ -1,26 +1,21 @@
-import type { Caller } from './auth/caller';
-import type { GenerationService } from './services/generation.service';
-import { createGenerationLoader, type GenerationLoader } from './services/generation-loader';
+import type { CallContext } from './pipeline/call-context';
+import type { Caller } from './pipeline/caller';
+import type { GenerationPipeline } from './pipeline/generation-pipeline';
+import { createGenerationLoader } from './pipeline/generation-loader';
 import type { ModelService } from './services/model.service';
 import type { SystemStatusService } from './services/system-status.service';
 
 export interface Services {
-  readonly generation: GenerationService;
+  readonly generation: GenerationPipeline;
   readonly models: ModelService;
   readonly status: SystemStatusService;
 }
 
-/** Everything a resolver may use for one request. */
-export interface RequestContext {
-  readonly requestId: string;
+/** Everything a resolver may use for one request: the pipeline's call context plus the services. */
+export interface RequestContext extends CallContext {
   readonly services: Services;
-  /** Per request, so batching never mixes two callers' prompts. */
-  readonly generationLoader: GenerationLoader;
-  readonly caller: Caller;
   /** Headers resolvers add to the HTTP response (rate-limit figures); the HTTP layer writes them. */
   readonly responseHeaders: Map<string, string>;
-  /** Aborted when the client goes away. */
-  readonly signal?: AbortSignal;
 }
 
 export function createRequestContext(services: Services, requestId: string, caller: Caller, signal?: AbortSignal): RequestContext {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from './config';
+import { ConfigError } from './config-error';
 
 /**
  * The model catalog: what the gateway knows about models before asking any upstream

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { CallerRole } from '../pipeline/caller';
 
 /** Per-key overrides of the rate limits (requests per window). */
 export interface KeyLimits {
@@ -9,10 +10,12 @@ export interface KeyLimits {
   readonly other?: number;
 }
 
-/** A key as the gateway holds it: a name for logs and limits, and the SHA-256 of the secret. */
+/** A key as the gateway holds it: a name for logs and limits, its role and team, and the SHA-256 of the secret. */
 export interface HashedApiKey {
   readonly name: string;
   readonly sha256: string;
+  readonly role: CallerRole;
+  readonly team?: string;
   readonly limits?: KeyLimits;
 }
 
@@ -26,11 +29,18 @@ const limitsSchema = z
   })
   .optional();
 
+const keyEntryFields = {
+  name: z.string().min(1),
+  role: z.enum(['admin', 'member']).default('member'),
+  team: z.string().min(1).optional(),
+  limits: limitsSchema,
+};
+
 const keysFileSchema = z.object({
   keys: z.array(
     z.union([
-      z.object({ name: z.string().min(1), key_sha256: z.string().regex(/^[0-9a-f]{64}$/i), limits: limitsSchema }),
-      z.object({ name: z.string().min(1), key: z.string().min(16, 'keys must be at least 16 characters'), limits: limitsSchema }),
+      z.object({ ...keyEntryFields, key_sha256: z.string().regex(/^[0-9a-f]{64}$/i) }),
+      z.object({ ...keyEntryFields, key: z.string().min(16, 'keys must be at least 16 characters') }),
     ]),
   ),
 });
@@ -39,7 +49,7 @@ export class ApiKeysFileError extends Error {
   override readonly name = 'ApiKeysFileError';
 }
 
-/** Reads API_KEYS_FILE: `{ "keys": [{ "name", "key_sha256" | "key", "limits"? }] }`. */
+/** Reads API_KEYS_FILE: `{ "keys": [{ "name", "key_sha256" | "key", "role"? (default member), "team"?, "limits"? }] }`. */
 export function readApiKeysFile(filePath: string): HashedApiKey[] {
   let raw: unknown;
   try {
@@ -56,6 +66,8 @@ export function readApiKeysFile(filePath: string): HashedApiKey[] {
   return parsed.data.keys.map((entry) => ({
     name: entry.name,
     sha256: 'key' in entry ? sha256Hex(entry.key) : entry.key_sha256.toLowerCase(),
+    role: entry.role,
+    team: entry.team,
     limits: entry.limits && {
       generate: entry.limits.generate,
       generateBatch: entry.limits.generate_batch,

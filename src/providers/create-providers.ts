@@ -1,17 +1,20 @@
 import type { AppConfig } from '../config';
-import type { CatalogModelEntry, EndpointEntry, ModelCatalog } from '../model-catalog';
+import type { CatalogModelEntry, EndpointEntry } from '../model-catalog';
 import { createLocalProvider } from './local/local-provider';
 import { createOpenAICompatibleProvider } from './openai-compatible/openai-compatible-provider';
 import { createOpenAIProvider, type OpenAIModelSettings } from './openai/openai-provider';
 import type { LanguageModelProvider, ModelDescriptor, ModelType } from './provider';
 import { ProviderRegistry } from './registry';
 
-/** Builds every provider the configuration and catalog describe. */
-export function createProviderRegistry(config: AppConfig, catalog: ModelCatalog): ProviderRegistry {
-  const shared = {
+type SharedSettings = Pick<AppConfig['upstream'], 'timeoutMs' | 'concurrency' | 'maxQueue'> & { discovery: AppConfig['discovery'] };
+
+/** Builds every provider the configuration and its catalog describe. */
+export function createProviderRegistry(config: AppConfig): ProviderRegistry {
+  const { catalog } = config;
+  const shared: SharedSettings = {
     timeoutMs: config.upstream.timeoutMs,
-    maxRetries: config.upstream.maxRetries,
     concurrency: config.upstream.concurrency,
+    maxQueue: config.upstream.maxQueue,
     discovery: config.discovery,
   };
   const openai = createOpenAIProvider({
@@ -20,29 +23,24 @@ export function createProviderRegistry(config: AppConfig, catalog: ModelCatalog)
     baseURL: config.openai.baseURL,
     models: catalog.models.filter((entry) => entry.provider === 'openai').map(toOpenAIModelSettings),
   });
-  const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, catalog, config, shared));
+  const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, config, shared));
   const local = createLocalProvider(config.local);
   return new ProviderRegistry([openai, local, ...endpoints]);
 }
 
-function createEndpointProvider(
-  endpoint: EndpointEntry,
-  catalog: ModelCatalog,
-  config: AppConfig,
-  shared: Pick<AppConfig['upstream'], 'timeoutMs' | 'maxRetries' | 'concurrency'> & { discovery: AppConfig['discovery'] },
-): LanguageModelProvider {
+function createEndpointProvider(endpoint: EndpointEntry, config: AppConfig, shared: SharedSettings): LanguageModelProvider {
   const keyVariable = endpoint.api_key_env;
   return createOpenAICompatibleProvider({
     ...shared,
     concurrency: endpoint.concurrency ?? shared.concurrency,
     name: endpoint.name,
     baseURL: endpoint.base_url,
-    apiKey: () => (keyVariable ? config.secrets[keyVariable] || undefined : undefined),
+    apiKey: () => (keyVariable ? config.endpointKeys[keyVariable] : undefined),
     modelType: endpoint.model_type,
     idPrefix: endpoint.id_prefix,
     tokenizer: endpoint.tokenizer,
     maxTokensParameter: endpoint.max_tokens_parameter,
-    models: catalog.models
+    models: config.catalog.models
       .filter((entry) => entry.provider === endpoint.name)
       .map((entry) => describeCatalogEntry(entry, endpoint.model_type)),
   });

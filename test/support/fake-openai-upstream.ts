@@ -3,7 +3,8 @@
  * through the real `openai` SDK (baseURL = `fake.url`, which already ends in `/v1`).
  *
  * Deterministic answers, so tests can compute expected figures (or call `expectedReply`):
- * - The prompt is, for /v1/completions, `prompt` (an array of strings is joined with a space);
+ * - The prompt is, for /v1/completions, `prompt`; an array of prompts gets one choice per prompt
+ *   (choice `index` i answers prompt i, usage is summed over them), as OpenAI and vLLM do;
  *   for /v1/chat/completions, the contents of all messages joined with a space (array contents:
  *   their text parts joined with a space; null contents are skipped).
  * - The reply is the word `echo:` followed by the prompt's whitespace-separated words, cut to
@@ -184,20 +185,20 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     if (typeof body.model !== 'string') return sendError(res, 400, 'You must provide a model parameter.');
     if (body.stream === true) return sendError(res, 400, 'The fake upstream does not support stream: true.');
 
-    let prompt: string;
+    let prompts: string[];
     let failText: string;
     if (chat) {
       if (!Array.isArray(body.messages)) return sendError(res, 400, "'messages' must be an array.");
       const messages = body.messages.filter(isObject);
       const texts = messages.map((m) => contentText(m.content)).filter((t): t is string => t !== undefined);
-      prompt = texts.join(' ');
+      prompts = [texts.join(' ')];
       const lastUser = [...messages].reverse().find((m) => m.role === 'user');
       failText = (lastUser && contentText(lastUser.content)) ?? '';
     } else {
-      if (typeof body.prompt === 'string') prompt = body.prompt;
-      else if (Array.isArray(body.prompt)) prompt = body.prompt.filter((p) => typeof p === 'string').join(' ');
-      else return sendError(res, 400, "'prompt' must be a string or an array of strings.");
-      failText = prompt;
+      if (typeof body.prompt === 'string') prompts = [body.prompt];
+      else if (Array.isArray(body.prompt) && body.prompt.length > 0 && body.prompt.every((p) => typeof p === 'string')) prompts = body.prompt;
+      else return sendError(res, 400, "'prompt' must be a string or a non-empty array of strings.");
+      failText = prompts.join('\n');
     }
     const maxTokensField = chat ? (body.max_completion_tokens ?? body.max_tokens) : body.max_tokens;
     const maxTokens = typeof maxTokensField === 'number' ? maxTokensField : DEFAULT_MAX_TOKENS;
@@ -215,22 +216,22 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
 
     const answer = (): void => {
       if (applyFailure(res, behaviour)) return;
-      const reply = expectedReply(prompt, maxTokens);
+      const replies = prompts.map((prompt) => expectedReply(prompt, maxTokens));
       const created = Math.floor(Date.now() / 1000);
-      const usage = {
-        prompt_tokens: reply.promptTokens,
-        completion_tokens: reply.completionTokens,
-        total_tokens: reply.promptTokens + reply.completionTokens,
-      };
-      const choice = chat
-        ? { index: 0, message: { role: 'assistant', content: reply.text, refusal: null }, logprobs: null, finish_reason: reply.finishReason }
-        : { index: 0, text: reply.text, finish_reason: reply.finishReason, logprobs: null };
+      const promptTokens = replies.reduce((sum, reply) => sum + reply.promptTokens, 0);
+      const completionTokens = replies.reduce((sum, reply) => sum + reply.completionTokens, 0);
+      const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+      const choices = replies.map((reply, index) =>
+        chat
+          ? { index, message: { role: 'assistant', content: reply.text, refusal: null }, logprobs: null, finish_reason: reply.finishReason }
+          : { index, text: reply.text, finish_reason: reply.finishReason, logprobs: null },
+      );
       send(res, 200, {
         id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${n}`,
         object: chat ? 'chat.completion' : 'text_completion',
         created,
         model,
-        choices: [choice],
+        choices,
         ...(behaviour.kind === 'no-usage' ? {} : { usage }),
       });
     };

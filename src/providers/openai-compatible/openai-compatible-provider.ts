@@ -16,7 +16,8 @@ export interface OpenAICompatibleProviderSettings {
   /** Catalog entries for this endpoint's models: names, completion api, prices. */
   readonly models: readonly ModelDescriptor[];
   readonly timeoutMs: number;
-  readonly maxRetries: number;
+  /** Requests that may wait for a connection slot; more are refused at once. */
+  readonly maxQueue: number;
   readonly concurrency: number;
   readonly discovery: { readonly intervalMs: number; readonly timeoutMs: number };
 }
@@ -30,7 +31,7 @@ export function createOpenAICompatibleProvider(settings: OpenAICompatibleProvide
     baseURL: settings.baseURL,
     apiKey: settings.apiKey,
     timeoutMs: settings.timeoutMs,
-    maxRetries: settings.maxRetries,
+    maxQueue: settings.maxQueue,
     concurrency: settings.concurrency,
     maxTokensParameter: settings.maxTokensParameter,
     configuredModels: settings.models,

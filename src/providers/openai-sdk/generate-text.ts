@@ -27,6 +27,7 @@ export async function generateWithOpenAISdk(
         max_tokens: request.maxTokens,
         temperature: request.temperature,
         top_p: request.topP,
+        ...seedOf(request),
       },
       options,
     );
@@ -47,6 +48,7 @@ export async function generateWithOpenAISdk(
       [maxTokensParameter]: request.maxTokens,
       temperature: request.temperature,
       top_p: request.topP,
+      ...seedOf(request),
     },
     options,
   );
@@ -61,12 +63,51 @@ export async function generateWithOpenAISdk(
   };
 }
 
+/**
+ * Several prompts with the same model and parameters in ONE completions call (the completions API
+ * takes a list of prompts; vLLM and llama.cpp server batch them on the GPU). Choice `index` i answers
+ * prompt i. The upstream reports one usage for the whole call, so the items carry none and are
+ * metered by the model's tokenizer.
+ */
+export async function generateCompletionsInOneCall(
+  client: OpenAI,
+  requests: readonly GenerationRequest[],
+  providerName: string,
+): Promise<Array<Omit<GenerationResult, 'latencyMs'>>> {
+  const [first] = requests;
+  if (!first) return [];
+  const completion = await client.completions.create(
+    {
+      model: first.model.upstreamModel,
+      prompt: requests.map((request) => request.prompt),
+      max_tokens: first.maxTokens,
+      temperature: first.temperature,
+      top_p: first.topP,
+      ...seedOf(first),
+    },
+    { signal: first.signal },
+  );
+  const byIndex = new Map((completion.choices ?? []).map((choice) => [choice.index, choice]));
+  return requests.map((request, index) => {
+    const choice = byIndex.get(index);
+    if (!choice || typeof choice.text !== 'string') throw noChoice(providerName);
+    return {
+      text: choice.text,
+      finishReason: mapOpenAIFinishReason(choice.finish_reason),
+      upstreamModel: completion.model ?? request.model.upstreamModel,
+      upstreamRequestId: completion._request_id ?? undefined,
+    };
+  });
+}
+
 function mapUsage(usage: SdkUsage | null | undefined): TokenUsage | undefined {
   if (!usage || typeof usage.prompt_tokens !== 'number' || typeof usage.completion_tokens !== 'number') {
     return undefined;
   }
   return { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens };
 }
+
+const seedOf = (request: GenerationRequest): { seed?: number } => (request.seed === undefined ? {} : { seed: request.seed });
 
 function noChoice(providerName: string): ProviderError {
   return new ProviderError(`${providerName} answered without a completion choice`, { kind: 'bad_response' });

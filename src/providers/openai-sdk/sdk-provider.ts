@@ -1,5 +1,5 @@
 import OpenAI from 'openai';
-import { ConcurrencyLimit } from '../concurrency-limit';
+import { ConcurrencyLimit, QueueFullError } from '../concurrency-limit';
 import { ModelDiscovery } from '../model-discovery';
 import {
   ProviderError,
@@ -9,8 +9,9 @@ import {
   type ModelDescriptor,
   type ProviderHealth,
 } from '../provider';
-import { generateWithOpenAISdk, type MaxTokensParameter } from './generate-text';
+import { generateCompletionsInOneCall, generateWithOpenAISdk, type MaxTokensParameter } from './generate-text';
 import { mapSdkError } from './map-sdk-error';
+import { createUndiciFetch } from './undici-fetch';
 
 export interface SdkProviderSettings {
   readonly name: string;
@@ -20,9 +21,11 @@ export interface SdkProviderSettings {
   readonly apiKey: () => string | undefined;
   /** When set, the provider cannot work without a key and says this instead. */
   readonly missingKeyReason?: string;
+  /** A safety net only: the generation pipeline's deadline (the request's signal) bounds every call. */
   readonly timeoutMs: number;
-  readonly maxRetries: number;
+  /** Upstream calls in flight at once; more wait, at most `maxQueue` of them. */
   readonly concurrency: number;
+  readonly maxQueue: number;
   readonly maxTokensParameter: MaxTokensParameter;
   readonly configuredModels: readonly ModelDescriptor[];
   /** Turns the upstream's model list into descriptors. */
@@ -35,7 +38,9 @@ const placeholderKey = 'no-key-configured';
 
 /** A provider that talks to OpenAI or an OpenAI-compatible server through the official `openai` SDK. */
 export function createSdkProvider(settings: SdkProviderSettings): LanguageModelProvider {
-  const limit = new ConcurrencyLimit(settings.concurrency);
+  const limit = new ConcurrencyLimit(settings.concurrency, settings.maxQueue);
+  const signalIds = new WeakMap<AbortSignal, number>();
+  const upstreamFetch = createUndiciFetch({ connectionsPerOrigin: settings.concurrency });
   let client: { key: string; instance: OpenAI } | undefined;
 
   const getClient = (): OpenAI => {
@@ -48,7 +53,10 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
         apiKey: key,
         baseURL: settings.baseURL,
         timeout: settings.timeoutMs,
-        maxRetries: settings.maxRetries,
+        // The generation pipeline is the one layer that retries.
+        maxRetries: 0,
+        // The SDK types its fetch as the WHATWG one; ours returns the part of a Response it reads.
+        fetch: upstreamFetch as unknown as typeof fetch,
       });
       client = { key, instance };
     }
@@ -69,31 +77,56 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
   });
   if (isConfigured()) discovery.start();
 
-  const generate = (request: GenerationRequest): Promise<GenerationResult> =>
-    limit.run(async () => {
-      // Our own deadline bounds the call with its retries, and its abort is recognisable in any realm.
-      const deadline = AbortSignal.timeout(settings.timeoutMs);
-      const signal = request.signal ? AbortSignal.any([request.signal, deadline]) : deadline;
-      const startedAt = performance.now();
-      try {
-        const result = await generateWithOpenAISdk(
-          getClient(),
-          { ...request, signal },
-          settings.maxTokensParameter,
-          settings.name,
-        );
-        return { ...result, latencyMs: Math.round(performance.now() - startedAt) };
-      } catch (error) {
-        if (deadline.aborted) {
-          throw new ProviderError(`${settings.name} did not answer within ${settings.timeoutMs} ms`, {
-            kind: 'timeout',
-            isRetryable: true,
-            cause: error,
-          });
-        }
-        throw mapSdkError(error, settings.name, settings.timeoutMs);
+  /** One slot of the bulkhead per upstream call; the request's signal carries the pipeline's deadline. */
+  const callUpstream = async <T>(signal: AbortSignal | undefined, call: (client: OpenAI) => Promise<T>): Promise<T> => {
+    try {
+      return await limit.run(() => call(getClient()), signal);
+    } catch (error) {
+      if (error instanceof QueueFullError) {
+        throw new ProviderError(`${settings.name} is saturated: ${error.message}`, { kind: 'unavailable', cause: error });
       }
+      throw mapSdkError(error, settings.name, settings.timeoutMs);
+    }
+  };
+
+  const generate = async (request: GenerationRequest): Promise<GenerationResult> => {
+    const startedAt = performance.now();
+    const result = await callUpstream(request.signal, (openai) =>
+      generateWithOpenAISdk(openai, request, settings.maxTokensParameter, settings.name),
+    );
+    return { ...result, latencyMs: Math.round(performance.now() - startedAt) };
+  };
+
+  /** Completion-API prompts that share model and parameters go up in one call; everything else one by one. */
+  const generateBatch = async (requests: readonly GenerationRequest[]): Promise<Array<GenerationResult | ProviderError>> => {
+    const results: Array<GenerationResult | ProviderError> = new Array(requests.length);
+    const groups = new Map<string, number[]>();
+    requests.forEach((request, index) => {
+      const key = request.model.api === 'completion' ? sharedCallKey(request, signalIds) : `single:${index}`;
+      groups.set(key, [...(groups.get(key) ?? []), index]);
     });
+    await Promise.all(
+      [...groups.values()].map(async (indexes) => {
+        const group = indexes.map((index) => requests[index]!);
+        const startedAt = performance.now();
+        try {
+          const answers =
+            group.length === 1
+              ? [await generate(group[0]!)]
+              : (await callUpstream(group[0]!.signal, (openai) => generateCompletionsInOneCall(openai, group, settings.name))).map(
+                  (answer) => ({ ...answer, latencyMs: Math.round(performance.now() - startedAt) }),
+                );
+          answers.forEach((answer, position) => {
+            results[indexes[position]!] = answer;
+          });
+        } catch (error) {
+          const failure = error instanceof ProviderError ? error : mapSdkError(error, settings.name, settings.timeoutMs);
+          for (const index of indexes) results[index] = failure;
+        }
+      }),
+    );
+    return results;
+  };
 
   return {
     name: settings.name,
@@ -105,13 +138,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
       return discovery.listModels();
     },
     generate,
-    generateBatch(requests) {
-      return Promise.all(
-        requests.map((request) =>
-          generate(request).catch((error: unknown) => mapSdkError(error, settings.name, settings.timeoutMs)),
-        ),
-      );
-    },
+    generateBatch,
     health(): ProviderHealth {
       if (!isConfigured()) {
         return {
@@ -128,6 +155,17 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
     },
     async close() {
       discovery.stop();
+      await upstreamFetch.close();
     },
   };
 }
+
+/** Requests in one call must agree on everything but the prompt, their signal (deadline) included. */
+function sharedCallKey(request: GenerationRequest, signalIds: WeakMap<AbortSignal, number>): string {
+  let signalId = 0;
+  if (request.signal) {
+    signalId = signalIds.get(request.signal) ?? signalIds.set(request.signal, nextSignalId++).get(request.signal)!;
+  }
+  return JSON.stringify([request.model.id, request.maxTokens, request.temperature, request.topP, request.seed ?? null, signalId]);
+}
+let nextSignalId = 1;

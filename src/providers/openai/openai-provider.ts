@@ -11,7 +11,8 @@ export interface OpenAIProviderSettings {
   readonly baseURL?: string;
   readonly models: readonly OpenAIModelSettings[];
   readonly timeoutMs: number;
-  readonly maxRetries: number;
+  /** Requests that may wait for a connection slot; more are refused at once. */
+  readonly maxQueue: number;
   readonly concurrency: number;
   readonly discovery: { readonly intervalMs: number; readonly timeoutMs: number };
 }
@@ -30,7 +31,7 @@ export function createOpenAIProvider(settings: OpenAIProviderSettings): Language
     apiKey: settings.apiKey,
     missingKeyReason: missingOpenAIKeyReason,
     timeoutMs: settings.timeoutMs,
-    maxRetries: settings.maxRetries,
+    maxQueue: settings.maxQueue,
     concurrency: settings.concurrency,
     maxTokensParameter: 'max_completion_tokens',
     configuredModels: settings.models,

@@ -15,7 +15,7 @@ const loaded = new Map<TokenizerName, Encoding>();
 const treatSpecialTokensAsText = { disallowedSpecial: new Set<string>() };
 
 /** OpenAI's chat framing for one user message: 3 per message, 1 for the role, 3 to prime the reply. */
-const chatFramingTokens = 7;
+export const chatFramingTokens = 7;
 
 function encoding(name: TokenizerName): Encoding {
   let found = loaded.get(name);

@@ -1,6 +1,6 @@
 import { countTokens as countO200k } from 'gpt-tokenizer/encoding/o200k_base';
-import { computeCost, sumCosts } from '../../src/services/cost';
-import { countPromptTokens, countTextTokens } from '../../src/services/token-counter';
+import { computeCost, sumCosts } from '../../src/pipeline/cost';
+import { countPromptTokens, countTextTokens } from '../../src/pipeline/token-counter';
 
 describe('token counting', () => {
   it('counts with the model family tokenizer and adds the chat framing for chat models', () => {

@@ -1,0 +1,12 @@
+import type { Caller } from './caller';
+import type { GenerationLoader } from './generation-loader';
+
+/** What every surface hands the pipeline for one incoming request. */
+export interface CallContext {
+  readonly requestId: string;
+  readonly caller: Caller;
+  /** Per request, so batching never mixes two callers' prompts. */
+  readonly generationLoader: GenerationLoader;
+  /** Aborted when the client goes away. */
+  readonly signal?: AbortSignal;
+}

@@ -1,0 +1,57 @@
+import type { ApiErrorCode } from '../errors/api-error';
+import type { FinishReason } from '../providers/provider';
+import type { Caller } from './caller';
+import type { CostBreakdown } from './cost';
+
+/** Which surface asked for a generation. */
+export type GenerationSource = 'generate' | 'batch';
+
+/** One generation, as the ledger, metrics and traces will see it: written once, when it ends. */
+export interface GenerationRecord {
+  readonly requestId: string;
+  readonly caller: Caller;
+  readonly source: GenerationSource;
+  readonly modelId: string;
+  readonly provider: string;
+  readonly upstreamModel: string;
+  /** `cancelled`: the client went away before the answer. */
+  readonly status: 'succeeded' | 'failed' | 'cancelled';
+  /** The error code of a failed generation; null when it succeeded. */
+  readonly error: ApiErrorCode | null;
+  readonly finishReason: FinishReason | null;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly costUsd: CostBreakdown;
+  readonly latencyMs: number;
+  /** Upstream calls made, retries included. */
+  readonly attempts: number;
+  readonly createdAt: Date;
+}
+
+export type GenerationRecordListener = (record: GenerationRecord) => void;
+
+/**
+ * Where finished generations go: the pipeline hands each record to every listener (the ledger,
+ * metrics). A listener that throws is reported, never allowed to fail the generation it records.
+ */
+export class GenerationRecorder {
+  private readonly listeners = new Set<GenerationRecordListener>();
+
+  constructor(private readonly onListenerError: (error: unknown) => void) {}
+
+  /** Adds a listener; returns the function that removes it. */
+  subscribe(listener: GenerationRecordListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  record(record: GenerationRecord): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(record);
+      } catch (error) {
+        this.onListenerError(error);
+      }
+    }
+  }
+}

@@ -1,0 +1,34 @@
+import type { GenerationResult, ModelDescriptor } from '../providers/provider';
+import { familyTokenizer, type AdmittedPrompt } from './admission/context-window';
+import { computeCost } from './cost';
+import type { GenerationMetadata } from './generation-pipeline';
+import { countPromptTokens, countTextTokens } from './token-counter';
+
+export interface TokenCounts {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly totalTokens: number;
+}
+
+/** Token counts from the upstream's usage when it reports it, otherwise from the model family's tokenizer. */
+export function meter(
+  model: ModelDescriptor,
+  admitted: AdmittedPrompt,
+  result: GenerationResult,
+  requestId: string,
+): { counts: TokenCounts; metadata: GenerationMetadata } {
+  const inputTokens = result.usage?.inputTokens ?? admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
+  const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, familyTokenizer(model));
+  return {
+    counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
+    metadata: {
+      finishReason: result.finishReason,
+      provider: model.provider,
+      upstreamModel: result.upstreamModel,
+      requestId,
+      upstreamRequestId: result.upstreamRequestId,
+      tokenSource: result.usage ? 'upstream' : 'tokenizer',
+      costUsd: computeCost(model.pricing, inputTokens, outputTokens),
+    },
+  };
+}
