@@ -26,6 +26,9 @@ function encoding(name: TokenizerName): Encoding {
   return found;
 }
 
+/** Encodings loaded so far; the first load blocks the event loop, so the pipeline avoids it when it can. */
+export const loadedTokenizers = (): TokenizerName[] => [...loaded.keys()];
+
 export function countTextTokens(text: string, tokenizer: TokenizerName): number {
   return encoding(tokenizer).countTokens(text, treatSpecialTokensAsText);
 }
