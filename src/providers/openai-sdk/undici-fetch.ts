@@ -1,4 +1,12 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import type { Agent as AgentType, Dispatcher } from 'undici';
+
+// Deep requires: undici's index also loads fetch, WebSocket, mocks and cache stores, which double its
+// load time at start-up and are never used here. `request` runs on whatever dispatcher is `this`.
+const Agent = require('undici/lib/dispatcher/agent') as typeof AgentType;
+const dispatchRequest = require('undici/lib/api/api-request') as (
+  this: Dispatcher,
+  options: Dispatcher.RequestOptions,
+) => Promise<Dispatcher.ResponseData>;
 
 /**
  * The `fetch` the `openai` SDK calls, built on `undici.request` over one keep-alive Agent.
@@ -23,12 +31,14 @@ interface UpstreamRequestInit {
 export function createUndiciFetch(options: { readonly connectionsPerOrigin: number }): UpstreamFetch {
   const agent = new Agent({ connections: options.connectionsPerOrigin, keepAliveTimeout: 30_000, pipelining: 1 });
   const upstreamFetch = async (url: string | URL, init: UpstreamRequestInit = {}): Promise<UpstreamResponse> => {
-    const answer = await request(url, {
+    const target = typeof url === 'string' ? new URL(url) : url;
+    const answer = await dispatchRequest.call(agent, {
+      origin: target.origin,
+      path: `${target.pathname}${target.search}`,
       method: (init.method ?? 'GET').toUpperCase() as Dispatcher.HttpMethod,
       headers: plainHeaders(init.headers),
       body: typeof init.body === 'string' || init.body instanceof Uint8Array ? init.body : undefined,
       signal: init.signal ?? undefined,
-      dispatcher: agent,
     });
     return new UpstreamResponse(String(url), answer);
   };
