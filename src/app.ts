@@ -2,7 +2,6 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import { Redis } from 'ioredis';
 import { ApiKeyRegistry, readApiKeysFile } from './auth/api-keys';
 import type { AppConfig } from './config';
 import type { RequestContext, Services } from './context';
@@ -10,7 +9,8 @@ import { formatGraphQLError } from './errors/format-error';
 import { createLogger, type Logger } from './logger';
 import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
 import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
-import { ReservingMemoryStore, ReservingRedisStore } from './middlewares/rate-limit-stores';
+import { createRateLimitStore } from './pipeline/admission/create-rate-limit-store';
+import { RateLimiter } from './pipeline/admission/rate-limiter';
 import { loadModelCatalog } from './model-catalog';
 import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
@@ -45,17 +45,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     ? []
     : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers'];
   for (const warning of startupWarnings) logger.warn(warning);
-  const redis = config.rateLimits.redisUrl
-    ? new Redis(config.rateLimits.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false })
-    : undefined;
-  redis?.on('error', (error: Error) => logger.error({ err: error.message }, 'redis connection error'));
-  const rateLimiter = new OperationRateLimiter(
-    config.rateLimits,
-    redis
-      ? new ReservingRedisStore(redis, config.rateLimits.windowMs)
-      : new ReservingMemoryStore(config.rateLimits.windowMs),
-    logger,
-  );
+  const rateLimitStore = createRateLimitStore(config.rateLimits, logger);
+  const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
   const registry = createProviderRegistry(config, catalog);
   const services: Services = {
     generation: new GenerationService(registry),
@@ -112,7 +103,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
     http.server.closeAllConnections();
     await stopped;
-    await Promise.all([apollo.stop(), registry.close(), redis?.quit().catch(() => undefined)]);
+    await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
   };
 
   return {

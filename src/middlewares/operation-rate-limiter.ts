@@ -1,69 +1,100 @@
 import type { GraphQLResolveInfo } from 'graphql';
-import { getGraphQLRateLimiter } from 'graphql-rate-limit';
+import { getGraphQLRateLimiter, type Identity, Store } from 'graphql-rate-limit';
 import type { RequestContext } from '../context';
 import { ApiError } from '../errors/api-error';
 import type { Logger } from '../logger';
-import type { ReservingStore } from './rate-limit-stores';
+import type { RateLimitDecision, RateLimiter } from '../pipeline/admission/rate-limiter';
 
 export interface RateLimits {
   readonly generate: number;
   readonly generateBatch: number;
   readonly other: number;
-  readonly windowMs: number;
 }
+
+/**
+ * graphql-rate-limit's store for one check, answered by the GCRA engine.
+ *
+ * The library asks its store for the caller's call timestamps in the window and refuses when their count
+ * plus one exceeds `max`. GCRA keeps no timestamps, and a list as long as the limit is exactly the cost
+ * this engine removes, so the library cannot be handed the real limit. It gets `max: 1` and the engine's
+ * verdict as the calls standing in the way of this one: none when the engine admitted the call (and
+ * counted it), one when it refused. The library is called `readOnly`: there is nothing to write back.
+ */
+class EngineVerdictStore extends Store {
+  /** Set when the library consults the store: the engine's decision, with the figures for the headers. */
+  decision: Promise<RateLimitDecision> | undefined;
+
+  constructor(
+    private readonly engine: RateLimiter,
+    private readonly limit: number,
+  ) {
+    super();
+  }
+
+  override getForIdentity(identity: Identity): Promise<readonly number[]> {
+    this.decision = this.engine.consume(identity.contextIdentity, identity.fieldIdentity, this.limit);
+    // The blocking entry is "a call now": it stays inside the library's window filter for a whole window.
+    return this.decision.then((decision) => (decision.allowed ? [] : [Date.now()]));
+  }
+
+  override setForIdentity(): void {
+    // Never called (readOnly): the engine recorded the call in getForIdentity.
+  }
+}
+
+const identifyCaller = (context: RequestContext): string => context.caller.id;
 
 /** The spec's limits per root operation, per caller, shared by GraphQL and REST (both run these resolvers). */
 export class OperationRateLimiter {
-  private readonly limiter: ReturnType<typeof getGraphQLRateLimiter>;
-
   constructor(
     private readonly limits: RateLimits,
-    private readonly store: ReservingStore,
+    private readonly engine: RateLimiter,
     private readonly logger?: Logger,
-  ) {
-    this.limiter = getGraphQLRateLimiter({
-      store,
-      identifyContext: (context: RequestContext) => context.caller.id,
-    });
-  }
+  ) {}
 
-  /** Counts the call; sets the X-RateLimit headers; throws `rate_limit_exceeded` past the limit. */
+  /** Counts the call; sets the X-RateLimit headers; throws `rate_limit_exceeded` (with Retry-After) past the limit. */
   async check(context: RequestContext, info: GraphQLResolveInfo, args: Record<string, unknown>): Promise<void> {
-    const max = this.maxFor(info.fieldName, context);
-    const { windowMs } = this.limits;
-    let refusal: string | undefined;
-    let timestamps: readonly number[];
+    const limit = this.limitFor(info.fieldName, context);
+    let decision: RateLimitDecision;
     try {
-      refusal = await this.limiter(
-        { parent: undefined, args, context, info },
-        { max, window: String(windowMs) },
-      );
-      timestamps = await this.store.peek({ contextIdentity: context.caller.id, fieldIdentity: info.fieldName });
+      decision = await this.decide(context, info, args, limit);
     } catch (error) {
       // A broken counter store must not take the API down with it: log and let the call through.
       this.logger?.error({ err: error, requestId: context.requestId }, 'rate limit store failed; request not limited');
       return;
     }
-    const now = Date.now();
-    const live = timestamps.filter((timestamp) => timestamp + windowMs > now);
-    const oldest = live.length > 0 ? Math.min(...live) : now;
-    const resetAt = oldest + windowMs;
-    context.responseHeaders.set('x-ratelimit-limit', String(max));
-    context.responseHeaders.set('x-ratelimit-remaining', String(Math.max(0, max - live.length)));
-    context.responseHeaders.set('x-ratelimit-reset', String(Math.ceil(resetAt / 1000)));
-    if (refusal !== undefined) {
-      const retryAfter = Math.max(1, Math.ceil((resetAt - now) / 1000));
-      context.responseHeaders.set('retry-after', String(retryAfter));
-      throw new ApiError(
-        'rate_limit_exceeded',
-        429,
-        `Rate limit exceeded for ${info.fieldName}`,
-        `at most ${max} ${info.fieldName} requests per ${windowMs / 1000} s; retry after ${retryAfter} s`,
-      );
-    }
+    context.responseHeaders.set('x-ratelimit-limit', String(decision.limit));
+    context.responseHeaders.set('x-ratelimit-remaining', String(decision.remaining));
+    context.responseHeaders.set('x-ratelimit-reset', String(Math.ceil(decision.resetAt / 1000)));
+    if (decision.allowed) return;
+    // Rounded up, so a client that waits this long finds the call admitted.
+    const retryAfterSeconds = Math.ceil(decision.retryAfterMs / 1000);
+    context.responseHeaders.set('retry-after', String(retryAfterSeconds));
+    throw new ApiError(
+      'rate_limit_exceeded',
+      429,
+      `Rate limit exceeded for ${info.fieldName}`,
+      `at most ${limit} ${info.fieldName} requests per ${this.engine.windowMs / 1000} s; retry after ${retryAfterSeconds} s`,
+    );
   }
 
-  private maxFor(fieldName: string, context: RequestContext): number {
+  /** One check through graphql-rate-limit, whose store is the engine (see EngineVerdictStore). */
+  private async decide(
+    context: RequestContext,
+    info: GraphQLResolveInfo,
+    args: Record<string, unknown>,
+    limit: number,
+  ): Promise<RateLimitDecision> {
+    // A store per check carries this caller's limit to the engine and its decision back (a few small objects).
+    const store = new EngineVerdictStore(this.engine, limit);
+    const gate = getGraphQLRateLimiter({ store, identifyContext: identifyCaller });
+    await gate({ parent: undefined, args, context, info }, { max: 1, window: String(this.engine.windowMs), readOnly: true });
+    if (!store.decision) throw new Error('graphql-rate-limit did not consult its store');
+    // The engine's decision is the verdict; the library's agrees by construction (see EngineVerdictStore).
+    return store.decision;
+  }
+
+  private limitFor(fieldName: string, context: RequestContext): number {
     const own = context.caller.limits;
     if (fieldName === 'generate') return own?.generate ?? this.limits.generate;
     if (fieldName === 'generate_batch') return own?.generateBatch ?? this.limits.generateBatch;
