@@ -11,7 +11,6 @@ import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
 import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
 import { createRateLimitStore } from './pipeline/admission/create-rate-limit-store';
 import { RateLimiter } from './pipeline/admission/rate-limiter';
-import { loadModelCatalog } from './model-catalog';
 import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
 import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
@@ -19,7 +18,9 @@ import { createRestHandler } from './rest/rest-handler';
 import { buildGatewaySchemas } from './schema';
 import { createWebPages } from './web/web-pages';
 import { createHttpServer, type HttpServer } from './server';
-import { GenerationService } from './services/generation.service';
+import { GenerationPipeline } from './pipeline/generation-pipeline';
+import { GenerationRecorder } from './pipeline/generation-record';
+import { defaultRetryDelays } from './pipeline/routing';
 import { ModelService } from './services/model.service';
 import { SystemStatusService } from './services/system-status.service';
 
@@ -27,6 +28,8 @@ export interface App {
   readonly config: AppConfig;
   readonly logger: Logger;
   readonly registry: ProviderRegistry;
+  /** Every generation's path; its recorder hands each finished generation to its listeners. */
+  readonly pipeline: GenerationPipeline;
   readonly http: HttpServer;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
@@ -34,9 +37,8 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Composition root: config -> catalog -> providers -> services -> schema -> HTTP. */
+/** Composition root: config (with its catalog) -> providers -> pipeline and services -> schema -> HTTP. */
 export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
-  const catalog = loadModelCatalog(config.defaultCatalogPath, config.catalogPath);
   const apiKeys = new ApiKeyRegistry([
     ...config.auth.inlineKeys,
     ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : []),
@@ -47,9 +49,15 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   for (const warning of startupWarnings) logger.warn(warning);
   const rateLimitStore = createRateLimitStore(config.rateLimits, logger);
   const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
-  const registry = createProviderRegistry(config, catalog);
+  const registry = createProviderRegistry(config, logger);
+  const pipeline = new GenerationPipeline({
+    registry,
+    recorder: new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed')),
+    timeoutMs: config.upstream.timeoutMs,
+    retry: { maxRetries: config.upstream.maxRetries, ...defaultRetryDelays, random: Math.random },
+  });
   const services: Services = {
-    generation: new GenerationService(registry),
+    generation: pipeline,
     models: new ModelService(registry),
     status: new SystemStatusService(registry, {
       version: config.version,
@@ -110,6 +118,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     config,
     logger,
     registry,
+    pipeline,
     http,
     listen: () =>
       new Promise((resolve, reject) => {
