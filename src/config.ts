@@ -145,6 +145,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     throw new ConfigError(`Invalid configuration: ${problems.join('; ')}`);
   }
   const env = parsed.data;
+  // The rate limiter counts in integer milliseconds per call: limit × window must stay exact in a double.
+  for (const variable of ['RATE_LIMIT_GENERATE', 'RATE_LIMIT_GENERATE_BATCH', 'RATE_LIMIT_DEFAULT'] as const) {
+    if (env[variable] * env.RATE_LIMIT_WINDOW_MS > Number.MAX_SAFE_INTEGER) {
+      throw new ConfigError(`Invalid configuration: ${variable} × RATE_LIMIT_WINDOW_MS must be at most 2^53 - 1`);
+    }
+  }
   const catalog = loadModelCatalog(
     path.join(projectRoot, 'catalog', 'default-models.json'),
     env.MODEL_CATALOG ? path.resolve(env.MODEL_CATALOG) : undefined,

@@ -19,3 +19,12 @@ describe('keys of catalog endpoints', () => {
     expect(load).toThrow(`names ${variable} as its api_key_env, which is one of LLMOP's own settings`);
   });
 });
+
+describe('rate-limit settings', () => {
+  it('refuses a limit and window whose product the limiter could not count exactly', () => {
+    expect(() => loadConfig({ RATE_LIMIT_DEFAULT: String(10 ** 12), RATE_LIMIT_WINDOW_MS: String(10 ** 5) })).toThrow(
+      'RATE_LIMIT_DEFAULT × RATE_LIMIT_WINDOW_MS must be at most 2^53 - 1',
+    );
+    expect(loadConfig({ RATE_LIMIT_DEFAULT: '1000000', RATE_LIMIT_WINDOW_MS: '60000' }).rateLimits.other).toBe(1_000_000);
+  });
+});
