@@ -1,0 +1,508 @@
+/**
+ * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>]
+ *
+ * Decides whether the request path is fast enough (the speed floors of issue 10). The gateway runs
+ * as a real child process (`node <entry>`, dist/src/main.js by default; `--gateway` measures another
+ * build) in front of a lean fake OpenAI-compatible upstream in its own process; wrk (/usr/bin/wrk,
+ * pinned with taskset) is the load.
+ * Every figure is also printed as a ratio to the upstream baseline of the same run, so a slower or
+ * busier machine moves both sides; only 200s without GraphQL `errors` count as throughput.
+ *
+ * Phases:
+ * - baseline: the fake upstream alone, throughput at 10 connections and latency one request at a time.
+ * - start: spawn to the first 200 from /api/v1/ready, then idle RSS (high rate limits from here on).
+ * - latency: one connection, one request after another: p50/p99 of a direct upstream call, of REST
+ *   `POST /api/v1/generate` and of GraphQL `generate`; the added latency is gateway minus direct.
+ * - throughput: REST and GraphQL generate at 10 connections, in alternating slices so neither
+ *   surface gets the warmer or the fuller process; then RSS after that generate load (40 s).
+ * - health: a fresh gateway with RATE_LIMIT_DEFAULT=1000000, GET /api/v1/health for 40 s in 10 s
+ *   slices: a limiter whose cost grows with the calls in its window shows as a falling rate.
+ * - flood: a fresh gateway at the default limits, one key flooding REST generate for 30 s in 5 s
+ *   slices: refusals per second must stay steady and RSS flat.
+ * Each measurement follows a warm-up (longer on a fresh process, so V8 has optimised the hot path).
+ *
+ * Cores: the gateway and the upstream share core 0; wrk (and this script, idle during loads) core 1,
+ * so the load generator never takes CPU from what it measures and runs stay comparable.
+ * `--quick` divides every duration by 10 (at least 1 s each) for a smoke run; its figures are noise.
+ * Exits 0 when every floor passes, 1 otherwise or when the bench itself cannot run.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runLoad, wrkPath, type LoadResult, type LoadTarget } from './bench/load-generator';
+import { cpuSeconds, sendRequest, startFakeUpstream, startGateway, type RunningGateway } from './bench/processes';
+import {
+  describeOutcome,
+  formatCount,
+  formatMiB,
+  formatMs,
+  formatPercent,
+  formatSigned,
+  heading,
+  line,
+  printFloors,
+  refusalRate,
+  relativeChange,
+  successRate,
+  unexpectedOutcomes,
+  type Floor,
+} from './bench/report';
+
+const serverCore = 0;
+const loadCore = 1;
+const loadConnections = 10;
+const benchKey = 'llmop-bench-key-0001';
+const modelId = 'bench-model';
+const prompt = 'Say hello to the bench';
+const maxTokens = 16;
+
+/** The issue's durations, in seconds. */
+const fullDurations = {
+  /** Before each measurement on a process that has already served the same kind of call. */
+  warmUp: 2,
+  /** A freshly started gateway: long enough for V8 to optimise the hot path before the first slice. */
+  freshWarmUp: 5,
+  baseline: 10,
+  latency: 8,
+  /** Four slices alternate REST and GraphQL: 40 s of generate load. */
+  generateSlice: 10,
+  healthSlice: 10,
+  floodSlice: 5,
+};
+type Durations = typeof fullDurations;
+const generateSlices = 4;
+const healthSlices = 4;
+const floodSlices = 6;
+const idleSettleMs = 1000;
+
+const floorsOfIssue = {
+  startToReadyMs: 1000,
+  addedP50Ms: 0.8,
+  addedP99Ms: 2,
+  throughputShareOfUpstream: 0.05,
+  restVersusGraphql: 0.15,
+  healthDrift: 0.1,
+  floodDrift: 0.1,
+  floodRssGrowthMiB: 20,
+  idleRssMiB: 120,
+  loadedRssMiB: 300,
+};
+
+/** Rate limits high enough that no generate or health call of the bench is refused. */
+const highLimits = {
+  RATE_LIMIT_GENERATE: '1000000',
+  RATE_LIMIT_GENERATE_BATCH: '1000000',
+  RATE_LIMIT_DEFAULT: '1000000',
+};
+
+const generateDocument = `mutation Generate($prompt: String!, $model_id: String!, $max_tokens: Int) {
+  generate(prompt: $prompt, model_id: $model_id, max_tokens: $max_tokens) {
+    text
+    model_id
+    prompt
+    parameters { max_tokens temperature top_p }
+    metrics { latency_ms input_tokens output_tokens total_tokens }
+    metadata {
+      finish_reason provider upstream_model request_id upstream_request_id token_source
+      cost_usd { input output total }
+    }
+    timestamp
+  }
+}`;
+
+interface Options {
+  readonly entry: string;
+  readonly quick: boolean;
+  readonly durations: Durations;
+}
+
+function readOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      gateway: { type: 'string', default: path.resolve(__dirname, '../src/main.js') },
+    },
+  });
+  const entry = path.resolve(values.gateway);
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: build it first (npm run build), or pass --gateway <main.js>`);
+  const quick = values.quick;
+  const durations = Object.fromEntries(
+    Object.entries(fullDurations).map(([name, seconds]) => [name, quick ? Math.max(1, Math.round(seconds / 10)) : seconds]),
+  ) as Durations;
+  return { entry, quick, durations };
+}
+
+const jsonHeaders = { 'content-type': 'application/json', authorization: `Bearer ${benchKey}` };
+
+function restGenerate(gateway: RunningGateway): LoadTarget {
+  return {
+    url: `${gateway.url}/api/v1/generate`,
+    method: 'POST',
+    headers: jsonHeaders,
+    body: JSON.stringify({ prompt, model_id: modelId, max_tokens: maxTokens }),
+  };
+}
+
+function graphqlGenerate(gateway: RunningGateway): LoadTarget {
+  return {
+    url: `${gateway.url}/graphql`,
+    method: 'POST',
+    headers: jsonHeaders,
+    body: JSON.stringify({ query: generateDocument, variables: { prompt, model_id: modelId, max_tokens: maxTokens } }),
+  };
+}
+
+function health(gateway: RunningGateway): LoadTarget {
+  return { url: `${gateway.url}/api/v1/health`, method: 'GET', headers: { authorization: `Bearer ${benchKey}` } };
+}
+
+/** The call the gateway makes for one generate, sent straight to the upstream. */
+function directCall(upstreamUrl: string): LoadTarget {
+  return {
+    url: `${upstreamUrl}/v1/chat/completions`,
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: modelId,
+      messages: [{ role: 'user', content: prompt }],
+      max_tokens: maxTokens,
+      temperature: 0.7,
+      top_p: 1,
+    }),
+  };
+}
+
+/** One REST and one GraphQL generate must succeed before any figure means anything. */
+async function checkGenerateWorks(gateway: RunningGateway): Promise<void> {
+  for (const target of [restGenerate(gateway), graphqlGenerate(gateway)]) {
+    const answer = await sendRequest(target.url, { method: target.method, headers: { ...target.headers }, body: target.body });
+    if (answer.status !== 200 || answer.body.includes('"errors"') || !answer.body.includes('hello from the bench')) {
+      throw new Error(`${target.method} ${target.url} does not generate (HTTP ${answer.status}): ${answer.body}\n${gateway.output()}`);
+    }
+  }
+}
+
+function describeBuild(entry: string): string {
+  try {
+    const described = execFileSync('git', ['-C', path.dirname(entry), 'describe', '--always', '--dirty'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    return `git ${described.trim()}`;
+  } catch {
+    return 'not in a git checkout';
+  }
+}
+
+function firstAndLast(values: readonly number[]): [number, number] {
+  const [first] = values;
+  const last = values.at(-1);
+  if (first === undefined || last === undefined) throw new Error('no slices were measured');
+  return [first, last];
+}
+
+/** Sums runs of the same target (slices) into one figure. */
+function combined(results: readonly LoadResult[]): { succeeded: number; seconds: number; rate: number } {
+  const succeeded = results.reduce((sum, result) => sum + result.succeeded, 0);
+  const seconds = results.reduce((sum, result) => sum + result.seconds, 0);
+  return { succeeded, seconds, rate: succeeded / seconds };
+}
+
+async function main(): Promise<number> {
+  const startedAt = performance.now();
+  const options = readOptions();
+  const { durations } = options;
+  if (!existsSync(wrkPath)) throw new Error(`${wrkPath} is missing: the bench uses wrk as its load generator`);
+  // This script shares wrk's core: it only waits while wrk runs, and must not take core 0 from the servers.
+  execFileSync('taskset', ['-a', '-p', '-c', String(loadCore), String(process.pid)], { stdio: 'ignore' });
+
+  const workspace = mkdtempSync(path.join(os.tmpdir(), 'llmop-bench-'));
+  // On 'exit', so that an interrupted run cleans up too.
+  process.once('exit', () => rmSync(workspace, { recursive: true, force: true }));
+  const modelsDirectory = path.join(workspace, 'models');
+  mkdirSync(modelsDirectory);
+  const floors: Floor[] = [];
+  const upstream = await startFakeUpstream(serverCore);
+  const running: RunningGateway[] = [];
+  const load = (target: LoadTarget, connections: number, seconds: number): Promise<LoadResult> =>
+    runLoad(target, { connections, seconds, core: loadCore }, workspace);
+
+  try {
+    const catalogPath = path.join(workspace, 'catalog.json');
+    writeFileSync(
+      catalogPath,
+      JSON.stringify({
+        endpoints: [{ name: 'bench', base_url: `${upstream.url}/v1` }],
+        models: [{ id: modelId, provider: 'bench', context_length: 8192 }],
+      }),
+    );
+    const baseEnvironment: Record<string, string> = {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? workspace,
+      HOST: '127.0.0.1',
+      API_KEYS: benchKey,
+      LOG_LEVEL: 'warn',
+      MODEL_CATALOG: catalogPath,
+      MODELS_DIR: modelsDirectory,
+      DATA_DIR: workspace,
+      SHUTDOWN_TIMEOUT_MS: '2000',
+    };
+    const launch = async (extra: Record<string, string>): Promise<RunningGateway> => {
+      const gateway = await startGateway({
+        entry: options.entry,
+        core: serverCore,
+        env: { ...baseEnvironment, ...extra },
+        workingDirectory: workspace,
+      });
+      running.push(gateway);
+      return gateway;
+    };
+    const stop = async (gateway: RunningGateway): Promise<void> => {
+      await gateway.stop();
+      running.splice(running.indexOf(gateway), 1);
+    };
+
+    console.log('LLMOP gateway bench');
+    line('gateway', `${options.entry} (${describeBuild(options.entry)})`);
+    line('machine', `${os.cpus().length} cores, node ${process.version}; servers on core ${serverCore}, wrk on core ${loadCore}`);
+    line('mode', options.quick ? 'QUICK (durations / 10): a smoke run, figures are noisy' : "full (the issue's durations)");
+
+    // -- baseline
+    heading(`Baseline: the fake upstream alone`);
+    const direct = directCall(upstream.url);
+    await load(direct, loadConnections, durations.warmUp);
+    const upstreamCpuBefore = cpuSeconds(upstream.pid);
+    const baseline = await load(direct, loadConnections, durations.baseline);
+    const upstreamCpuPerRequest = (cpuSeconds(upstream.pid) - upstreamCpuBefore) / baseline.responses;
+    const baselineRate = successRate(baseline);
+    line(
+      `throughput, ${loadConnections} connections`,
+      `${formatCount(baselineRate)} requests/s, ${Math.round(upstreamCpuPerRequest * 1e6)} µs CPU per request`,
+    );
+    line('', describeOutcome(baseline));
+    await load(direct, 1, durations.warmUp);
+    const directLatency = await load(direct, 1, durations.latency);
+    line('latency, 1 connection', `p50 ${formatMs(directLatency.latencyMs.p50)}, p99 ${formatMs(directLatency.latencyMs.p99)}`);
+    line('', describeOutcome(directLatency));
+    const baselineProblems = [...unexpectedOutcomes(baseline), ...unexpectedOutcomes(directLatency)];
+    if (baselineProblems.length > 0) throw new Error(`the fake upstream failed under load: ${baselineProblems.join(', ')}`);
+
+    // -- start
+    heading('Gateway with high rate limits: start, latency, throughput, RSS');
+    const gateway = await launch(highLimits);
+    line('start to ready', formatMs(gateway.startToReadyMs));
+    await new Promise((resolve) => setTimeout(resolve, idleSettleMs));
+    const idleRss = gateway.residentMiB();
+    line('idle RSS', formatMiB(idleRss));
+    floors.push({
+      name: 'idle RSS',
+      measured: formatMiB(idleRss),
+      limit: `<= ${formatMiB(floorsOfIssue.idleRssMiB)}`,
+      pass: idleRss <= floorsOfIssue.idleRssMiB,
+    });
+    await checkGenerateWorks(gateway);
+    const generateProblems: string[] = [];
+    const rest = { name: 'REST', target: restGenerate(gateway), slices: [] as LoadResult[] };
+    const graphql = { name: 'GraphQL', target: graphqlGenerate(gateway), slices: [] as LoadResult[] };
+    const surfaces = [rest, graphql];
+    // A fresh process: both surfaces under load first, so V8 has optimised the path before any figure.
+    for (const surface of surfaces) {
+      const warmUp = await load(surface.target, loadConnections, durations.warmUp);
+      generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
+    }
+
+    // -- latency
+    for (const surface of surfaces) {
+      await load(surface.target, 1, durations.warmUp);
+      const result = await load(surface.target, 1, durations.latency);
+      generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} latency: ${problem}`));
+      const added = { p50: result.latencyMs.p50 - directLatency.latencyMs.p50, p99: result.latencyMs.p99 - directLatency.latencyMs.p99 };
+      line(
+        `${surface.name} generate, 1 connection`,
+        `p50 ${formatMs(result.latencyMs.p50)} (x${(result.latencyMs.p50 / directLatency.latencyMs.p50).toFixed(1)} direct, added ${formatSigned(added.p50, formatMs)}), ` +
+          `p99 ${formatMs(result.latencyMs.p99)} (x${(result.latencyMs.p99 / directLatency.latencyMs.p99).toFixed(1)} direct, added ${formatSigned(added.p99, formatMs)})`,
+      );
+      line('', describeOutcome(result));
+      floors.push(
+        {
+          name: `${surface.name} added latency p50`,
+          measured: formatSigned(added.p50, formatMs),
+          limit: `<= ${formatMs(floorsOfIssue.addedP50Ms)}`,
+          pass: added.p50 <= floorsOfIssue.addedP50Ms,
+        },
+        {
+          name: `${surface.name} added latency p99`,
+          measured: formatSigned(added.p99, formatMs),
+          limit: `<= ${formatMs(floorsOfIssue.addedP99Ms)}`,
+          pass: added.p99 <= floorsOfIssue.addedP99Ms,
+        },
+      );
+    }
+
+    // -- throughput and loaded RSS
+    for (const surface of surfaces) {
+      const warmUp = await load(surface.target, loadConnections, durations.warmUp);
+      generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
+    }
+    const gatewayCpuBefore = gateway.cpuSeconds();
+    for (let slice = 0; slice < generateSlices; slice += 1) {
+      const surface = slice % 2 === 0 ? rest : graphql;
+      const result = await load(surface.target, loadConnections, durations.generateSlice);
+      surface.slices.push(result);
+      generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} throughput: ${problem}`));
+    }
+    const gatewayCpu = gateway.cpuSeconds() - gatewayCpuBefore;
+    const loadedRss = gateway.residentMiB();
+    const allSlices = [...rest.slices, ...graphql.slices];
+    const generateSeconds = allSlices.reduce((sum, result) => sum + result.seconds, 0);
+    const generateResponses = allSlices.reduce((sum, result) => sum + result.responses, 0);
+    for (const surface of surfaces) {
+      const { succeeded, seconds, rate } = combined(surface.slices);
+      line(
+        `${surface.name} generate, ${loadConnections} connections`,
+        `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream (${formatCount(succeeded)} in ${seconds.toFixed(1)} s)`,
+      );
+      for (const result of surface.slices) line('', describeOutcome(result));
+      floors.push({
+        name: `${surface.name} throughput vs upstream`,
+        measured: formatPercent(rate / baselineRate),
+        limit: `>= ${formatPercent(floorsOfIssue.throughputShareOfUpstream)}`,
+        pass: rate / baselineRate >= floorsOfIssue.throughputShareOfUpstream,
+      });
+    }
+    const restOverGraphql = combined(rest.slices).rate / combined(graphql.slices).rate;
+    line('REST / GraphQL', `${restOverGraphql.toFixed(2)}`);
+    line(
+      'gateway CPU per generate',
+      `${Math.round((gatewayCpu / generateResponses) * 1e6)} µs (x${(gatewayCpu / generateResponses / upstreamCpuPerRequest).toFixed(1)} the upstream's own)`,
+    );
+    line(`RSS after ${Math.round(generateSeconds)} s of generate load`, formatMiB(loadedRss));
+    floors.push(
+      {
+        name: 'REST within 15% of GraphQL',
+        measured: `REST/GraphQL ${restOverGraphql.toFixed(2)}`,
+        limit: `${(1 - floorsOfIssue.restVersusGraphql).toFixed(2)}..${(1 + floorsOfIssue.restVersusGraphql).toFixed(2)}`,
+        pass: Math.abs(restOverGraphql - 1) <= floorsOfIssue.restVersusGraphql,
+      },
+      {
+        name: 'RSS after generate load',
+        measured: formatMiB(loadedRss),
+        limit: `<= ${formatMiB(floorsOfIssue.loadedRssMiB)}`,
+        pass: loadedRss <= floorsOfIssue.loadedRssMiB,
+      },
+      {
+        name: 'generate answers all 200',
+        measured: generateProblems.length === 0 ? 'no errors' : generateProblems.join('; '),
+        limit: 'no non-200, GraphQL error or socket error',
+        pass: generateProblems.length === 0,
+      },
+    );
+    await stop(gateway);
+
+    // -- health under a high limit
+    heading('Fresh gateway, RATE_LIMIT_DEFAULT=1000000: health over time');
+    const healthGateway = await launch({ RATE_LIMIT_DEFAULT: '1000000' });
+    line('start to ready', formatMs(healthGateway.startToReadyMs));
+    const healthWarmUp = await load(health(healthGateway), loadConnections, durations.freshWarmUp);
+    line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(healthWarmUp));
+    const healthResults: LoadResult[] = [];
+    for (let slice = 0; slice < healthSlices; slice += 1) {
+      const result = await load(health(healthGateway), loadConnections, durations.healthSlice);
+      healthResults.push(result);
+      const rate = successRate(result);
+      line(
+        `slice ${slice + 1} (${durations.healthSlice} s)`,
+        `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream; ${describeOutcome(result)}`,
+      );
+    }
+    const [healthFirst, healthLast] = firstAndLast(healthResults.map(successRate));
+    const healthDrift = relativeChange(healthFirst, healthLast);
+    const healthProblems = [healthWarmUp, ...healthResults].flatMap((result) => unexpectedOutcomes(result));
+    floors.push(
+      {
+        name: 'health last slice vs first',
+        measured: `${formatCount(healthFirst)} -> ${formatCount(healthLast)} requests/s (${formatSigned(healthDrift, formatPercent)})`,
+        limit: `within ${formatPercent(floorsOfIssue.healthDrift)}`,
+        pass: Math.abs(healthDrift) <= floorsOfIssue.healthDrift,
+      },
+      {
+        name: 'health answers all 200',
+        measured: healthProblems.length === 0 ? 'no errors' : healthProblems.join('; '),
+        limit: 'no non-200 or socket error',
+        pass: healthProblems.length === 0,
+      },
+    );
+    await stop(healthGateway);
+
+    // -- flood at the default limits
+    heading('Fresh gateway at the default limits: one key floods REST generate');
+    const floodGateway = await launch({});
+    line('start to ready', formatMs(floodGateway.startToReadyMs));
+    const flood = restGenerate(floodGateway);
+    const warmUp = await load(flood, loadConnections, durations.freshWarmUp);
+    line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(warmUp));
+    const rssBefore = floodGateway.residentMiB();
+    const floodResults: LoadResult[] = [];
+    for (let slice = 0; slice < floodSlices; slice += 1) {
+      const result = await load(flood, loadConnections, durations.floodSlice);
+      floodResults.push(result);
+      const refusals = refusalRate(result);
+      line(
+        `slice ${slice + 1} (${durations.floodSlice} s)`,
+        `${formatCount(refusals)} refusals/s = ${formatPercent(refusals / baselineRate)} of the upstream; ${describeOutcome(result)}`,
+      );
+    }
+    const rssAfter = floodGateway.residentMiB();
+    line('RSS', `${formatMiB(rssBefore)} after the warm-up -> ${formatMiB(rssAfter)} after the flood`);
+    const [floodFirst, floodLast] = firstAndLast(floodResults.map(refusalRate));
+    const floodDrift = relativeChange(floodFirst, floodLast);
+    const floodProblems = [warmUp, ...floodResults].flatMap((result) => unexpectedOutcomes(result, [200, 429]));
+    floors.push(
+      {
+        name: 'flood refusals last slice vs first',
+        measured: `${formatCount(floodFirst)} -> ${formatCount(floodLast)} refusals/s (${formatSigned(floodDrift, formatPercent)})`,
+        limit: `within ${formatPercent(floorsOfIssue.floodDrift)}`,
+        pass: Math.abs(floodDrift) <= floorsOfIssue.floodDrift,
+      },
+      {
+        name: 'flood RSS growth',
+        measured: formatSigned(rssAfter - rssBefore, formatMiB),
+        limit: `<= ${formatMiB(floorsOfIssue.floodRssGrowthMiB)}`,
+        pass: rssAfter - rssBefore <= floorsOfIssue.floodRssGrowthMiB,
+      },
+      {
+        name: 'flood answers 200 or 429 only',
+        measured: floodProblems.length === 0 ? 'no errors' : floodProblems.join('; '),
+        limit: 'no other status, no socket error',
+        pass: floodProblems.length === 0,
+      },
+    );
+    await stop(floodGateway);
+
+    // Every start counts, not only the first.
+    const slowestStart = Math.max(...[gateway, healthGateway, floodGateway].map((started) => started.startToReadyMs));
+    floors.unshift({
+      name: 'start to ready (slowest of 3)',
+      measured: formatMs(slowestStart),
+      limit: `<= ${formatMs(floorsOfIssue.startToReadyMs)}`,
+      pass: slowestStart <= floorsOfIssue.startToReadyMs,
+    });
+  } finally {
+    for (const gateway of [...running]) await gateway.stop();
+    await upstream.stop();
+  }
+
+  printFloors(floors);
+  console.log(`bench ran ${((performance.now() - startedAt) / 1000).toFixed(0)} s`);
+  return floors.every((floor) => floor.pass) ? 0 : 1;
+}
+
+main().then(
+  (exitCode) => process.exit(exitCode),
+  (error: unknown) => {
+    console.error(`\nbench:gateway could not run: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  },
+);
