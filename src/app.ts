@@ -1,11 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { ApiKeyRegistry, readApiKeysFile } from './auth/api-keys';
 import type { AppConfig } from './config';
 import type { RequestContext, Services } from './context';
-import { formatGraphQLError } from './errors/format-error';
+import { executionStatusPlugin } from './errors/execution-status.plugin';
+import { createGraphQLErrorFormatter } from './errors/format-error';
 import { createLogger, type Logger } from './logger';
 import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
 import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
@@ -76,11 +77,12 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     maxTokens: { enabled: false },
     costLimit: { maxCost: config.graphql.maxCost },
     maxDirectives: { n: config.graphql.maxDirectives },
-    blockFieldSuggestion: { enabled: !config.graphql.introspection },
+    // Suggestions are dropped by the error formatter instead: armor's plugin is a hook on every request.
+    blockFieldSuggestion: { enabled: false },
   }).protect();
   const apollo = new ApolloServer<RequestContext>({
     schema: schemas.subgraph,
-    formatError: formatGraphQLError,
+    formatError: createGraphQLErrorFormatter({ hideSuggestions: !config.graphql.introspection }),
     includeStacktraceInErrorResponses: false,
     introspection: config.graphql.introspection,
     csrfPrevention: true,
@@ -89,7 +91,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     validationRules: armor.validationRules,
     // main.ts owns the signals: Apollo's handler would re-raise them and skip our drain.
     stopOnTerminationSignals: false,
-    plugins: [ApolloServerPluginLandingPageDisabled(), ...armor.plugins],
+    // No cache hints in this schema, and Apollo's cache-control plugin would instrument every field of every
+    // request to compute one; the GraphQL handler sends `cache-control: no-store` as the plugin did.
+    plugins: [ApolloServerPluginLandingPageDisabled(), ApolloServerPluginCacheControlDisabled(), executionStatusPlugin, ...armor.plugins],
     logger,
   });
   await apollo.start();

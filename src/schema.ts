@@ -7,6 +7,7 @@ import { buildSchema, createResolversMap, type MiddlewareFn } from 'type-graphql
 import type { RequestContext } from './context';
 import type { Logger } from './logger';
 import { createErrorMaskingMiddleware } from './middlewares/error-masking.middleware';
+import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
 import { resolveModelReference } from './resolvers/models/model.reference';
@@ -37,22 +38,29 @@ export function printSubgraphSdl(plain: GraphQLSchema): string {
   return `${federationLink}\n\n${printSchemaWithDirectives(plain)}\n`;
 }
 
-/** Builds the schema from the type-graphql classes (the single source of the contract) and its subgraph form. */
+/**
+ * Builds the schema from the type-graphql classes (the single source of the contract) and its subgraph form.
+ * `middlewares` run around every root field of both (federation's `_entities` and `_service` included),
+ * inside error masking, so what they throw is typed or masked; nested fields run without them.
+ */
 export async function buildGatewaySchemas(
   logger: Logger,
   middlewares: ReadonlyArray<MiddlewareFn<RequestContext>> = [],
 ): Promise<GatewaySchemas> {
-  const plain = await buildSchema({
-    resolvers,
-    validate: false,
-    // Error masking outermost, so what the others throw is typed or masked.
-    globalMiddlewares: [createErrorMaskingMiddleware(logger), ...middlewares],
-  });
+  // No globalMiddlewares: type-graphql would run them around every nested field too.
+  const plain = await buildSchema({ resolvers, validate: false });
   describeRootTypes(plain);
   const typeDefs = parse(printSubgraphSdl(plain));
   const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;
   // Passed here, not through type-graphql's helper: @apollo/subgraph 2.14 ignores a reference resolver added that way.
-  resolverMap['Model'] = { ...(resolverMap['Model'] as object), __resolveReference: resolveModelReference } as GraphQLResolverMap<unknown>[string];
+  resolverMap['Model'] = {
+    ...(resolverMap['Model'] as object),
+    __resolveReference: resolveModelReference,
+  } as GraphQLResolverMap<unknown>[string];
   const subgraph = buildSubgraphSchema({ typeDefs, resolvers: resolverMap });
+  // After the resolver map is taken from `plain`, so each schema's root fields are wrapped once.
+  const rootFieldMiddlewares = [createErrorMaskingMiddleware(logger), ...middlewares];
+  applyRootFieldMiddlewares(plain, rootFieldMiddlewares);
+  applyRootFieldMiddlewares(subgraph, rootFieldMiddlewares);
   return { plain, subgraph };
 }

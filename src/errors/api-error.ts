@@ -37,8 +37,7 @@ export class ApiError extends GraphQLError {
   }
 }
 
-export const validationError = (message: string, details?: string): ApiError =>
-  new ApiError('validation_error', 400, message, details);
+export const validationError = (message: string, details?: string): ApiError => new ApiError('validation_error', 400, message, details);
 
 export const modelNotFound = (modelId: string): ApiError =>
   new ApiError('model_not_found', 404, `Model "${modelId}" was not found`, 'GET /api/v1/models lists the available models');
@@ -46,5 +45,4 @@ export const modelNotFound = (modelId: string): ApiError =>
 export const modelUnavailable = (modelId: string, reason: string): ApiError =>
   new ApiError('model_unavailable', 503, `Model "${modelId}" is unavailable`, reason);
 
-export const generationError = (message: string, details?: string): ApiError =>
-  new ApiError('generation_error', 500, message, details);
+export const generationError = (message: string, details?: string): ApiError => new ApiError('generation_error', 500, message, details);

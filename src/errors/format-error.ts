@@ -25,7 +25,7 @@ const armorCodes: ReadonlyArray<readonly [RegExp, string]> = [
 
 /**
  * Shapes every GraphQL error the same way: a snake_case `code`, a string `details`, and nothing
- * internal. Errors without a known code were already masked by the resolver middleware; anything
+ * internal. Root fields' unknown errors were already logged and masked by their middleware; anything
  * that still arrives unknown is masked here.
  */
 export function formatGraphQLError(formatted: GraphQLFormattedError): GraphQLFormattedError {
@@ -47,3 +47,17 @@ export function formatGraphQLError(formatted: GraphQLFormattedError): GraphQLFor
 }
 
 const isSnakeCase = (code: string): boolean => /^[a-z]+(_[a-z]+)*$/.test(code);
+
+// graphql-js's hints ("Did you mean \"health\"?", "Did you mean the enum value \"chat\"?"); names never hold a "?".
+const suggestion = / ?Did you mean [^?]*\?/g;
+
+/**
+ * The formatter for Apollo. With `hideSuggestions` (introspection off) it also drops graphql-js's
+ * suggestions, which would name the schema's fields: here, per error, instead of a plugin run per request.
+ */
+export function createGraphQLErrorFormatter(settings: {
+  readonly hideSuggestions: boolean;
+}): (formatted: GraphQLFormattedError) => GraphQLFormattedError {
+  if (!settings.hideSuggestions) return formatGraphQLError;
+  return (formatted) => formatGraphQLError({ ...formatted, message: formatted.message.replace(suggestion, '') });
+}

@@ -10,12 +10,7 @@ export interface GraphQLHandlerSettings {
 
 /** Apollo Server on plain node:http: only /graphql bodies are parsed, so other routes see raw streams. */
 export function createGraphQLHandler(settings: GraphQLHandlerSettings) {
-  return async (
-    request: IncomingMessage,
-    response: ServerResponse,
-    search: string,
-    context: RequestContext,
-  ): Promise<void> => {
+  return async (request: IncomingMessage, response: ServerResponse, search: string, context: RequestContext): Promise<void> => {
     const headers = new HeaderMap();
     for (const [name, value] of Object.entries(request.headers)) {
       if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
@@ -43,6 +38,8 @@ export function createGraphQLHandler(settings: GraphQLHandlerSettings) {
       httpGraphQLRequest: { method: request.method ?? 'GET', headers, search, body },
       context: async () => context,
     });
+    // Answers depend on the caller and the moment (what Apollo's cache-control plugin, turned off, also said).
+    response.setHeader('cache-control', 'no-store');
     for (const [name, value] of result.headers) response.setHeader(name, value);
     for (const [name, value] of context.responseHeaders) response.setHeader(name, value);
     response.statusCode = result.status ?? 200;

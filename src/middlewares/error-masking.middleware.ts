@@ -4,15 +4,15 @@ import type { RequestContext } from '../context';
 import { ApiError } from '../errors/api-error';
 import type { Logger } from '../logger';
 
+const isPromiseLike = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+
 /**
  * Lets typed errors through and replaces anything else with an `internal_error` that names the
  * request id, after logging the original: clients never see stack traces or internals.
  */
 export function createErrorMaskingMiddleware(logger: Logger): MiddlewareFn<RequestContext> {
   return async ({ context, info }, next) => {
-    try {
-      return await next();
-    } catch (error) {
+    const mask = (error: unknown): never => {
       if (error instanceof ApiError) throw error;
       if (error instanceof GraphQLError && typeof error.extensions['code'] === 'string') throw error;
       logger.error(
@@ -20,6 +20,15 @@ export function createErrorMaskingMiddleware(logger: Logger): MiddlewareFn<Reque
         'unexpected error in resolver',
       );
       throw new ApiError('internal_error', 500, 'Internal server error', `request id ${context.requestId}`);
+    };
+    try {
+      const result: unknown = await next();
+      // Federation's `_entities` answers one promise per representation; each fails on its own, later.
+      return Array.isArray(result)
+        ? result.map((item: unknown) => (isPromiseLike(item) ? Promise.resolve(item).catch(mask) : item))
+        : result;
+    } catch (error) {
+      return mask(error);
     }
   };
 }

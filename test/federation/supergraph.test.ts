@@ -2,10 +2,35 @@ import { ApolloServer } from '@apollo/server';
 import { startStandaloneServer } from '@apollo/server/standalone';
 import { composeServices } from '@apollo/composition';
 import { ApolloGateway, IntrospectAndCompose } from '@apollo/gateway';
+import { buildSubgraphSchema } from '@apollo/subgraph';
 import { parse } from 'graphql';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
 import { startTeamsSubgraph, teamsTypeDefs } from '../support/teams-subgraph';
+
+interface RouterAnswer {
+  readonly status: number;
+  // `any`: tests read deep fields of varied responses without declaring each shape.
+  readonly data?: any;
+  readonly errors?: Array<{ message: string; path?: Array<string | number>; extensions?: Record<string, unknown> }>;
+}
+
+async function queryRouter(routerUrl: string, document: string): Promise<RouterAnswer> {
+  const response = await fetch(routerUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: document }),
+  });
+  return { status: response.status, ...((await response.json()) as Omit<RouterAnswer, 'status'>) };
+}
+
+async function startRouter(subgraphs: ReadonlyArray<{ name: string; url: string }>): Promise<{ router: ApolloServer; url: string }> {
+  const router = new ApolloServer({
+    gateway: new ApolloGateway({ supergraphSdl: new IntrospectAndCompose({ subgraphs: [...subgraphs] }) }),
+  });
+  const { url } = await startStandaloneServer(router, { listen: { port: 0, host: '127.0.0.1' } });
+  return { router, url };
+}
 
 describe('LLMOP in a supergraph', () => {
   let fake: FakeUpstream;
@@ -14,30 +39,16 @@ describe('LLMOP in a supergraph', () => {
   let router: ApolloServer;
   let routerUrl: string;
 
-  const query = async (document: string): Promise<{ data?: any; errors?: unknown[] }> => {
-    const response = await fetch(routerUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ query: document }),
-    });
-    return (await response.json()) as { data?: any; errors?: unknown[] };
-  };
+  const query = (document: string): Promise<RouterAnswer> => queryRouter(routerUrl, document);
 
   beforeAll(async () => {
     fake = await startFakeUpstream();
     llmop = await startGateway({ env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url } });
     teams = await startTeamsSubgraph();
-    router = new ApolloServer({
-      gateway: new ApolloGateway({
-        supergraphSdl: new IntrospectAndCompose({
-          subgraphs: [
-            { name: 'llmop', url: `${llmop.url}/graphql` },
-            { name: 'teams', url: teams.url },
-          ],
-        }),
-      }),
-    });
-    routerUrl = (await startStandaloneServer(router, { listen: { port: 0, host: '127.0.0.1' } })).url;
+    ({ router, url: routerUrl } = await startRouter([
+      { name: 'llmop', url: `${llmop.url}/graphql` },
+      { name: 'teams', url: teams.url },
+    ]));
   });
 
   afterAll(async () => {
@@ -56,7 +67,12 @@ describe('LLMOP in a supergraph', () => {
   it('resolves Model entities by key, and null for an id it does not know', async () => {
     const { body } = await llmop.graphql(
       `query ($representations: [_Any!]!) { _entities(representations: $representations) { ... on Model { id name context_length } } }`,
-      { representations: [{ __typename: 'Model', id: 'gpt-4o' }, { __typename: 'Model', id: 'no-such-model' }] },
+      {
+        representations: [
+          { __typename: 'Model', id: 'gpt-4o' },
+          { __typename: 'Model', id: 'no-such-model' },
+        ],
+      },
     );
     expect(body.errors).toBeUndefined();
     expect(body.data._entities).toEqual([{ id: 'gpt-4o', name: 'GPT-4o', context_length: 128000 }, null]);
@@ -92,7 +108,10 @@ describe('LLMOP in a supergraph', () => {
           { id: 'gpt-4o', name: 'GPT-4o', status: 'available', context_length: 128000, pricing: { input_per_million: 2.5 } },
         ],
       },
-      { name: 'research', models: [{ id: 'gpt-4.1', name: 'GPT-4.1', status: 'available', context_length: 1047576, pricing: { input_per_million: 2 } }] },
+      {
+        name: 'research',
+        models: [{ id: 'gpt-4.1', name: 'GPT-4.1', status: 'available', context_length: 1047576, pricing: { input_per_million: 2 } }],
+      },
     ]);
   });
 
@@ -109,4 +128,80 @@ describe('LLMOP in a supergraph', () => {
       metadata: { provider: 'openai' },
     });
   });
+
+  it('keeps model_not_found, its path and message when the router asks for an unknown model next to fields of both subgraphs', async () => {
+    const { status, data, errors } = await query(
+      '{ health { status } teams { name } missing: model(model_id: "no-such-model") { model { id } } }',
+    );
+    expect(status).toBe(200);
+    // Had LLMOP answered HTTP 404, the router would report a transport failure without the code.
+    expect(errors).toEqual([
+      {
+        message: 'Model "no-such-model" was not found',
+        path: ['missing'],
+        extensions: { code: 'model_not_found', details: expect.any(String), serviceName: 'llmop' },
+      },
+    ]);
+    // `model` is non-null in the contract, so GraphQL's null propagation (not a failed fetch) empties data.
+    expect(data).toBeNull();
+  });
 });
+
+describe('LLMOP errors at a nullable position of a supergraph', () => {
+  const OTHER_LIMIT = 2;
+  let fake: FakeUpstream;
+  let llmop: RunningGateway;
+  let spotlight: { url: string; stop: () => Promise<void> };
+  let router: ApolloServer;
+  let routerUrl: string;
+
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    llmop = await startGateway({ env: { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, RATE_LIMIT_DEFAULT: String(OTHER_LIMIT) } });
+    spotlight = await startSpotlightSubgraph();
+    ({ router, url: routerUrl } = await startRouter([
+      { name: 'llmop', url: `${llmop.url}/graphql` },
+      { name: 'spotlight', url: spotlight.url },
+    ]));
+  });
+
+  afterAll(async () => {
+    await router.stop();
+    await spotlight.stop();
+    await llmop.close();
+    await fake.close();
+  });
+
+  it('keeps the error code and the sibling fields of both subgraphs when LLMOP refuses an entity fetch', async () => {
+    // The router and this test both call from 127.0.0.1: one caller, whose _entities allowance is used up here.
+    for (let call = 0; call < OTHER_LIMIT; call++) {
+      const { body } = await llmop.graphql('{ _entities(representations: [{ __typename: "Model", id: "gpt-4o" }]) { __typename } }');
+      expect(body.errors).toBeUndefined();
+    }
+    const { status, data, errors } = await queryRouter(routerUrl, '{ health { status } spotlight { title model { id name } } }');
+    expect(status).toBe(200);
+    expect(data).toEqual({ health: { status: 'healthy' }, spotlight: { title: 'Model of the week', model: null } });
+    expect(errors).toEqual([
+      expect.objectContaining({
+        message: 'Rate limit exceeded for _entities',
+        extensions: expect.objectContaining({ code: 'rate_limit_exceeded', serviceName: 'llmop' }),
+      }),
+    ]);
+  });
+});
+
+/** A subgraph that features one of LLMOP's models in a nullable field, so an LLMOP error there leaves the rest standing. */
+async function startSpotlightSubgraph(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const schema = buildSubgraphSchema({
+    typeDefs: parse(`
+      extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])
+      type Spotlight { title: String! model: Model }
+      type Model @key(fields: "id", resolvable: false) { id: String! }
+      type Query { spotlight: Spotlight! }
+    `),
+    resolvers: { Query: { spotlight: () => ({ title: 'Model of the week', model: { id: 'gpt-4o' } }) } },
+  });
+  const server = new ApolloServer({ schema });
+  const { url } = await startStandaloneServer(server, { listen: { port: 0, host: '127.0.0.1' } });
+  return { url, stop: () => server.stop() };
+}

@@ -20,6 +20,13 @@ describe('health, status and readiness', () => {
     expect(body.data!.health).toEqual({ status: 'healthy', timestamp: expect.stringMatching(isoTimestamp), version: '1.0.0' });
   });
 
+  it('tells caches not to store GraphQL answers, successful or refused', async () => {
+    const answered = await gateway.execute(HealthDocument);
+    const refused = await gateway.graphql('{ nope }');
+    expect([answered.status, refused.status]).toEqual([200, 400]);
+    expect([answered.headers.get('cache-control'), refused.headers.get('cache-control')]).toEqual(['no-store', 'no-store']);
+  });
+
   it('reports real memory, disk, cpu and runtime figures in status', async () => {
     const { body } = await gateway.execute(StatusDocument);
     const { system, environment } = body.data!.status;

@@ -15,7 +15,10 @@ describe('generated artefacts', () => {
   it('schema/schema.graphql is what the code emits (run npm run schema:emit when this fails)', async () => {
     const { plain } = await buildGatewaySchemas(createLogger('silent'));
     const committed = await readFile(path.join(root, 'schema/schema.graphql'), 'utf8');
-    const withoutHeader = committed.split('\n').filter((line, index) => !(index === 0 && line.startsWith('#'))).join('\n');
+    const withoutHeader = committed
+      .split('\n')
+      .filter((line, index) => !(index === 0 && line.startsWith('#')))
+      .join('\n');
     expect(withoutHeader).toBe(printSubgraphSdl(plain));
   });
 

@@ -129,8 +129,9 @@ function expectRetryAfter(answer: Answer): void {
   expect(Number(retryAfter)).toBeLessThanOrEqual(Math.ceil(WINDOW_MS / 1000));
 }
 
-/** GraphQL execution errors may answer HTTP 200 or 429: what a client can rely on is the code and the headers. */
+/** GraphQL answers an executed operation with HTTP 200 (a router would drop the code otherwise): the code and headers say refused. */
 function expectGraphQLRefused(result: GraphQLResult, limit: number): void {
+  expect(result.status).toBe(200);
   expect(result.body.data ?? null).toBeNull();
   expect(result.body.errors?.[0]?.extensions?.code).toBe('rate_limit_exceeded');
   expect(header(result, 'x-ratelimit-limit')).toBe(String(limit));

@@ -43,8 +43,9 @@ function expectRestAllowed(response: RestResponse, remaining: number): void {
   expect(response.headers.get('x-ratelimit-remaining')).toBe(String(remaining));
 }
 
-/** GraphQL execution errors may answer HTTP 200 or 429: what a client can rely on is the code and the headers. */
+/** GraphQL answers an executed operation with HTTP 200 (a router would drop the code otherwise): the code and headers say refused. */
 function expectGraphQLRefused(result: GraphQLResult): void {
+  expect(result.status).toBe(200);
   expect(result.body.errors?.[0]?.extensions?.code).toBe('rate_limit_exceeded');
   expect(result.headers.get('x-ratelimit-remaining')).toBe('0');
   expect(result.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);

@@ -6,13 +6,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { createApp, type App } from '../../src/app';
 import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 
 export interface GatewayOptions {
   /** Extra environment, merged over a quiet test default (PORT=0, LOG_LEVEL=silent). */
   env?: Record<string, string | undefined>;
   /** A user catalog, written to a temporary file and passed as MODEL_CATALOG. */
   catalog?: unknown;
+  /** Where the gateway logs; by default a logger at LOG_LEVEL (silent). */
+  logger?: Logger;
 }
 
 export interface GraphQLResult<TData = any> {
@@ -59,7 +61,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
     ...options.env,
   };
   const config = loadConfig(env);
-  const app = await createApp(config, createLogger(config.logLevel));
+  const app = await createApp(config, options.logger ?? createLogger(config.logLevel));
   const address = await app.listen();
   const url = `http://127.0.0.1:${address.port}`;
   const gateway: RunningGateway = {
