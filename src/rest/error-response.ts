@@ -3,13 +3,17 @@ import { errorBody, type RenderedError } from '../http/error-response';
 interface GraphQLishError {
   readonly message?: unknown;
   readonly path?: unknown;
-  readonly extensions?: { readonly code?: unknown; readonly details?: unknown; readonly http?: { readonly status?: unknown; readonly headers?: unknown } };
+  readonly extensions?: {
+    readonly code?: unknown;
+    readonly details?: unknown;
+    readonly http?: { readonly status?: unknown; readonly headers?: unknown };
+  };
 }
 
 /**
  * Renders what GraphQL execution reported as one ErrorResponse. Typed errors carry their code and status;
- * errors without a code and without a path come from variable coercion (a wrong or missing body field)
- * and are the client's fault; anything else is masked.
+ * errors without a code and without a path come from variable coercion (a body field of the wrong type, or
+ * a required one missing) and say so in graphql-js's words, exactly as /graphql does; anything else is masked.
  */
 export function renderGraphQLErrors(errors: readonly unknown[]): RenderedError {
   const typed = errors.map((error) => error as GraphQLishError);
@@ -26,7 +30,7 @@ export function renderGraphQLErrors(errors: readonly unknown[]): RenderedError {
   }
   const coercion = typed.find((error) => error.path === undefined && typeof error.message === 'string');
   if (coercion) {
-    return { status: 400, body: errorBody('validation_error', 'Invalid request parameters', String(coercion.message)), headers: {} };
+    return { status: 400, body: errorBody('validation_error', String(coercion.message)), headers: {} };
   }
   return { status: 500, body: errorBody('internal_error', 'Internal server error'), headers: {} };
 }

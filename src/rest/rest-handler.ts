@@ -1,13 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GraphQLSchema } from 'graphql';
+import { execute, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import type { RequestContext } from '../context';
+import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
 import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
-import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
+import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
-import { matchRoute, type RouteMatch } from './routes';
+import { matchRoute, restBasePath, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
-import { createSofaRouter, restBasePath, type SofaServerContext } from './sofa-router';
+import { prepareSofaOperations, restVariables } from './sofa-operations';
 
 export interface RestHandlerSettings {
   readonly schema: GraphQLSchema;
@@ -17,30 +18,30 @@ export interface RestHandlerSettings {
 }
 
 /**
- * /api/v1: routing errors (404, 405), body limits (413) and contract checks (400) happen here;
- * the operations themselves are SOFA's routes over the GraphQL resolvers.
+ * /api/v1: routing errors (404, 405), body limits (413) and JSON shape (400) happen here; each operation
+ * is the one SOFA generates from the schema, prepared at start-up and executed directly on the parsed body.
  */
 export function createRestHandler(settings: RestHandlerSettings) {
-  const sofa = createSofaRouter(settings.schema, settings.logger);
-  const { contract } = settings;
+  const { schema, contract, logger } = settings;
+  const operations = prepareSofaOperations(schema);
 
   return async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
     const method = request.method ?? 'GET';
-    const url = new URL(request.url ?? '/', 'http://localhost');
-    const relativePath = url.pathname.slice(restBasePath.length) || '/';
+    const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+    const relativePath = pathname.slice(restBasePath.length) || '/';
     const route = matchRoute(method, relativePath);
 
     if (route.kind === 'none') {
       return sendErrorResponse(response, {
         status: 404,
-        body: errorBody('not_found', `No route for ${method} ${url.pathname}`, 'see GET /api/v1/openapi.json for the routes'),
+        body: errorBody('not_found', `No route for ${method} ${pathname}`, 'see GET /api/v1/openapi.json for the routes'),
         headers: {},
       });
     }
     if (route.kind === 'wrong_method') {
       return sendErrorResponse(response, {
         status: 405,
-        body: errorBody('method_not_allowed', `${method} is not allowed on ${url.pathname}`, `allowed: ${route.allowed.join(', ')}`),
+        body: errorBody('method_not_allowed', `${method} is not allowed on ${pathname}`, `allowed: ${route.allowed.join(', ')}`),
         headers: { allow: route.allowed.join(', ') },
       });
     }
@@ -51,31 +52,33 @@ export function createRestHandler(settings: RestHandlerSettings) {
       return;
     }
 
-    let body: string | undefined;
+    let body: Record<string, unknown> = {};
     if (method === 'POST') {
-      const checked = await readCheckedBody(request, settings.maxBodyBytes, route, contract);
-      if ('error' in checked) return sendErrorResponse(response, checked.error);
-      body = checked.body;
+      const read = await readJsonObject(request, settings.maxBodyBytes);
+      if ('error' in read) return sendErrorResponse(response, read.error);
+      body = read.body;
     }
+    const operation = operations[route.operation];
+    const variables = restVariables(operation, route.pathParameters, body);
+    if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));
 
-    const sofaRequest = new Request(`http://localhost${url.pathname}${url.search}`, {
-      method,
-      headers: { 'content-type': 'application/json' },
-      body,
+    const result: ExecutionResult = await execute({
+      schema,
+      document: operation.document,
+      operationName: operation.operationName,
+      variableValues: variables.values,
+      contextValue: context,
     });
-    const serverContext: SofaServerContext = { gatewayContext: context };
-    const answer = await sofa.fetch(sofaRequest, serverContext);
-    const payload: unknown = await answer.json();
-
-    let status = answer.status;
-    // The readiness probe answers 503 with its normal body when not ready.
-    if (status === 200 && route.operation === 'Query.ready' && (payload as { ready?: boolean }).ready === false) status = 503;
-    const shaped = status < 300 || route.operation === 'Query.ready'
-      ? shapeForContract(payload, contract.responseSchema(route.openApiPath, method, String(status)), contract)
-      : payload;
-    answer.headers.forEach((value, name) => {
-      if (name !== 'content-length') response.setHeader(name, value);
-    });
+    if (result.errors) {
+      const rendered = renderGraphQLErrors(result.errors);
+      if (rendered.body.error === 'internal_error') {
+        logger.error({ requestId: context.requestId, errors: result.errors.map((error) => error.message) }, 'REST operation failed');
+      }
+      return sendErrorResponse(response, { ...rendered, headers: { ...rendered.headers, ...Object.fromEntries(context.responseHeaders) } });
+    }
+    const payload = result.data?.[operation.fieldName];
+    const status = isNotReady(route.operation, payload) ? 503 : 200;
+    const shaped = shapeForContract(payload, contract.responseSchema(route.openApiPath, method, String(status)), contract);
     for (const [name, value] of context.responseHeaders) response.setHeader(name, value);
     response.statusCode = status;
     response.setHeader('content-type', 'application/json; charset=utf-8');
@@ -83,20 +86,19 @@ export function createRestHandler(settings: RestHandlerSettings) {
   };
 }
 
-type CheckedBody = { body: string } | { error: RenderedError };
+/** The readiness probe answers 503 with its normal body when not ready. */
+const isNotReady = (operation: OperationName, payload: unknown): boolean =>
+  operation === 'Query.ready' && (payload as { ready?: unknown } | null | undefined)?.ready === false;
 
-async function readCheckedBody(
-  request: IncomingMessage,
-  limitBytes: number,
-  route: Extract<RouteMatch, { kind: 'operation' }>,
-  contract: OpenApiContract,
-): Promise<CheckedBody> {
+type JsonObjectBody = { body: Record<string, unknown> } | { error: RenderedError };
+
+async function readJsonObject(request: IncomingMessage, limitBytes: number): Promise<JsonObjectBody> {
   let raw: string;
   try {
     raw = await readBody(request, limitBytes);
   } catch (error) {
     if (!(error instanceof BodyTooLargeError)) throw error;
-    return { error: { status: 413, body: errorBody('payload_too_large', 'Request body is too large', error.message), headers: { connection: 'close' } } };
+    return { error: { status: 413, body: errorBody('payload_too_large', 'Request body is too large', error.message), headers: {} } };
   }
   let parsed: unknown;
   try {
@@ -104,8 +106,14 @@ async function readCheckedBody(
   } catch {
     return { error: invalid('the request body is not valid JSON') };
   }
-  const problem = contract.checkRequestBody(route.openApiPath, 'POST', parsed);
-  return problem ? { error: invalid(problem) } : { body: raw };
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { error: invalid('the request body must be a JSON object') };
+  }
+  return { body: parsed as Record<string, unknown> };
 }
 
-const invalid = (details: string): RenderedError => ({ status: 400, body: errorBody('validation_error', 'Invalid request parameters', details), headers: {} });
+const invalid = (details: string): RenderedError => ({
+  status: 400,
+  body: errorBody('validation_error', 'Invalid request parameters', details),
+  headers: {},
+});

@@ -3,7 +3,9 @@ interface RouteConfig {
   readonly path: string;
 }
 
-/** The spec's paths for each GraphQL root field; SOFA generates the handlers from the resolvers. */
+export const restBasePath = '/api/v1';
+
+/** The spec's paths for each GraphQL root field; SOFA generates the operations from the schema. */
 export const operationRoutes = {
   'Query.health': { method: 'GET', path: '/health' },
   'Query.status': { method: 'GET', path: '/status' },
@@ -23,22 +25,27 @@ export const documentRoutes = {
 } as const;
 
 export type RouteMatch =
-  | { kind: 'operation'; operation: OperationName; openApiPath: string }
+  /** `pathParameters` hold the raw (still percent-encoded) segments, by parameter name. */
+  | { kind: 'operation'; operation: OperationName; openApiPath: string; pathParameters: ReadonlyMap<string, string> }
   | { kind: 'document'; path: keyof typeof documentRoutes }
   | { kind: 'wrong_method'; allowed: string[] }
   | { kind: 'none' };
 
 interface CompiledRoute {
   readonly pattern: RegExp;
+  readonly parameterNames: readonly string[];
   readonly method: string;
   readonly openApiPath: string;
   readonly operation: OperationName;
 }
 
+const parameter = /:([a-z_]+)/g;
+
 const compiled: CompiledRoute[] = (Object.keys(operationRoutes) as OperationName[]).map((operation) => {
   const { method, path } = operationRoutes[operation];
-  const pattern = new RegExp(`^${path.replace(/:[a-z_]+/g, '[^/]+')}$`);
-  return { pattern, method, operation, openApiPath: path.replace(/:([a-z_]+)/g, '{$1}') };
+  const pattern = new RegExp(`^${path.replace(parameter, '([^/]+)')}$`);
+  const parameterNames = [...path.matchAll(parameter)].map((match) => match[1]!);
+  return { pattern, parameterNames, method, operation, openApiPath: path.replace(parameter, '{$1}') };
 });
 
 /** Matches a path below the base path, telling a wrong method apart from an unknown path. */
@@ -49,7 +56,11 @@ export function matchRoute(method: string, relativePath: string): RouteMatch {
   }
   const candidates = compiled.filter((route) => route.pattern.test(relativePath));
   const exact = candidates.find((route) => route.method === method);
-  if (exact) return { kind: 'operation', operation: exact.operation, openApiPath: exact.openApiPath };
+  if (exact) {
+    const segments = exact.pattern.exec(relativePath)?.slice(1) ?? [];
+    const pathParameters = new Map(exact.parameterNames.map((name, index) => [name, segments[index] ?? '']));
+    return { kind: 'operation', operation: exact.operation, openApiPath: exact.openApiPath, pathParameters };
+  }
   if (candidates.length > 0) return { kind: 'wrong_method', allowed: candidates.map((route) => route.method) };
   return { kind: 'none' };
 }

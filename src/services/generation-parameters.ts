@@ -1,5 +1,9 @@
 import { validationError } from '../errors/api-error';
 
+// The one set of rules for generation parameters: every surface (GraphQL, REST, ...) reaches these checks
+// through the pipeline, so a violation gets the same message and details wherever it was sent. GraphQL's
+// type system checks types and required fields first, with graphql-js's message on every surface.
+
 /** The spec's defaults and bounds for generation requests. */
 export const generationLimits = {
   maxTokens: { min: 1, max: 2048, default: 100 },
@@ -49,10 +53,7 @@ export function checkPrompt(prompt: string, field = 'prompt'): string {
   const { min, max } = generationLimits.promptLength;
   const length = characterCount(prompt);
   if (length < min || length > max) {
-    throw validationError(
-      `Invalid ${field}`,
-      `${field} must be between ${min} and ${max} characters long, got ${length}`,
-    );
+    throw validationError(`Invalid ${field}`, `${field} must be between ${min} and ${max} characters long, got ${length}`);
   }
   return prompt;
 }
@@ -62,7 +63,7 @@ export function checkPrompts(prompts: readonly string[]): readonly string[] {
   if (prompts.length < min || prompts.length > max) {
     throw validationError('Invalid prompts', `prompts must hold between ${min} and ${max} items, got ${prompts.length}`);
   }
-  prompts.forEach((prompt, index) => checkPrompt(prompt, `prompts[${index}]`));
+  for (const [index, prompt] of prompts.entries()) checkPrompt(prompt, `prompts[${index}]`);
   return prompts;
 }
 

@@ -41,13 +41,17 @@ function expectErrorResponse(response: RestResponse, status: number, code: strin
 /** `text` mentions `bound` as a number of its own (2 in "<= 2" but not in "2048" or "0.2"). */
 const mentionsNumber = (bound: number): RegExp => new RegExp(`(?<![\\d.])${String(bound).replace('.', '\\.')}(?![\\d]|\\.\\d)`);
 
-/** A 400 validation_error, documented for the operation, whose details name the field and, when given, the bound or type. */
+/**
+ * A 400 validation_error, documented for the operation, whose message or details name the field and, when
+ * given, the bound or the expected type (in GraphQL's words: the same message /graphql gives).
+ */
 function expectValidationError(response: RestResponse, path: ContractPath, field: string, bound?: number | string): void {
   expectToMatchContract(response, path, 'post');
-  const { details } = expectErrorResponse(response, 400, 'validation_error');
-  expect(details).toContain(field);
-  if (typeof bound === 'number') expect(details).toMatch(mentionsNumber(bound));
-  else if (bound !== undefined) expect(details).toContain(bound);
+  const { message, details } = expectErrorResponse(response, 400, 'validation_error');
+  const text = `${message} ${details}`;
+  expect(text).toContain(field);
+  if (typeof bound === 'number') expect(text).toMatch(mentionsNumber(bound));
+  else if (bound !== undefined) expect(text).toContain(bound);
 }
 
 function expectOk(response: RestResponse, path: ContractPath, method: 'get' | 'post'): any {
@@ -55,8 +59,6 @@ function expectOk(response: RestResponse, path: ContractPath, method: 'get' | 'p
   expect(response.status).toBe(200);
   return response.body;
 }
-
-
 
 const generationRequests = (fake: FakeUpstream) =>
   fake.requests.filter((r) => r.method === 'POST' && (r.path === '/v1/chat/completions' || r.path === '/v1/completions'));
@@ -131,7 +133,14 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
   describe('GET /models/{model_id}', () => {
     it('answers 200 with a catalog model', async () => {
       const body = expectOk(await rest(gateway, 'GET', '/models/gpt-4o'), '/models/{model_id}', 'get');
-      expect(body.model).toMatchObject({ id: 'gpt-4o', name: 'GPT-4o', type: 'commercial', provider: 'openai', status: 'available', context_length: 128000 });
+      expect(body.model).toMatchObject({
+        id: 'gpt-4o',
+        name: 'GPT-4o',
+        type: 'commercial',
+        provider: 'openai',
+        status: 'available',
+        context_length: 128000,
+      });
       expect(body.timestamp).toMatch(isoTimestamp);
     });
 
@@ -152,6 +161,15 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
       const { message, details } = expectErrorResponse(response, 404, 'model_not_found');
       expect(`${message} ${details}`).toContain('nope');
     });
+
+    it.each(['%ZZ', '%E0%A4%A', '%ED%A0%80'])(
+      'answers 404 model_not_found for an id that is not valid percent-encoding (%s)',
+      async (segment) => {
+        const response = await rest(gateway, 'GET', `/models/${segment}`);
+        expectToMatchContract(response, '/models/{model_id}', 'get');
+        expectErrorResponse(response, 404, 'model_not_found');
+      },
+    );
 
     it('answers DELETE with 405 method_not_allowed and Allow: GET', async () => {
       const response = await rest(gateway, 'DELETE', '/models/gpt-4o');
@@ -212,12 +230,14 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
     });
 
     it.each([
-      ['prompt', 123, 'string'],
-      ['max_tokens', '5', 'integer'],
-      ['max_tokens', true, 'integer'],
-      ['temperature', 'hot', 'number'],
-      ['top_p', '1', 'number'],
-    ])('answers 400 validation_error naming %s when it is %p', async (field, value, type) => {
+      ['prompt', 123, 'String'],
+      ['max_tokens', '5', 'Int'],
+      ['max_tokens', true, 'Int'],
+      ['max_tokens', 2 ** 31, 'Int'],
+      ['seed', 0.5, 'Int'],
+      ['temperature', 'hot', 'Float'],
+      ['top_p', '1', 'Float'],
+    ])('answers 400 validation_error naming %s and its GraphQL type when it is %p', async (field, value, type) => {
       const response = await generate({ prompt: 'hi', model_id: 'gpt-4o-mini', [field]: value });
       expectValidationError(response, '/generate', field, type);
       expect(generationRequests(fake)).toEqual([]);
@@ -226,7 +246,7 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
     it.each([
       ['max_tokens', 0, 1],
       ['max_tokens', 2049, 2048],
-      ['max_tokens', 1.5, 'integer'],
+      ['max_tokens', 1.5, 'non-integer'],
       ['temperature', -0.1, 0],
       ['temperature', 2.1, 2],
       ['top_p', -0.1, 0],
@@ -256,6 +276,36 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
 
     it('answers 400 validation_error naming prompt and the maximum for a prompt of 10001 characters', async () => {
       expectValidationError(await generate({ prompt: 'a'.repeat(10_001), model_id: 'gpt-4o-mini' }), '/generate', 'prompt', 10000);
+    });
+
+    it('answers 200 with the defaults for optional parameters sent as null, as GraphQL does', async () => {
+      const response = await generate({
+        prompt: 'nulls',
+        model_id: 'gpt-4o-mini',
+        max_tokens: null,
+        temperature: null,
+        top_p: null,
+        seed: null,
+      });
+      const body = expectOk(response, '/generate', 'post');
+      expect(body.parameters).toEqual({ max_tokens: 100, temperature: 0.7, top_p: 1 });
+    });
+
+    it('answers 200 and ignores body fields the operation does not take, __proto__ included', async () => {
+      const response = await generate('{"prompt":"extras","model_id":"gpt-4o-mini","stream":true,"__proto__":{"max_tokens":0}}');
+      const body = expectOk(response, '/generate', 'post');
+      expect(body.parameters.max_tokens).toBe(100);
+      expect(body.text).toBe(expectedReply('extras', 100).text);
+    });
+
+    it('takes parameters from the body only, not from the query string', async () => {
+      const response = await rest(gateway, 'POST', '/generate?max_tokens=abc&model_id=nope', {
+        prompt: 'query',
+        model_id: 'gpt-4o-mini',
+        max_tokens: 4,
+      });
+      const body = expectOk(response, '/generate', 'post');
+      expect(body.parameters.max_tokens).toBe(4);
     });
 
     it('answers 200 for a one-character prompt', async () => {
@@ -363,9 +413,9 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
 
     it.each([
       ['prompts', 'a string', 'prompts', 'array'],
-      ['prompts', [1, 2], 'prompts[0]', 'string'],
-      ['max_tokens', '5', 'max_tokens', 'integer'],
-      ['temperature', 'hot', 'temperature', 'number'],
+      ['prompts', [1, 2], 'prompts[0]', 'String'],
+      ['max_tokens', '5', 'max_tokens', 'Int'],
+      ['temperature', 'hot', 'temperature', 'Float'],
     ])('answers 400 validation_error when %s is %p, naming %s', async (field, value, named, type) => {
       const response = await batch({ prompts: ['hi'], model_id: 'gpt-4o-mini', [field]: value });
       expectValidationError(response, '/generate/batch', named, type);

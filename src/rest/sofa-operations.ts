@@ -1,0 +1,112 @@
+import path from 'node:path';
+import { buildOperationNodeForField } from '@graphql-tools/utils';
+import { Kind, OperationTypeNode, validate, type DocumentNode, type GraphQLSchema, type TypeNode } from 'graphql';
+import type { createSofa as CreateSofa } from 'sofa-api';
+import { operationRoutes, restBasePath, type OperationName } from './routes';
+
+export interface PreparedVariable {
+  readonly name: string;
+  /** A list type: REST wants a JSON array where GraphQL would wrap a single value into a list. */
+  readonly isList: boolean;
+}
+
+/** One route's GraphQL operation, generated from the schema and validated once, at start-up. */
+export interface PreparedOperation {
+  readonly fieldName: string;
+  readonly operationName: string;
+  readonly document: DocumentNode;
+  readonly variables: readonly PreparedVariable[];
+}
+
+const rootKinds = { Query: OperationTypeNode.QUERY, Mutation: OperationTypeNode.MUTATION } as const;
+
+/**
+ * The operation SOFA's router runs for each route, built the way SOFA builds it (its reading of the schema,
+ * then `buildOperationNodeForField`), without its WHATWG Request/Response layer around every call.
+ */
+export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<OperationName, PreparedOperation>> {
+  // SOFA's own normalisation decides which types are models, what to ignore and how deep to select.
+  const sofa = loadCreateSofa()({ schema, basePath: restBasePath });
+  const prepared: Partial<Record<OperationName, PreparedOperation>> = {};
+  for (const operation of Object.keys(operationRoutes) as OperationName[]) {
+    const [rootName, fieldName] = operation.split('.') as [keyof typeof rootKinds, string];
+    const rootType = rootName === 'Query' ? schema.getQueryType() : schema.getMutationType();
+    if (!rootType?.getFields()[fieldName]) throw new Error(`REST route ${operation}: the schema has no ${operation} field`);
+    const definition = buildOperationNodeForField({
+      kind: rootKinds[rootName],
+      schema,
+      field: fieldName,
+      models: sofa.models,
+      ignore: sofa.ignore,
+      circularReferenceDepth: sofa.depthLimit,
+    });
+    const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [definition] };
+    const errors = validate(schema, document);
+    if (errors.length > 0) {
+      throw new Error(
+        `REST route ${operation}: the generated operation does not validate: ${errors.map((error) => error.message).join('; ')}`,
+      );
+    }
+    prepared[operation] = {
+      fieldName,
+      operationName: definition.name?.value ?? fieldName,
+      document,
+      variables: (definition.variableDefinitions ?? []).map((variable) => ({
+        name: variable.variable.name.value,
+        isList: withoutNonNull(variable.type).kind === Kind.LIST_TYPE,
+      })),
+    };
+  }
+  // Every route was prepared above, or start-up stopped.
+  return prepared as Record<OperationName, PreparedOperation>;
+}
+
+/**
+ * SOFA's `createSofa` from its own module: the package index also loads SOFA's router (fets, @whatwg-node),
+ * ~250 ms of start-up for code REST no longer runs. test/rest/sofa-operations.test.ts holds the operations
+ * to what SOFA's router runs.
+ */
+function loadCreateSofa(): typeof CreateSofa {
+  const modulePath = path.join(path.dirname(require.resolve('sofa-api')), 'sofa.js');
+  const sofaModule = require(modulePath) as { createSofa?: unknown };
+  if (typeof sofaModule.createSofa !== 'function') throw new Error(`${modulePath} no longer exports createSofa; import it from 'sofa-api'`);
+  return sofaModule.createSofa as typeof CreateSofa;
+}
+
+/** A segment that is not valid percent-encoded UTF-8 names nothing that exists: it is looked up as written (a 404). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+const withoutNonNull = (type: TypeNode): TypeNode => (type.kind === Kind.NON_NULL_TYPE ? type.type : type);
+
+export type RestVariables = { readonly values: Record<string, unknown> } | { readonly problem: string };
+
+/**
+ * Variables as SOFA reads them: a path parameter, else the body field of the same name; null means not given.
+ * Types, required fields and ranges are left to GraphQL coercion and the services, as on /graphql; only what
+ * GraphQL would accept but the REST contract does not (a single value for an array) is refused here.
+ */
+export function restVariables(
+  operation: PreparedOperation,
+  pathParameters: ReadonlyMap<string, string>,
+  body: Readonly<Record<string, unknown>>,
+): RestVariables {
+  const values: Record<string, unknown> = {};
+  for (const { name, isList } of operation.variables) {
+    const segment = pathParameters.get(name);
+    if (segment !== undefined) {
+      values[name] = decodeSegment(segment);
+      continue;
+    }
+    const value = Object.hasOwn(body, name) ? body[name] : undefined;
+    if (value === undefined || value === null) continue;
+    if (isList && !Array.isArray(value)) return { problem: `${name} must be a JSON array` };
+    values[name] = value;
+  }
+  return { values };
+}

@@ -1,0 +1,82 @@
+import { type DocumentNode, type ExecutionArgs, type ExecutionResult, type execute, print } from 'graphql';
+import { createSofa, createSofaRouter } from 'sofa-api';
+import { createLogger } from '../../src/logger';
+import { matchRoute, type OperationName, operationRoutes, restBasePath } from '../../src/rest/routes';
+import { prepareSofaOperations, restVariables } from '../../src/rest/sofa-operations';
+import { buildGatewaySchemas } from '../../src/schema';
+
+interface SofaRun {
+  readonly document: string;
+  readonly operationName: string | null | undefined;
+  readonly variables: unknown;
+}
+
+/** A request body for each mutation route; queries have none. */
+const sampleBodies: Partial<Record<OperationName, Record<string, unknown>>> = {
+  'Mutation.generate': { prompt: 'a prompt', model_id: 'some-model', max_tokens: 5, temperature: 0.5, top_p: 0.9, seed: 7 },
+  'Mutation.generate_batch': { prompts: ['one', 'two'], model_id: 'some-model', max_tokens: 5 },
+};
+
+const requestPath = (operation: OperationName): string => operationRoutes[operation].path.replace(/:([a-z_]+)/g, 'some%20$1');
+
+/** What SOFA's own router hands its executor for one request: the operation it generated for the route, and its variables. */
+async function runThroughSofaRouter(operation: OperationName): Promise<SofaRun> {
+  const { plain } = await buildGatewaySchemas(createLogger('silent'));
+  const runs: SofaRun[] = [];
+  const router = createSofaRouter(
+    createSofa({
+      schema: plain,
+      basePath: restBasePath,
+      routes: operationRoutes,
+      // SOFA's own extension point: record instead of executing.
+      execute: ((args: ExecutionArgs): ExecutionResult => {
+        runs.push({ document: print(args.document as DocumentNode), operationName: args.operationName, variables: args.variableValues });
+        return { data: {} };
+      }) as typeof execute,
+    }),
+  );
+  const { method } = operationRoutes[operation];
+  const body = sampleBodies[operation];
+  await router.fetch(
+    new Request(`http://localhost${restBasePath}${requestPath(operation)}`, {
+      method,
+      ...(body ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+    }),
+    {},
+  );
+  expect(runs).toHaveLength(1);
+  return runs[0] as SofaRun;
+}
+
+describe('the REST operations prepared at start-up', () => {
+  it.each(Object.keys(operationRoutes) as OperationName[])(
+    'are the operation and variables SOFA’s own router runs for %s',
+    async (operation) => {
+      const { plain } = await buildGatewaySchemas(createLogger('silent'));
+      const prepared = prepareSofaOperations(plain)[operation];
+      const sofa = await runThroughSofaRouter(operation);
+      expect(prepared && print(prepared.document)).toBe(sofa.document);
+      expect(prepared?.operationName).toBe(sofa.operationName);
+      expect(prepared?.fieldName).toBe(operation.split('.')[1]);
+
+      const route = matchRoute(operationRoutes[operation].method, requestPath(operation));
+      if (route.kind !== 'operation' || !prepared) throw new Error(`no route for ${operation}`);
+      expect(restVariables(prepared, route.pathParameters, sampleBodies[operation] ?? {})).toEqual({ values: sofa.variables });
+    },
+  );
+
+  it('select every field of the answer, nested objects included', async () => {
+    const { plain } = await buildGatewaySchemas(createLogger('silent'));
+    const generate = prepareSofaOperations(plain)['Mutation.generate'];
+    const printed = print(generate.document);
+    for (const field of ['text', 'max_tokens', 'latency_ms', 'finish_reason', 'cost_usd', 'total', 'timestamp'])
+      expect(printed).toContain(field);
+  });
+
+  it('refuse to start when a route names a root field the schema lacks', async () => {
+    const { plain } = await buildGatewaySchemas(createLogger('silent'));
+    // A fresh schema, so removing one of its root fields touches nothing else.
+    delete plain.getQueryType()?.getFields().model;
+    expect(() => prepareSofaOperations(plain)).toThrow(/Query\.model/);
+  });
+});
