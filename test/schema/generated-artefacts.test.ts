@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
+import { openApiJson } from '../../scripts/emit-schema';
 import { createLogger } from '../../src/logger';
+import { defaultContractPath, emittedJsonPath } from '../../src/rest/openapi-contract';
 import { buildGatewaySchemas, printSubgraphSdl } from '../../src/schema';
 
 const run = promisify(execFile);
@@ -20,6 +22,11 @@ describe('generated artefacts', () => {
       .filter((line, index) => !(index === 0 && line.startsWith('#')))
       .join('\n');
     expect(withoutHeader).toBe(printSubgraphSdl(plain));
+  });
+
+  it('schema/openapi.json is schema/openapi.yaml as JSON (run npm run schema:emit when this fails)', async () => {
+    const committed = await readFile(emittedJsonPath(defaultContractPath), 'utf8');
+    expect(committed).toBe(await openApiJson(defaultContractPath));
   });
 
   it('test/generated/graphql.ts is what codegen generates from the operations (run npm run codegen when this fails)', async () => {
