@@ -9,8 +9,7 @@ import { demoModelPresets, writeDemoModel, type DemoModelOptions, type DemoModel
  * Default output: <MODELS_DIR or ./models>/llmop-demo-<preset>[-chatml].gguf, card alongside as .json.
  */
 
-const usage =
-  'usage: create-demo-model [--preset tiny|bench] [--chat-template chatml] [--out <file>] [--if-missing]';
+const usage = 'usage: create-demo-model [--preset tiny|bench] [--chat-template chatml] [--out <file>] [--if-missing]';
 
 /** Fixed so that the card, like the model, is the same on every run. */
 const CARD_CREATED_AT = '2024-06-01T00:00:00.000Z';
@@ -75,8 +74,7 @@ async function exists(filePath: string): Promise<boolean> {
 function modelCard(preset: DemoModelPreset, model: DemoModelOptions): Record<string, unknown> {
   return {
     name: `LLMOP demo (${preset} generated fixture)`,
-    description:
-      'A tiny generated llama-architecture model with random weights: a test fixture, not a useful language model.',
+    description: 'A tiny generated llama-architecture model with random weights: a test fixture, not a useful language model.',
     base_model: 'none (generated)',
     context_length: model.contextLength,
     capabilities: model.chatTemplate ? ['text-generation', 'chat'] : ['text-generation'],
@@ -96,9 +94,9 @@ async function main(): Promise<void> {
     chatTemplate: cli.chatTemplate,
     name: cli.chatTemplate ? `${base.name}-${cli.chatTemplate}` : base.name,
   };
-  const modelsDir = process.env['MODELS_DIR'] || path.resolve('models');
+  const modelsDir = process.env.MODELS_DIR || path.resolve('models');
   const filePath = path.resolve(cli.out ?? path.join(modelsDir, `${model.name}.gguf`));
-  const cardPath = filePath.replace(/\.gguf$/i, '') + '.json';
+  const cardPath = `${filePath.replace(/\.gguf$/i, '')}.json`;
 
   if (cli.ifMissing && (await exists(filePath))) {
     const { size } = await stat(filePath);
@@ -115,9 +113,7 @@ async function main(): Promise<void> {
     await rename(temporary, filePath);
     await writeFile(cardPath, `${JSON.stringify(modelCard(cli.preset, model), null, 2)}\n`);
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(
-      `${filePath}: ${parameters.toLocaleString('en-US')} parameters, ${bytes.toLocaleString('en-US')} bytes (${seconds} s)`,
-    );
+    console.log(`${filePath}: ${parameters.toLocaleString('en-US')} parameters, ${bytes.toLocaleString('en-US')} bytes (${seconds} s)`);
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;

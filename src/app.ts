@@ -40,10 +40,7 @@ export interface App {
 
 /** Composition root: config (with its catalog) -> providers -> pipeline and services -> schema -> HTTP. */
 export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
-  const apiKeys = new ApiKeyRegistry([
-    ...config.auth.inlineKeys,
-    ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : []),
-  ]);
+  const apiKeys = new ApiKeyRegistry([...config.auth.inlineKeys, ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : [])]);
   const startupWarnings = apiKeys.enabled
     ? []
     : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers'];

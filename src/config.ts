@@ -175,7 +175,9 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       sequences: env.LOCAL_SEQUENCES,
       contextSize: env.LOCAL_CONTEXT_SIZE,
       batchSize: env.LOCAL_BATCH_SIZE,
-      preload: env.LOCAL_PRELOAD.split(',').map((id) => id.trim()).filter(Boolean),
+      preload: env.LOCAL_PRELOAD.split(',')
+        .map((id) => id.trim())
+        .filter(Boolean),
       idleUnloadMs: env.LOCAL_IDLE_UNLOAD_MS,
     },
     auth: {
@@ -220,7 +222,9 @@ function readEndpointKeys(catalog: ModelCatalog, environment: NodeJS.ProcessEnv)
     const variable = endpoint.api_key_env;
     if (variable === undefined) continue;
     if (variable in environmentSchema.shape) {
-      throw new ConfigError(`MODEL_CATALOG: endpoint "${endpoint.name}" names ${variable} as its api_key_env, which is one of LLMOP's own settings`);
+      throw new ConfigError(
+        `MODEL_CATALOG: endpoint "${endpoint.name}" names ${variable} as its api_key_env, which is one of LLMOP's own settings`,
+      );
     }
     const value = environment[variable]?.trim();
     if (value) keys[variable] = value;

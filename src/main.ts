@@ -1,11 +1,11 @@
 import 'reflect-metadata';
 import { createApp } from './app';
 import { ApiKeysFileError } from './auth/api-keys';
-import { ConfigError, loadConfig } from './config';
+import { type AppConfig, ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
 
 async function main(): Promise<void> {
-  let config;
+  let config: AppConfig;
   try {
     config = loadConfig();
   } catch (error) {

@@ -53,8 +53,8 @@ export async function buildGatewaySchemas(
   const typeDefs = parse(printSubgraphSdl(plain));
   const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;
   // Passed here, not through type-graphql's helper: @apollo/subgraph 2.14 ignores a reference resolver added that way.
-  resolverMap['Model'] = {
-    ...(resolverMap['Model'] as object),
+  resolverMap.Model = {
+    ...(resolverMap.Model as object),
     __resolveReference: resolveModelReference,
   } as GraphQLResolverMap<unknown>[string];
   const subgraph = buildSubgraphSchema({ typeDefs, resolvers: resolverMap });

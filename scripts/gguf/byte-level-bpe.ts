@@ -123,8 +123,7 @@ export function trainByteLevelBpe(options: ByteLevelBpeOptions = {}): ByteLevelB
       if (
         !best ||
         candidate.count > best.count ||
-        (candidate.count === best.count &&
-          (candidate.left < best.left || (candidate.left === best.left && candidate.right < best.right)))
+        (candidate.count === best.count && (candidate.left < best.left || (candidate.left === best.left && candidate.right < best.right)))
       ) {
         best = candidate;
       }

@@ -191,14 +191,7 @@ export function buildDemoVocabulary(options: Pick<DemoModelOptions, 'merges' | '
 }
 
 function validate(options: DemoModelOptions): void {
-  const positive = [
-    'embeddingLength',
-    'blockCount',
-    'headCount',
-    'headCountKv',
-    'feedForwardLength',
-    'contextLength',
-  ] as const;
+  const positive = ['embeddingLength', 'blockCount', 'headCount', 'headCountKv', 'feedForwardLength', 'contextLength'] as const;
   for (const key of positive) {
     if (!Number.isInteger(options[key]) || options[key] <= 0) throw new Error(`${key} must be a positive integer`);
   }
@@ -209,10 +202,7 @@ function validate(options: DemoModelOptions): void {
 }
 
 /** Writes the model; the same options always give a byte-identical file. */
-export async function writeDemoModel(
-  filePath: string,
-  options: DemoModelOptions,
-): Promise<{ parameters: number; bytes: number }> {
+export async function writeDemoModel(filePath: string, options: DemoModelOptions): Promise<{ parameters: number; bytes: number }> {
   validate(options);
   const vocabulary = buildDemoVocabulary(options);
   const nVocab = vocabulary.tokens.length;
@@ -251,7 +241,9 @@ export async function writeDemoModel(
   }
 
   const tensors: GgufTensor[] = [];
-  const matrixType = { f32: GgmlTensorType.F32, f16: GgmlTensorType.F16, q8_0: GgmlTensorType.Q8_0, q4_0: GgmlTensorType.Q4_0 }[options.weightType ?? 'f32'];
+  const matrixType = { f32: GgmlTensorType.F32, f16: GgmlTensorType.F16, q8_0: GgmlTensorType.Q8_0, q4_0: GgmlTensorType.Q4_0 }[
+    options.weightType ?? 'f32'
+  ];
   const random = (name: string, dims: number[], std: number): void => {
     const count = elementCount(dims);
     const seed = tensorSeed(options.seed, name);

@@ -24,4 +24,3 @@ export function sendErrorResponse(response: ServerResponse, rendered: RenderedEr
   response.setHeader('content-type', 'application/json; charset=utf-8');
   response.end(JSON.stringify(rendered.body));
 }
-

@@ -14,7 +14,7 @@ export class InFlightTracker {
       if (ended) return;
       ended = true;
       this.count -= 1;
-      if (this.count === 0) this.idleWaiters.splice(0).forEach((wake) => wake());
+      if (this.count === 0) for (const wake of this.idleWaiters.splice(0)) wake();
     };
   }
 

@@ -14,7 +14,7 @@ export function createErrorMaskingMiddleware(logger: Logger): MiddlewareFn<Reque
   return async ({ context, info }, next) => {
     const mask = (error: unknown): never => {
       if (error instanceof ApiError) throw error;
-      if (error instanceof GraphQLError && typeof error.extensions['code'] === 'string') throw error;
+      if (error instanceof GraphQLError && typeof error.extensions.code === 'string') throw error;
       logger.error(
         { err: error, requestId: context.requestId, field: `${info.parentType.name}.${info.fieldName}` },
         'unexpected error in resolver',

@@ -95,7 +95,13 @@ export interface PipelineSettings {
 
 /** One prompt's way through steps 4 and 5: its answer (or typed error) and what was recorded. */
 type Settled =
-  | { readonly ok: true; readonly text: string; readonly counts: TokenCounts; readonly metadata: GenerationMetadata; readonly latencyMs: number }
+  | {
+      readonly ok: true;
+      readonly text: string;
+      readonly counts: TokenCounts;
+      readonly metadata: GenerationMetadata;
+      readonly latencyMs: number;
+    }
   | { readonly ok: false; readonly error: ApiError };
 
 export class GenerationPipeline {
@@ -130,7 +136,14 @@ export class GenerationPipeline {
       const prompt = prompts[index]!;
       if (!answer.ok) {
         const { message, extensions } = answer.error;
-        return { index, prompt, text: null, success: false, error: extensions.details ? `${message}: ${extensions.details}` : message, metadata: null };
+        return {
+          index,
+          prompt,
+          text: null,
+          success: false,
+          error: extensions.details ? `${message}: ${extensions.details}` : message,
+          metadata: null,
+        };
       }
       return {
         index,
@@ -175,12 +188,22 @@ export class GenerationPipeline {
     try {
       return await Promise.all(
         admitted.map(async (prompt): Promise<Settled> => {
-          const request: GenerationRequest = { model, prompt: prompt.prompt, ...parameters, seed: seed ?? undefined, signal: deadline.signal };
+          const request: GenerationRequest = {
+            model,
+            prompt: prompt.prompt,
+            ...parameters,
+            seed: seed ?? undefined,
+            signal: deadline.signal,
+          };
           const startedAt = performance.now();
           let result: GenerationResult;
           let attempts: number;
           try {
-            ({ value: result, attempts } = await withRetries(() => call.generationLoader.load({ provider, request }), this.settings.retry, deadline));
+            ({ value: result, attempts } = await withRetries(
+              () => call.generationLoader.load({ provider, request }),
+              this.settings.retry,
+              deadline,
+            ));
           } catch (failure) {
             const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
             const error = toApiError(exhausted?.lastError ?? failure, model, deadline);

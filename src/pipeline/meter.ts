@@ -17,7 +17,8 @@ export function meter(
   result: GenerationResult,
   requestId: string,
 ): { counts: TokenCounts; metadata: GenerationMetadata } {
-  const inputTokens = result.usage?.inputTokens ?? admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
+  const inputTokens =
+    result.usage?.inputTokens ?? admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
   const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, familyTokenizer(model));
   return {
     counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },

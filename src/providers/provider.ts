@@ -123,10 +123,7 @@ export class ProviderError extends Error {
   readonly statusCode: number | undefined;
   readonly isRetryable: boolean;
 
-  constructor(
-    message: string,
-    options: { kind: ProviderErrorKind; statusCode?: number; isRetryable?: boolean; cause?: unknown },
-  ) {
+  constructor(message: string, options: { kind: ProviderErrorKind; statusCode?: number; isRetryable?: boolean; cause?: unknown }) {
     super(message, { cause: options.cause });
     this.kind = options.kind;
     this.statusCode = options.statusCode;

@@ -60,7 +60,9 @@ export class SystemStatusService {
     const starved = !this.hasRoom(system);
     const warnings = [
       ...this.settings.startupWarnings,
-      ...providers.filter((provider) => provider.state === 'unconfigured').map((provider) => provider.detail ?? `${provider.name} is not configured`),
+      ...providers
+        .filter((provider) => provider.state === 'unconfigured')
+        .map((provider) => provider.detail ?? `${provider.name} is not configured`),
       ...down.map((provider) => `provider ${provider.name} is down: ${provider.detail ?? 'unknown reason'}`),
       ...clashes,
       ...(starved ? ['memory or disk is below the readiness threshold'] : []),

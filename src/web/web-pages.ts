@@ -8,7 +8,10 @@ const assetFiles = {
   'react-dom.production.min.js': path.join(path.dirname(require.resolve('react-dom')), 'umd/react-dom.production.min.js'),
   'graphiql.min.js': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.js'),
   'graphiql.min.css': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.css'),
-  'graphiql-init.js': path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../src/web/graphiql-init.js' : 'graphiql-init.js'),
+  'graphiql-init.js': path.resolve(
+    __dirname,
+    __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../src/web/graphiql-init.js' : 'graphiql-init.js',
+  ),
 } as const;
 
 type AssetName = keyof typeof assetFiles;

@@ -53,6 +53,7 @@ async function runOperation(page: Page, operation: string): Promise<string> {
   if (await choice.isVisible({ timeout: 2000 }).catch(() => false)) await choice.click();
   const result = page.locator('.result-window');
   await result.getByText('"data"').or(result.getByText('"errors"')).first().waitFor({ timeout: 15000 });
+  // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator, not a DOM node; innerText is what a person sees
   return (await result.innerText()).replace(/\s+/g, ' ');
 }
 

@@ -12,12 +12,15 @@ describe('keys of catalog endpoints', () => {
     expect(JSON.stringify(config)).not.toContain('do-not-keep');
   });
 
-  it.each(['API_KEYS', 'REDIS_URL', 'OPENAI_API_KEY'])('refuses a catalog whose endpoint would send LLMOP\'s own %s upstream', (variable) => {
-    const load = () => loadConfig({ MODEL_CATALOG: catalogNaming(variable), [variable]: 'redis://127.0.0.1:6379' });
+  it.each(['API_KEYS', 'REDIS_URL', 'OPENAI_API_KEY'])(
+    "refuses a catalog whose endpoint would send LLMOP's own %s upstream",
+    (variable) => {
+      const load = () => loadConfig({ MODEL_CATALOG: catalogNaming(variable), [variable]: 'redis://127.0.0.1:6379' });
 
-    expect(load).toThrow(ConfigError);
-    expect(load).toThrow(`names ${variable} as its api_key_env, which is one of LLMOP's own settings`);
-  });
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(`names ${variable} as its api_key_env, which is one of LLMOP's own settings`);
+    },
+  );
 });
 
 describe('rate-limit settings', () => {

@@ -59,7 +59,7 @@ describe('federation _entities', () => {
     const refused = await entities(representations, RATE_KEY);
     expect(refused.status).toBe(200);
     expect(refused.body.data).toBeNull();
-    expect(refused.body.errors?.map((error) => [error.path, error.extensions?.['code']])).toEqual([[['_entities'], 'rate_limit_exceeded']]);
+    expect(refused.body.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([[['_entities'], 'rate_limit_exceeded']]);
     expect(refused.headers.get('x-ratelimit-limit')).toBe(String(OTHER_LIMIT));
     expect(refused.headers.get('x-ratelimit-remaining')).toBe('0');
     expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);

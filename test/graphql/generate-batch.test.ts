@@ -30,8 +30,8 @@ function expectValidationError(result: GraphQLResult, ...mentions: string[]): vo
   expect(result.status).toBe(200);
   expect(result.body).toHaveProperty('data', null);
   const error = result.body.errors?.[0];
-  expect(error?.extensions?.['code']).toBe('validation_error');
-  const text = `${error?.message ?? ''} ${String(error?.extensions?.['details'] ?? '')}`;
+  expect(error?.extensions?.code).toBe('validation_error');
+  const text = `${error?.message ?? ''} ${String(error?.extensions?.details ?? '')}`;
   for (const mention of mentions) expect(text).toContain(mention);
 }
 
@@ -65,7 +65,7 @@ describe('generate_batch mutation', () => {
     expect(batch.results).toHaveLength(prompts.length);
     prompts.forEach((prompt, index) => {
       const reply = expectedReply(prompt, 50);
-      const item = batch.results[index];
+      const item = batch.results[index]!;
       expect(item).toEqual({
         index,
         prompt,
@@ -140,14 +140,14 @@ describe('generate_batch mutation', () => {
     expect(first).toMatchObject({ index: 0, prompt: prompts[0], text: expectedReply(prompts[0]!, 100).text, success: true, error: null });
     expect(third).toMatchObject({ index: 2, prompt: prompts[2], text: expectedReply(prompts[2]!, 100).text, success: true, error: null });
     expect(failed).toEqual({ index: 1, prompt: prompts[1], text: null, success: false, error: expect.any(String), metadata: null });
-    expect(failed.error!.trim().length).toBeGreaterThan(0);
-    expect(failed.error).not.toContain('sk-test');
+    expect(failed!.error!.trim().length).toBeGreaterThan(0);
+    expect(failed!.error).not.toContain('sk-test');
 
     expect(batch.metrics.successful_generations).toBe(2);
     expect(batch.metrics.failed_generations).toBe(1);
     // Aggregates count only the successful prompts.
-    expect(batch.metrics.input_tokens).toBe(first.metadata!.input_tokens + third.metadata!.input_tokens);
-    expect(batch.metrics.output_tokens).toBe(first.metadata!.output_tokens + third.metadata!.output_tokens);
+    expect(batch.metrics.input_tokens).toBe(first!.metadata!.input_tokens + third!.metadata!.input_tokens);
+    expect(batch.metrics.output_tokens).toBe(first!.metadata!.output_tokens + third!.metadata!.output_tokens);
   });
 
   it('sends all prompts of a batch to the provider in one generateBatch call, never prompt by prompt', async () => {
@@ -233,7 +233,7 @@ describe('generate_batch mutation', () => {
     const result = await runBatch(gateway, { prompts: ['hello', 'world'], model_id: 'no-such-model' });
     expect(result.status).toBe(200);
     expect(result.body.data).toBeNull();
-    expect(result.body.errors?.[0]?.extensions?.['code']).toBe('model_not_found');
+    expect(result.body.errors?.[0]?.extensions?.code).toBe('model_not_found');
     expect(result.body.errors?.[0]?.message).toContain('no-such-model');
     expect(chatRequests(fake)).toHaveLength(0);
   });

@@ -42,11 +42,11 @@ function expectApiError(result: GraphQLResult, code: string): { message: string;
   expect(raw).not.toContain(API_KEY);
   expect(raw).not.toContain('stacktrace');
   expect(raw).not.toMatch(stackFrame);
-  expect(result.body.errors?.[0]?.extensions?.['code']).toBe(code);
+  expect(result.body.errors?.[0]?.extensions?.code).toBe(code);
   expect(result.status).toBe(200);
   expect(result.body).toHaveProperty('data', null);
   const error = result.body.errors![0]!;
-  const details = error.extensions?.['details'];
+  const details = error.extensions?.details;
   return { message: error.message, details: typeof details === 'string' ? details : '' };
 }
 
@@ -261,7 +261,7 @@ describe('generate mutation against OpenAI', () => {
       const result = await generate(gateway, { max_tokens: 3.5 });
       expect(result.status).toBe(400);
       expect(result.body).not.toHaveProperty('data');
-      expect(result.body.errors?.[0]?.extensions?.['code']).toBe('validation_error');
+      expect(result.body.errors?.[0]?.extensions?.code).toBe('validation_error');
       expect(result.body.errors?.[0]?.message).toContain('max_tokens');
       expect(generationRequests(fake)).toHaveLength(0);
     });

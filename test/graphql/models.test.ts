@@ -142,7 +142,7 @@ describe('models with an OpenAI key', () => {
     const { status, body } = await gateway.execute(ModelDocument, { model_id: 'no-such-model' });
     expect(status).toBe(200);
     expect(body.data).toBeNull();
-    expect(body.errors?.[0]?.extensions?.['code']).toBe('model_not_found');
+    expect(body.errors?.[0]?.extensions?.code).toBe('model_not_found');
     expect(body.errors?.[0]?.message).toContain('no-such-model');
   });
 });
@@ -310,7 +310,7 @@ describe('an OpenAI-compatible endpoint that is unreachable', () => {
     const { status, body } = await gateway.execute(GenerateDocument, { prompt: 'anyone there?', model_id: 'offline-chat' });
     expect(status).toBe(200);
     expect(body.data).toBeNull();
-    expect(body.errors?.[0]?.extensions?.['code']).toBe('model_unavailable');
+    expect(body.errors?.[0]?.extensions?.code).toBe('model_unavailable');
   });
 
   it('notices the endpoint once it comes up, lists its models as available, and becomes healthy', async () => {

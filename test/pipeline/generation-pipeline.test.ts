@@ -18,12 +18,19 @@ const batchMutation = `mutation ($prompts: [String!]!, $model_id: String!) {
 const catalogFor = (fake: FakeUpstream) => ({
   endpoints: [{ name: 'vllm', base_url: fake.url }],
   models: [
-    { id: 'tiny-completion', provider: 'vllm', api: 'completion', context_length: 4096, pricing: { input_per_million: 1, output_per_million: 2 } },
+    {
+      id: 'tiny-completion',
+      provider: 'vllm',
+      api: 'completion',
+      context_length: 4096,
+      pricing: { input_per_million: 1, output_per_million: 2 },
+    },
     { id: 'tiny-chat', provider: 'vllm', api: 'chat', context_length: 4096 },
   ],
 });
 
-const generationCalls = (fake: FakeUpstream) => fake.requests.filter((request) => request.method === 'POST' && request.path !== '/v1/models');
+const generationCalls = (fake: FakeUpstream) =>
+  fake.requests.filter((request) => request.method === 'POST' && request.path !== '/v1/models');
 
 function recordsOf(gateway: RunningGateway): { records: GenerationRecord[]; stop: () => void } {
   const records: GenerationRecord[] = [];
@@ -31,7 +38,7 @@ function recordsOf(gateway: RunningGateway): { records: GenerationRecord[]; stop
   return { records, stop };
 }
 
-const errorCodeOf = (body: { errors?: Array<{ extensions?: Record<string, unknown> }> }): unknown => body.errors?.[0]?.extensions?.['code'];
+const errorCodeOf = (body: { errors?: Array<{ extensions?: Record<string, unknown> }> }): unknown => body.errors?.[0]?.extensions?.code;
 
 describe('the generation pipeline', () => {
   let fake: FakeUpstream;
@@ -181,7 +188,7 @@ describe('the provider queue', () => {
       ]);
       expect(first.body.errors).toBeUndefined();
       expect(errorCodeOf(second.body)).toBe('generation_error');
-      expect(second.body.errors?.[0]?.extensions?.['details']).toBe('no answer within 700 ms');
+      expect(second.body.errors?.[0]?.extensions?.details).toBe('no answer within 700 ms');
     } finally {
       await gateway.close();
     }
@@ -193,12 +200,16 @@ describe('the provider queue', () => {
       fake.latencyMs = 300;
       const startedAt = performance.now();
       const answers = await Promise.all(
-        ['one', 'two', 'three'].map((prompt) => gateway.graphql(generateMutation, { prompt, model_id: 'tiny-chat' }).then((answer) => ({ answer, at: performance.now() - startedAt }))),
+        ['one', 'two', 'three'].map((prompt) =>
+          gateway
+            .graphql(generateMutation, { prompt, model_id: 'tiny-chat' })
+            .then((answer) => ({ answer, at: performance.now() - startedAt })),
+        ),
       );
       const refused = answers.filter(({ answer }) => answer.body.errors !== undefined);
       expect(refused).toHaveLength(1);
       expect(errorCodeOf(refused[0]!.answer.body)).toBe('model_unavailable');
-      expect(String(refused[0]!.answer.body.errors?.[0]?.extensions?.['details'])).toContain('saturated');
+      expect(String(refused[0]!.answer.body.errors?.[0]?.extensions?.details)).toContain('saturated');
       // Refused without waiting for the one in flight.
       expect(refused[0]!.at).toBeLessThan(300);
       expect(generationCalls(fake)).toHaveLength(2);

@@ -17,7 +17,9 @@ describe('token counting on the request path', () => {
   });
 
   const generate = (prompt: string) =>
-    gateway.graphql('mutation ($prompt: String!) { generate(prompt: $prompt, model_id: "gpt-4o-mini") { metrics { input_tokens } } }', { prompt });
+    gateway.graphql('mutation ($prompt: String!) { generate(prompt: $prompt, model_id: "gpt-4o-mini") { metrics { input_tokens } } }', {
+      prompt,
+    });
 
   it('loads no tokenizer for a prompt that surely fits the context when the upstream reports usage', async () => {
     const answer = await generate('a short prompt');

@@ -23,7 +23,7 @@ async function packagesLoadedAtStart(env: Record<string, string>, packages: read
   const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], {
     cwd: projectRoot,
     env: {
-      PATH: process.env['PATH'] ?? '',
+      PATH: process.env.PATH ?? '',
       PORT: '0',
       LOG_LEVEL: 'silent',
       MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),

@@ -11,7 +11,18 @@ const userSpec = YAML.parse(readFileSync(userSpecPath, 'utf8')) as any;
 
 const httpMethods = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 /** Keywords whose value a client relies on: ours must keep the spec's value exactly. */
-const keptKeywords = ['type', 'format', 'nullable', 'minimum', 'maximum', 'minLength', 'maxLength', 'minItems', 'maxItems', 'default'] as const;
+const keptKeywords = [
+  'type',
+  'format',
+  'nullable',
+  'minimum',
+  'maximum',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'default',
+] as const;
 
 function resolveRef(document: any, schema: any): any {
   let current = schema;
@@ -80,7 +91,8 @@ describe('the REST contract document schema/openapi.yaml', () => {
     const missing: string[] = [];
     for (const [path, item] of Object.entries<any>(userSpec.paths)) {
       for (const method of httpMethods) {
-        if (item[method] !== undefined && contractDocument.paths[path]?.[method] === undefined) missing.push(`${method.toUpperCase()} ${path}`);
+        if (item[method] !== undefined && contractDocument.paths[path]?.[method] === undefined)
+          missing.push(`${method.toUpperCase()} ${path}`);
       }
     }
     expect(missing).toEqual([]);

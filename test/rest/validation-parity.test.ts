@@ -64,7 +64,7 @@ describe('generation parameters refused the same way on REST and GraphQL', () =>
     const fromGraphQL = await gateway.graphql(operation === 'generate' ? GENERATE : GENERATE_BATCH, variables);
     expect(fromGraphQL.body.errors).toHaveLength(1);
     const [error] = fromGraphQL.body.errors!;
-    const graphqlRefusal: Refusal = { code: error!.extensions?.['code'], message: error!.message, details: error!.extensions?.['details'] };
+    const graphqlRefusal: Refusal = { code: error!.extensions?.code, message: error!.message, details: error!.extensions?.details };
 
     expect(restRefusal).toEqual(graphqlRefusal);
     expect(restRefusal.code).toBe('validation_error');

@@ -96,7 +96,7 @@ describe('root fields over HTTP', () => {
       // The first call is counted whatever it comes to (a made-up model is not found); the second is over the limit of 1.
       await gateway.graphql(document, variables);
       const { body } = await gateway.graphql(document, variables);
-      secondCalls[name] = body.errors?.[0]?.extensions?.['code'];
+      secondCalls[name] = body.errors?.[0]?.extensions?.code;
     }
     expect(secondCalls).toEqual(Object.fromEntries(operations.map(({ name }) => [name, 'rate_limit_exceeded'])));
   });

@@ -21,7 +21,9 @@ const OPENAI_KEY = 'sk-fuzz-openai-secret-7f3a9c61';
 const GATEWAY_KEY = 'llmop-fuzz-gateway-key-2b8e44';
 const FINE_TUNE_ID = 'ft:gpt-4o-mini:acme::abc123';
 const CATALOG_IDS = (
-  JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'catalog', 'default-models.json'), 'utf8')) as { models: Array<{ id: string }> }
+  JSON.parse(readFileSync(path.resolve(__dirname, '..', '..', 'catalog', 'default-models.json'), 'utf8')) as {
+    models: Array<{ id: string }>;
+  }
 ).models.map((model) => model.id);
 /** Every catalog model and the fine-tune are listed by the fake, so none is legitimately unavailable (503). */
 const AVAILABLE_MODELS = [...CATALOG_IDS, FINE_TUNE_ID];
@@ -93,6 +95,7 @@ const specialStrings = [
   'constructor',
   'prototype',
   "' OR 1=1 --",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a template-injection probe, sent as plain text on purpose
   '${process.env.OPENAI_API_KEY}',
   '{{7*7}}',
   '<script>alert(1)</script>',
@@ -106,7 +109,22 @@ const specialStrings = [
   'gpt-4o-mini/../gpt-4',
   'no-such-model',
 ];
-const words = ['hello', 'gateway', 'weather', 'naïve', 'café', '漢字', 'שלום', 'مرحبا', '😀', '👩‍👩‍👧‍👦', 'nul\u0000byte', 'tab\tbed', 'zero\u200bwidth', 'x'];
+const words = [
+  'hello',
+  'gateway',
+  'weather',
+  'naïve',
+  'café',
+  '漢字',
+  'שלום',
+  'مرحبا',
+  '😀',
+  '👩‍👩‍👧‍👦',
+  'nul\u0000byte',
+  'tab\tbed',
+  'zero\u200bwidth',
+  'x',
+];
 
 /** A random string of one of many hostile kinds. */
 function randomString(r: Random): string {
@@ -141,8 +159,29 @@ function promptText(r: Random): string {
 }
 
 const rawNumbers = [
-  '0', '-0', '1', '-1', '0.5', '-0.0', '1.0', '1E2', '1e309', '-1e309', '1e-400', '3.14159', '2', '2.0001', '100',
-  '2048', '2049', '10000', '2147483647', '2147483648', '-2147483649', '9007199254740993', '123456789012345678901234567890',
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '0.5',
+  '-0.0',
+  '1.0',
+  '1E2',
+  '1e309',
+  '-1e309',
+  '1e-400',
+  '3.14159',
+  '2',
+  '2.0001',
+  '100',
+  '2048',
+  '2049',
+  '10000',
+  '2147483647',
+  '2147483648',
+  '-2147483649',
+  '9007199254740993',
+  '123456789012345678901234567890',
 ];
 
 /** A random JSON value as raw text, so that 1e309, -0 and duplicate keys reach the server verbatim. */
@@ -166,7 +205,9 @@ function rawValue(r: Random, depth = 0): string {
 }
 
 function randomKey(r: Random): string {
-  return r.chance(0.5) ? r.pick(['__proto__', 'constructor', 'query', 'variables', 'prompt', 'prompts', 'model_id', '', '\u0000', '😀', 'a.b', '$ref']) : randomString(r).slice(0, 30);
+  return r.chance(0.5)
+    ? r.pick(['__proto__', 'constructor', 'query', 'variables', 'prompt', 'prompts', 'model_id', '', '\u0000', '😀', 'a.b', '$ref'])
+    : randomString(r).slice(0, 30);
 }
 
 type Pair = [string, string];
@@ -219,9 +260,30 @@ function structuralBody(r: Random, validBody: string): { body: Buffer; note: str
     case 1:
       return text(
         r.pick([
-          '{', '}', '{"prompt":', '{"prompt":"a",}', "{'prompt':'a'}", 'undefined', 'NaN', '{"prompt": NaN}', '{"a":1}{"b":2}',
-          '\u0000', '{"prompt":"\\uZZZZ"}', '{"prompt":"unterminated}', '[1,2,', '--1', '0x10', '{"a":01}', '\ufeff{}', 'nul\u0000l',
-          '{"prompt":"a" "model_id":"b"}', '{,}', '[,]', '{"a"}', '"\\', '/* comment */ {}',
+          '{',
+          '}',
+          '{"prompt":',
+          '{"prompt":"a",}',
+          "{'prompt':'a'}",
+          'undefined',
+          'NaN',
+          '{"prompt": NaN}',
+          '{"a":1}{"b":2}',
+          '\u0000',
+          '{"prompt":"\\uZZZZ"}',
+          '{"prompt":"unterminated}',
+          '[1,2,',
+          '--1',
+          '0x10',
+          '{"a":01}',
+          '\ufeff{}',
+          'nul\u0000l',
+          '{"prompt":"a" "model_id":"b"}',
+          '{,}',
+          '[,]',
+          '{"a"}',
+          '"\\',
+          '/* comment */ {}',
         ]),
         'malformed',
       );
@@ -230,13 +292,23 @@ function structuralBody(r: Random, validBody: string): { body: Buffer; note: str
     case 3:
       return { body: r.bytes(r.int(1, 2048)), note: 'random bytes' };
     case 4:
-      return text(r.pick(['[]', '"a string"', '1', '-0', '1e309', 'null', 'true', '[{"query":"{ health { status } }"}]', '{}']), 'not an object');
+      return text(
+        r.pick(['[]', '"a string"', '1', '-0', '1e309', 'null', 'true', '[{"query":"{ health { status } }"}]', '{}']),
+        'not an object',
+      );
     case 5:
       return text(`[${Array.from({ length: 120_000 }, (_, index) => index % 10).join(',')}]`, 'huge array');
     case 6:
       return text(rawObject(Array.from({ length: 30_000 }, (_, index) => [`k${index}`, String(index)] as Pair)), 'huge object');
     case 7:
-      return text(rawObject([['prompt', JSON.stringify('a'.repeat(900_000))], ['model_id', '"gpt-4o-mini"'], ['query', JSON.stringify('{ health { status } }')]]), 'huge string');
+      return text(
+        rawObject([
+          ['prompt', JSON.stringify('a'.repeat(900_000))],
+          ['model_id', '"gpt-4o-mini"'],
+          ['query', JSON.stringify('{ health { status } }')],
+        ]),
+        'huge string',
+      );
     case 8:
       return text(JSON.stringify({ prompt: 'x'.repeat(1_100_000), query: '{ health { status } }' }), 'over 1 MiB');
     case 9:
@@ -244,7 +316,14 @@ function structuralBody(r: Random, validBody: string): { body: Buffer; note: str
     case 10:
       return text(deepObject(r.int(1_000, 50_000)), 'deeply nested object');
     case 11:
-      return { body: Buffer.concat([Buffer.from(validBody.slice(0, 10)), Buffer.from([0xff, 0xfe, 0xc0, 0x80, 0xed, 0xa0, 0x80]), Buffer.from(validBody.slice(10))]), note: 'invalid UTF-8 inside' };
+      return {
+        body: Buffer.concat([
+          Buffer.from(validBody.slice(0, 10)),
+          Buffer.from([0xff, 0xfe, 0xc0, 0x80, 0xed, 0xa0, 0x80]),
+          Buffer.from(validBody.slice(10)),
+        ]),
+        note: 'invalid UTF-8 inside',
+      };
     case 12:
       return { body: Buffer.from(validBody, 'utf16le'), note: 'UTF-16 body' };
     default:
@@ -304,7 +383,9 @@ function encodeLoose(value: string): string {
 function randomQueryString(r: Random): string {
   if (r.chance(0.4)) return '';
   const pairs = Array.from({ length: r.int(0, 5) }, () => {
-    const key = r.chance(0.4) ? r.pick(['model_id', 'prompt', 'query', 'variables', '__proto__', 'a[b]', 'max_tokens', 'format']) : encodeLoose(randomString(r).slice(0, 20));
+    const key = r.chance(0.4)
+      ? r.pick(['model_id', 'prompt', 'query', 'variables', '__proto__', 'a[b]', 'max_tokens', 'format'])
+      : encodeLoose(randomString(r).slice(0, 20));
     return `${encodeLoose(key)}=${r.chance(0.15) ? r.pick(['%ZZ', '%', '%E0%A4%A', '%00', '%C0%80']) : encodeLoose(randomString(r).slice(0, 60))}`;
   });
   if (r.chance(0.2)) pairs.push(pairs[0] ?? 'a=1');
@@ -312,8 +393,25 @@ function randomQueryString(r: Random): string {
 }
 
 const modelIdSegments = [
-  'gpt-4o-mini', encodeURIComponent(FINE_TUNE_ID), FINE_TUNE_ID, 'no-such-model', '%ZZ', '%E0%A4%A', '%00', '%2F', '..', '.', '%2e%2e',
-  'gpt-4o-mini%20', encodeLoose('😀'), 'a'.repeat(3_000), encodeLoose('\ud800'), '%C0%AE', 'GPT-4O-MINI', '__proto__', 'constructor',
+  'gpt-4o-mini',
+  encodeURIComponent(FINE_TUNE_ID),
+  FINE_TUNE_ID,
+  'no-such-model',
+  '%ZZ',
+  '%E0%A4%A',
+  '%00',
+  '%2F',
+  '..',
+  '.',
+  '%2e%2e',
+  'gpt-4o-mini%20',
+  encodeLoose('😀'),
+  'a'.repeat(3_000),
+  encodeLoose('\ud800'),
+  '%C0%AE',
+  'GPT-4O-MINI',
+  '__proto__',
+  'constructor',
 ];
 
 function randomHeaders(r: Random, options: { contentType?: boolean; graphqlGet?: boolean } = {}): Array<[string, string | string[]]> {
@@ -324,17 +422,41 @@ function randomHeaders(r: Random, options: { contentType?: boolean; graphqlGet?:
     headers.push([
       'authorization',
       r.pick<string | string[]>([
-        'Bearer wrong-key', 'Basic dXNlcjpwYXNz', 'Bearer', '', 'Bearer a b', `Bearer ${GATEWAY_KEY}x`, `Bearer ${'k'.repeat(2_000)}`,
-        ['Bearer wrong-key', `Bearer ${GATEWAY_KEY}`], [`Bearer ${GATEWAY_KEY}`, 'Bearer wrong-key'],
+        'Bearer wrong-key',
+        'Basic dXNlcjpwYXNz',
+        'Bearer',
+        '',
+        'Bearer a b',
+        `Bearer ${GATEWAY_KEY}x`,
+        `Bearer ${'k'.repeat(2_000)}`,
+        ['Bearer wrong-key', `Bearer ${GATEWAY_KEY}`],
+        [`Bearer ${GATEWAY_KEY}`, 'Bearer wrong-key'],
       ]),
     ]);
   }
   if (options.contentType || r.chance(0.1)) {
     const contentType = r.pick<string | string[]>([
-      'application/json', 'application/json', 'application/json', 'application/json; charset=utf-8', 'APPLICATION/JSON', 'application/json;charset=latin1',
-      'application/graphql-response+json', 'application/vnd.api+json', 'application/jsonx', 'application/json; boundary=--', 'text/plain',
-      'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=xyz', 'application/graphql', '', '*/*',
-      ';;;', 'application/json, text/plain', ['application/json', 'text/plain'], ['text/plain', 'application/json'],
+      'application/json',
+      'application/json',
+      'application/json',
+      'application/json; charset=utf-8',
+      'APPLICATION/JSON',
+      'application/json;charset=latin1',
+      'application/graphql-response+json',
+      'application/vnd.api+json',
+      'application/jsonx',
+      'application/json; boundary=--',
+      'text/plain',
+      'text/plain; charset=utf-8',
+      'application/x-www-form-urlencoded',
+      'multipart/form-data; boundary=xyz',
+      'application/graphql',
+      '',
+      '*/*',
+      ';;;',
+      'application/json, text/plain',
+      ['application/json', 'text/plain'],
+      ['text/plain', 'application/json'],
     ]);
     headers.push(['content-type', contentType]);
   }
@@ -342,25 +464,68 @@ function randomHeaders(r: Random, options: { contentType?: boolean; graphqlGet?:
     headers.push([
       'accept',
       r.pick<string | string[]>([
-        'application/json', 'application/graphql-response+json', 'application/graphql-response+json, application/json;q=0.9', '*/*', 'text/html',
-        'text/html, application/json', 'text/event-stream', 'multipart/mixed; deferSpec=20220824', 'application/xml', 'garbage/../..', '',
-        ['text/html', 'application/json'], 'application/yaml',
+        'application/json',
+        'application/graphql-response+json',
+        'application/graphql-response+json, application/json;q=0.9',
+        '*/*',
+        'text/html',
+        'text/html, application/json',
+        'text/event-stream',
+        'multipart/mixed; deferSpec=20220824',
+        'application/xml',
+        'garbage/../..',
+        '',
+        ['text/html', 'application/json'],
+        'application/yaml',
       ]),
     ]);
   }
   if (options.graphqlGet && r.chance(0.75)) {
-    headers.push(r.chance(0.7) ? ['apollo-require-preflight', r.pick(['true', '1', 'yes', 'x'])] : ['x-apollo-operation-name', r.pick(['Q', 'Overview', 'x'])]);
+    headers.push(
+      r.chance(0.7)
+        ? ['apollo-require-preflight', r.pick(['true', '1', 'yes', 'x'])]
+        : ['x-apollo-operation-name', r.pick(['Q', 'Overview', 'x'])],
+    );
   }
   for (let extra = r.int(0, 3); extra > 0; extra -= 1) {
     const name = r.pick([
-      'x-request-id', 'x-request-id', 'x-forwarded-for', 'x-real-ip', 'origin', 'referer', 'cookie', 'user-agent', 'accept-encoding', 'accept-language',
-      'if-none-match', 'range', 'x-http-method-override', 'apollo-require-preflight', 'x-apollo-operation-name', 'apollographql-client-name',
-      `x-fuzz-${r.int(0, 999)}`, `X-${'A'.repeat(r.int(1, 60))}`,
+      'x-request-id',
+      'x-request-id',
+      'x-forwarded-for',
+      'x-real-ip',
+      'origin',
+      'referer',
+      'cookie',
+      'user-agent',
+      'accept-encoding',
+      'accept-language',
+      'if-none-match',
+      'range',
+      'x-http-method-override',
+      'apollo-require-preflight',
+      'x-apollo-operation-name',
+      'apollographql-client-name',
+      `x-fuzz-${r.int(0, 999)}`,
+      `X-${'A'.repeat(r.int(1, 60))}`,
     ]);
     const value = (): string =>
       r.chance(0.5)
-        ? r.pick(['DELETE', 'gzip, deflate, br', 'bytes=0-10', '127.0.0.1, 10.0.0.1', 'req-123', 'a'.repeat(200), '..', '{}', 'null', '*', 'true'])
-        : Array.from({ length: r.int(0, 80) }, () => printable[r.int(0, printable.length - 1)]).join('').trim();
+        ? r.pick([
+            'DELETE',
+            'gzip, deflate, br',
+            'bytes=0-10',
+            '127.0.0.1, 10.0.0.1',
+            'req-123',
+            'a'.repeat(200),
+            '..',
+            '{}',
+            'null',
+            '*',
+            'true',
+          ])
+        : Array.from({ length: r.int(0, 80) }, () => printable[r.int(0, printable.length - 1)])
+            .join('')
+            .trim();
     headers.push([name, r.chance(0.2) ? [value(), value()] : value()]);
   }
   return headers;
@@ -388,7 +553,9 @@ function restRequest(r: Random, route: RestRoute): FuzzRequest {
   if (method === 'POST' || (method !== 'GET' && method !== 'HEAD' && r.chance(0.5))) {
     if (route.method === 'POST') {
       const batch = route.path === '/generate/batch';
-      const names = batch ? ['prompts', 'model_id', 'max_tokens', 'temperature', 'top_p', 'seed'] : ['prompt', 'model_id', 'max_tokens', 'temperature', 'top_p', 'seed'];
+      const names = batch
+        ? ['prompts', 'model_id', 'max_tokens', 'temperature', 'top_p', 'seed']
+        : ['prompt', 'model_id', 'max_tokens', 'temperature', 'top_p', 'seed'];
       const fields = generationFields(r, batch);
       const kind = r.next();
       if (kind < 0.25) {
@@ -420,15 +587,44 @@ function restRequest(r: Random, route: RestRoute): FuzzRequest {
 }
 
 const unknownPaths = [
-  '/api/v1', '/api/v1/', '/api/v1/nope', '/api/v1/generate/', '/api/v1/generate/batch/x', '/api/v1/models/a/b', '/api/v1/models/', '/api/v1//health',
-  '/api/v1/HEALTH', '/api/v2/health', '/api/v1.0/health', '/nope', '/graphql/', '/GRAPHQL', '/graphql.json', '/graphiql/nope.js', '/graphiql/../package.json',
-  '/graphiql/%2e%2e/package.json', '/api/v1/%2e%2e/%2e%2e/package.json', '/.env', '/api/v1/openapi.yml', '/favicon.ico', '/api/v1/health%00',
-  '/%ZZ', '/api/v1/ready/', '/api/v1/openapi.json/', '/api/v1/status.json', '/api%2Fv1%2Fhealth', '/api/v1/generate%2Fbatch', '/', '/index.html',
+  '/api/v1',
+  '/api/v1/',
+  '/api/v1/nope',
+  '/api/v1/generate/',
+  '/api/v1/generate/batch/x',
+  '/api/v1/models/a/b',
+  '/api/v1/models/',
+  '/api/v1//health',
+  '/api/v1/HEALTH',
+  '/api/v2/health',
+  '/api/v1.0/health',
+  '/nope',
+  '/graphql/',
+  '/GRAPHQL',
+  '/graphql.json',
+  '/graphiql/nope.js',
+  '/graphiql/../package.json',
+  '/graphiql/%2e%2e/package.json',
+  '/api/v1/%2e%2e/%2e%2e/package.json',
+  '/.env',
+  '/api/v1/openapi.yml',
+  '/favicon.ico',
+  '/api/v1/health%00',
+  '/%ZZ',
+  '/api/v1/ready/',
+  '/api/v1/openapi.json/',
+  '/api/v1/status.json',
+  '/api%2Fv1%2Fhealth',
+  '/api/v1/generate%2Fbatch',
+  '/',
+  '/index.html',
 ];
 
 function unknownPathRequest(r: Random): FuzzRequest {
   const method = r.pick(allMethods);
-  const pathname = r.chance(0.8) ? r.pick(unknownPaths) : `/${Array.from({ length: r.int(1, 4) }, () => encodeLoose(randomString(r).slice(0, 30))).join('/')}`;
+  const pathname = r.chance(0.8)
+    ? r.pick(unknownPaths)
+    : `/${Array.from({ length: r.int(1, 4) }, () => encodeLoose(randomString(r).slice(0, 30))).join('/')}`;
   const withBody = method !== 'GET' && method !== 'HEAD' && r.chance(0.6);
   const structural = withBody ? structuralBody(r, '{"prompt":"hello","model_id":"gpt-4o-mini"}') : undefined;
   return {
@@ -502,12 +698,20 @@ function graphqlCall(r: Random, forGet: boolean): GraphQLCall {
     }
     case 4: {
       const id = r.chance(0.5) ? JSON.stringify(r.pick([...AVAILABLE_MODELS, 'no-such-model', ''])) : rawValue(r);
-      return { document: MODEL_DOC, note: `model, id=${id.slice(0, 40)}`, variables: r.chance(0.9) ? rawObject([['id', id]]) : rawValue(r) };
+      return {
+        document: MODEL_DOC,
+        note: `model, id=${id.slice(0, 40)}`,
+        variables: r.chance(0.9) ? rawObject([['id', id]]) : rawValue(r),
+      };
     }
     case 5:
     case 6: {
       const document = r.pick(plainDocs);
-      const operationName = document.includes('query A') ? r.pick(['A', 'B', 'C', '']) : r.chance(0.1) ? randomString(r).slice(0, 20) : undefined;
+      const operationName = document.includes('query A')
+        ? r.pick(['A', 'B', 'C', ''])
+        : r.chance(0.1)
+          ? randomString(r).slice(0, 20)
+          : undefined;
       return { document, note: 'fixed document', operationName, variables: r.chance(0.2) ? rawValue(r) : undefined };
     }
     case 7: {
@@ -518,7 +722,9 @@ function graphqlCall(r: Random, forGet: boolean): GraphQLCall {
     case 8: {
       const source = r.pick([...plainDocs, GENERATE_DOC]);
       const at = r.int(0, source.length);
-      const insert = r.chance(0.5) ? r.pick(['{', '}', '(', ')', '$', '@', '...', '"', '"""', '!', ':', '=', '|', '&', '\\', '\u0000', '😀', '\ud800']) : randomString(r).slice(0, 20);
+      const insert = r.chance(0.5)
+        ? r.pick(['{', '}', '(', ')', '$', '@', '...', '"', '"""', '!', ':', '=', '|', '&', '\\', '\u0000', '😀', '\ud800'])
+        : randomString(r).slice(0, 20);
       return { document: `${source.slice(0, at)}${insert}${source.slice(at)}`, note: `inserted ${JSON.stringify(insert).slice(0, 20)}` };
     }
     case 9: {
@@ -530,10 +736,22 @@ function graphqlCall(r: Random, forGet: boolean): GraphQLCall {
     case 10: {
       const count = r.int(1, 60);
       const kind = r.int(0, 3);
-      if (kind === 0) return { document: `{ ${Array.from({ length: count }, (_, index) => `a${index}: health { status }`).join(' ')} }`, note: `${count} aliases` };
-      if (kind === 1) return { document: `{ health { status ${'__typename @include(if: true) '.repeat(count)}} }`, note: `${count} directives` };
-      if (kind === 2) return { document: `{ ${Array.from({ length: count }, () => r.pick(['nope', 'health { nope }', 'models { nope }', '__nope', 'helth'])).join(' ')} }`, note: 'unknown fields' };
-      return { document: `{ model(model_id: ${JSON.stringify('x'.repeat(forGet ? 1_000 : 200_000))}) { model { id } } }`, note: 'long string literal' };
+      if (kind === 0)
+        return {
+          document: `{ ${Array.from({ length: count }, (_, index) => `a${index}: health { status }`).join(' ')} }`,
+          note: `${count} aliases`,
+        };
+      if (kind === 1)
+        return { document: `{ health { status ${'__typename @include(if: true) '.repeat(count)}} }`, note: `${count} directives` };
+      if (kind === 2)
+        return {
+          document: `{ ${Array.from({ length: count }, () => r.pick(['nope', 'health { nope }', 'models { nope }', '__nope', 'helth'])).join(' ')} }`,
+          note: 'unknown fields',
+        };
+      return {
+        document: `{ model(model_id: ${JSON.stringify('x'.repeat(forGet ? 1_000 : 200_000))}) { model { id } } }`,
+        note: 'long string literal',
+      };
     }
     default:
       return { document: randomString(r), note: 'random text as document' };
@@ -549,7 +767,8 @@ function graphqlGetRequest(r: Random): FuzzRequest {
     if (call.variables !== undefined) params.push(`variables=${encodeLoose(call.variables)}`);
     else if (r.chance(0.1)) params.push(`variables=${encodeLoose(rawValue(r))}`);
     if (call.operationName !== undefined) params.push(`operationName=${encodeLoose(call.operationName)}`);
-    if (r.chance(0.1)) params.push(`extensions=${encodeLoose(r.pick(['{"persistedQuery":{"version":1,"sha256Hash":"abc"}}', rawValue(r), 'not json']))}`);
+    if (r.chance(0.1))
+      params.push(`extensions=${encodeLoose(r.pick(['{"persistedQuery":{"version":1,"sha256Hash":"abc"}}', rawValue(r), 'not json']))}`);
     if (r.chance(0.1)) params.push(r.pick(['query=%7Bhealth%7Bstatus%7D%7D', '%ZZ=1', 'query', 'query=%', 'variables=%E0%A4%A']));
     return `/graphql?${params.join('&')}`;
   };
@@ -631,7 +850,9 @@ function send(port: number, agent: http.Agent, request: FuzzRequest): Promise<An
     outgoing.on('response', (incoming) => {
       const chunks: Buffer[] = [];
       incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
-      incoming.on('end', () => settle(() => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks) })));
+      incoming.on('end', () =>
+        settle(() => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks) })),
+      );
       incoming.on('error', (error) => settle(() => reject(error)));
     });
     // An error after a complete answer (the server closing while a large body is still being written) is not a failure.
@@ -656,12 +877,18 @@ const headerValue = (value: string | string[] | undefined): string => (Array.isA
 /** Every string in a parsed JSON value, keys included, so escaped newlines are seen as newlines. */
 function stringsIn(value: unknown, into: string[] = []): string[] {
   if (typeof value === 'string') into.push(value);
-  else if (Array.isArray(value)) value.forEach((item) => stringsIn(item, into));
-  else if (value && typeof value === 'object') Object.entries(value).forEach(([key, item]) => (into.push(key), stringsIn(item, into)));
+  else if (Array.isArray(value)) for (const item of value) stringsIn(item, into);
+  else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      into.push(key);
+      stringsIn(item, into);
+    }
+  }
   return into;
 }
 
-const firstLine = (error: unknown): string => (error instanceof Error ? error.message : String(error)).split('\n').slice(0, 3).join(' | ').slice(0, 300);
+const firstLine = (error: unknown): string =>
+  (error instanceof Error ? error.message : String(error)).split('\n').slice(0, 3).join(' | ').slice(0, 300);
 
 const restRouteFor = (pathname: string, method: string): RestRoute | undefined =>
   restRoutes.find((route) => route.method === method && new RegExp(`^/api/v1${route.path.replace('{model_id}', '[^/]+')}$`).test(pathname));
@@ -683,7 +910,8 @@ function judge(request: FuzzRequest, answer: Answer, tally: Tally): Problem[] {
   const accept = headerValue(request.headers.find(([name]) => name === 'accept')?.[1]);
   const isGetLike = request.method === 'GET' || request.method === 'HEAD';
   // GET or HEAD / is the landing page; GET /graphql from a browser (HTML wanted, JSON not) is GraphiQL.
-  const wantsHtml = (request.method === 'GET' || request.method === 'HEAD') && accept.includes('text/html') && !accept.includes('application/json');
+  const wantsHtml =
+    (request.method === 'GET' || request.method === 'HEAD') && accept.includes('text/html') && !accept.includes('application/json');
   const isHtmlPage = (isGetLike && pathname === '/') || (pathname === '/graphql' && wantsHtml);
   const isYaml = request.method === 'GET' && pathname === '/api/v1/openapi.yaml' && answer.status === 200;
   const isGraphQL = pathname === '/graphql' && !isHtmlPage;
@@ -691,7 +919,8 @@ function judge(request: FuzzRequest, answer: Answer, tally: Tally): Problem[] {
 
   if (answer.status >= 500 || answer.status < 100) flag('status', `HTTP ${answer.status}: ${text.slice(0, 300)}`, serverErrorCause(text));
   const expectedType = isHtmlPage ? /^text\/html\b/ : isYaml ? /^application\/yaml\b/ : jsonType;
-  if (!expectedType.test(contentType)) flag('content-type', `content-type "${contentType}", expected ${expectedType.source}; body: ${text.slice(0, 120)}`);
+  if (!expectedType.test(contentType))
+    flag('content-type', `content-type "${contentType}", expected ${expectedType.source}; body: ${text.slice(0, 120)}`);
 
   if (text.includes(OPENAI_KEY) || text.includes(GATEWAY_KEY)) flag('leak', 'the answer contains a secret key');
   if (stackLine.test(text)) flag('leak', `a stack trace: ${text.slice(0, 200)}`);
@@ -749,7 +978,11 @@ function checkGenerations(single: any, batch: any, flag: (kind: ProblemKind, det
   if (single && typeof single.text === 'string') {
     tally.acceptedGenerations += 1;
     const expected = expectedReply(single.prompt, single.parameters?.max_tokens).text;
-    if (single.text !== expected) flag('generation', `text ${JSON.stringify(single.text)} for prompt ${JSON.stringify(single.prompt)}, expected ${JSON.stringify(expected)}`);
+    if (single.text !== expected)
+      flag(
+        'generation',
+        `text ${JSON.stringify(single.text)} for prompt ${JSON.stringify(single.prompt)}, expected ${JSON.stringify(expected)}`,
+      );
   }
   if (batch && Array.isArray(batch.results)) {
     for (const item of batch.results as Array<{ success: boolean; prompt: string; text: string | null }>) {
@@ -759,7 +992,11 @@ function checkGenerations(single: any, batch: any, flag: (kind: ProblemKind, det
       }
       tally.acceptedGenerations += 1;
       const expected = expectedReply(item.prompt, batch.parameters?.max_tokens).text;
-      if (item.text !== expected) flag('generation', `batch text ${JSON.stringify(item.text)} for prompt ${JSON.stringify(item.prompt)}, expected ${JSON.stringify(expected)}`);
+      if (item.text !== expected)
+        flag(
+          'generation',
+          `batch text ${JSON.stringify(item.text)} for prompt ${JSON.stringify(item.prompt)}, expected ${JSON.stringify(expected)}`,
+        );
     }
   }
 }
@@ -767,7 +1004,11 @@ function checkGenerations(single: any, batch: any, flag: (kind: ProblemKind, det
 /** `code: message head` of a 5xx's first error (GraphQL or REST), so one cause is one group in the report. */
 function serverErrorCause(text: string): string {
   try {
-    const body = JSON.parse(text) as { errors?: Array<{ message?: string; extensions?: { code?: string } }>; error?: string; message?: string };
+    const body = JSON.parse(text) as {
+      errors?: Array<{ message?: string; extensions?: { code?: string } }>;
+      error?: string;
+      message?: string;
+    };
     const first = body.errors?.[0];
     const [code, message] = first ? [first.extensions?.code, first.message] : [body.error, body.message];
     return `${String(code)}: ${String(message).split(/[:.]/)[0]}`;
@@ -787,7 +1028,10 @@ function report(problems: readonly Problem[]): string[] {
     else groups.set(key, { count: 1, example: problem });
   }
   return [...groups.entries()].slice(0, 20).map(([key, { count, example }]) => {
-    const body = example.request.body === undefined ? '' : ` body ${JSON.stringify(example.request.body.subarray(0, 160).toString('utf8'))}${example.request.body.length > 160 ? `… (${example.request.body.length} bytes)` : ''}`;
+    const body =
+      example.request.body === undefined
+        ? ''
+        : ` body ${JSON.stringify(example.request.body.subarray(0, 160).toString('utf8'))}${example.request.body.length > 160 ? `… (${example.request.body.length} bytes)` : ''}`;
     return `${count}× ${key}\n    e.g. [${example.request.note}] ${example.request.method} ${example.request.path.slice(0, 160)} headers ${JSON.stringify(example.request.headers).slice(0, 200)}${body}\n    → ${example.detail.slice(0, 300)}`;
   });
 }
@@ -916,6 +1160,11 @@ describe(`fuzzing every route with seed ${SEED.toString(16)}`, () => {
     const graphql = await gateway.graphql(GENERATE_DOC, { prompt, model_id: FINE_TUNE_ID, max_tokens: 3 }, auth);
     expect(graphql.status).toBe(200);
     expect(graphql.body.errors).toBeUndefined();
-    expect(graphql.body.data.generate).toEqual({ text: expectedReply(prompt, 3).text, prompt, model_id: FINE_TUNE_ID, parameters: { max_tokens: 3 } });
+    expect(graphql.body.data.generate).toEqual({
+      text: expectedReply(prompt, 3).text,
+      prompt,
+      model_id: FINE_TUNE_ID,
+      parameters: { max_tokens: 3 },
+    });
   });
 });

@@ -20,8 +20,13 @@ const stackFrame = /\bat\s+(\S+\s+\()?[^\s()]+:\d+:\d+\)?/;
 /** Every string inside a parsed JSON value, so escaped newlines are seen as newlines. */
 function stringsIn(value: unknown, into: string[] = []): string[] {
   if (typeof value === 'string') into.push(value);
-  else if (Array.isArray(value)) value.forEach((item) => stringsIn(item, into));
-  else if (value && typeof value === 'object') Object.entries(value).forEach(([key, item]) => (into.push(key), stringsIn(item, into)));
+  else if (Array.isArray(value)) for (const item of value) stringsIn(item, into);
+  else if (value && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      into.push(key);
+      stringsIn(item, into);
+    }
+  }
   return into;
 }
 
@@ -100,13 +105,13 @@ function tokenCount(document: string): number {
 }
 
 /** `count` directives, one `@include` on each of `count` `__typename` selections. */
-const documentWithDirectives = (count: number): string =>
-  `{ health { status ${'__typename @include(if: true) '.repeat(count)}} }`;
+const documentWithDirectives = (count: number): string => `{ health { status ${'__typename @include(if: true) '.repeat(count)}} }`;
 
 /** `fragment F0 on Query { ...F1 }` … down to `health { status }`: each spread counts as a level. */
 function fragmentChain(length: number): string {
-  const fragments = Array.from({ length }, (_, index) =>
-    `fragment F${index} on Query { ${index === length - 1 ? 'health { status }' : `...F${index + 1}`} }`,
+  const fragments = Array.from(
+    { length },
+    (_, index) => `fragment F${index} on Query { ${index === length - 1 ? 'health { status }' : `...F${index + 1}`} }`,
   );
   return `{ ...F0 } ${fragments.join(' ')}`;
 }
@@ -160,7 +165,8 @@ describe('GraphQL limits at their defaults', () => {
   });
 
   it('answers a 10-deep __type query with 400 query_too_deep: only __schema is exempt from the depth limit', async () => {
-    const query = '{ __type(name: "Query") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } }';
+    const query =
+      '{ __type(name: "Query") { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } }';
     expectRefused(await postQuery(gateway, query), 400, 'query_too_deep');
   });
 

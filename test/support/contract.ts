@@ -47,7 +47,9 @@ function validatorFor(pointer: string): ValidateFunction {
 const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 const describeErrors = (errors: ErrorObject[] | null | undefined): string =>
-  (errors ?? []).map((error) => `  ${error.instancePath || '(body)'} ${error.message ?? error.keyword} ${JSON.stringify(error.params)}`).join('\n');
+  (errors ?? [])
+    .map((error) => `  ${error.instancePath || '(body)'} ${error.message ?? error.keyword} ${JSON.stringify(error.params)}`)
+    .join('\n');
 
 const show = (body: unknown): string => {
   const text = typeof body === 'string' ? body : JSON.stringify(body);
@@ -87,11 +89,7 @@ export function expectToMatchComponentSchema(response: RestResponse<unknown>, sc
  * Fails unless the contract documents `response.status` for `method path`, the answer is JSON, and the
  * body matches the documented `application/json` schema.
  */
-export function expectToMatchContract(
-  response: RestResponse<unknown>,
-  path: string,
-  method: 'get' | 'post',
-): void {
+export function expectToMatchContract(response: RestResponse<unknown>, path: string, method: 'get' | 'post'): void {
   const where = `${method.toUpperCase()} ${path} → ${response.status}`;
   const operation = contractDocument.paths[path]?.[method];
   if (!operation) throw new Error(`${where}: the contract has no operation ${method.toUpperCase()} ${path}`);

@@ -69,9 +69,7 @@ describe('fake OpenAI upstream', () => {
 
   it('fails prompts containing the configured substring with status 500', async () => {
     fake.failPromptsContaining = 'poison';
-    await expect(
-      client.completions.create({ model: 'gpt-4o-mini', prompt: 'a poison pill' }),
-    ).rejects.toMatchObject({ status: 500 });
+    await expect(client.completions.create({ model: 'gpt-4o-mini', prompt: 'a poison pill' })).rejects.toMatchObject({ status: 500 });
   });
 
   it('makes the SDK time out when the behaviour is timeout', async () => {
@@ -94,9 +92,7 @@ describe('fake OpenAI upstream', () => {
 
   it('makes the SDK throw on a malformed JSON body', async () => {
     fake.queueBehaviours({ kind: 'malformed' });
-    await expect(
-      client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] }),
-    ).rejects.toThrow();
+    await expect(client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })).rejects.toThrow();
   });
 
   it('lists the configured models', async () => {
@@ -117,9 +113,7 @@ describe('fake OpenAI upstream', () => {
 
   it('counts the most generation requests in flight at once', async () => {
     fake.latencyMs = 100;
-    await Promise.all(
-      [1, 2, 3].map((i) => client.completions.create({ model: 'gpt-4o-mini', prompt: `parallel ${i}` })),
-    );
+    await Promise.all([1, 2, 3].map((i) => client.completions.create({ model: 'gpt-4o-mini', prompt: `parallel ${i}` })));
     expect(fake.maxInFlight).toBe(3);
   });
 });

@@ -148,8 +148,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
     res.end(raw);
   };
-  const sendError = (res: http.ServerResponse, status: number, message: string): void =>
-    send(res, status, errorBody(status, message));
+  const sendError = (res: http.ServerResponse, status: number, message: string): void => send(res, status, errorBody(status, message));
 
   /** Shared handling of the non-'ok' behaviours; returns true when it answered (or chose not to). */
   const applyFailure = (res: http.ServerResponse, behaviour: FakeBehaviour): boolean => {
@@ -196,7 +195,8 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       failText = (lastUser && contentText(lastUser.content)) ?? '';
     } else {
       if (typeof body.prompt === 'string') prompts = [body.prompt];
-      else if (Array.isArray(body.prompt) && body.prompt.length > 0 && body.prompt.every((p) => typeof p === 'string')) prompts = body.prompt;
+      else if (Array.isArray(body.prompt) && body.prompt.length > 0 && body.prompt.every((p) => typeof p === 'string'))
+        prompts = body.prompt;
       else return sendError(res, 400, "'prompt' must be a string or a non-empty array of strings.");
       failText = prompts.join('\n');
     }

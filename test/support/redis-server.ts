@@ -19,12 +19,17 @@ export interface TestRedis {
 const REDIS_SERVER = '/usr/bin/redis-server';
 const START_TIMEOUT_MS = 10_000;
 
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A client that fails fast instead of queueing or reconnecting, so a dead server shows at once. */
 const quickClient = (url: string): Redis =>
-  new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000 });
+  new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+  });
 
 async function answersPing(url: string): Promise<boolean> {
   const client = quickClient(url);
@@ -50,7 +55,7 @@ async function flush(url: string): Promise<void> {
   }
 }
 
-async function useExternal(base: string): Promise<TestRedis> {
+async function connectExternal(base: string): Promise<TestRedis> {
   const parsed = new URL(base);
   parsed.pathname = `/${1 + Math.floor(Math.random() * 15)}`;
   const url = parsed.toString();
@@ -99,7 +104,7 @@ async function spawnOnce(): Promise<TestRedis | undefined> {
 /** A running Redis: TEST_REDIS_URL's (one database, flushed) or a fresh child process. */
 export async function startRedis(): Promise<TestRedis> {
   const external = process.env.TEST_REDIS_URL?.trim();
-  if (external) return useExternal(external);
+  if (external) return connectExternal(external);
   for (let attempt = 0; attempt < 3; attempt++) {
     const started = await spawnOnce();
     if (started) return started;

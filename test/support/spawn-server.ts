@@ -17,7 +17,7 @@ export interface SpawnedServer {
 export function spawnServer(env: Record<string, string>): SpawnedServer {
   if (!existsSync(builtMain)) throw new Error(`${builtMain} is missing: run "npm run build" (npm test does)`);
   const child = spawn(process.execPath, [builtMain], {
-    env: { PATH: process.env['PATH'] ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
     stdio: 'pipe',
   });
   let output = '';

@@ -49,9 +49,7 @@ export function createOpenAIProvider(settings: OpenAIProviderSettings): Language
 /** `ft:gpt-4o-mini-2024-07-18:acme::9abc` inherits context, tokenizer and fine-tune price from `gpt-4o-mini`. */
 export function describeFineTune(id: string, catalog: readonly OpenAIModelSettings[]): ModelDescriptor {
   const [, baseId = '', organization = '', suffix = ''] = id.split(':');
-  const base = catalog
-    .filter((model) => baseId.startsWith(model.id))
-    .sort((left, right) => right.id.length - left.id.length)[0];
+  const base = catalog.filter((model) => baseId.startsWith(model.id)).sort((left, right) => right.id.length - left.id.length)[0];
   const label = suffix || id.split(':').at(-1) || id;
   return {
     id,

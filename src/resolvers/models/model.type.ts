@@ -30,7 +30,7 @@ export class ModelPricing {
   outputPerMillion!: number;
 }
 
-@ObjectType({ description: 'One evaluation figure from a fine-tune\'s model card.' })
+@ObjectType({ description: "One evaluation figure from a fine-tune's model card." })
 export class EvaluationMetric {
   @Field({ description: 'Metric name, such as accuracy or rougeL.' })
   metric!: string;
