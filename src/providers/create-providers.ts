@@ -1,4 +1,5 @@
 import type { AppConfig } from '../config';
+import type { Logger } from '../logger';
 import type { CatalogModelEntry, EndpointEntry } from '../model-catalog';
 import { createLocalProvider } from './local/local-provider';
 import { createOpenAICompatibleProvider } from './openai-compatible/openai-compatible-provider';
@@ -9,7 +10,7 @@ import { ProviderRegistry } from './registry';
 type SharedSettings = Pick<AppConfig['upstream'], 'timeoutMs' | 'concurrency' | 'maxQueue'> & { discovery: AppConfig['discovery'] };
 
 /** Builds every provider the configuration and its catalog describe. */
-export function createProviderRegistry(config: AppConfig): ProviderRegistry {
+export function createProviderRegistry(config: AppConfig, logger?: Logger): ProviderRegistry {
   const { catalog } = config;
   const shared: SharedSettings = {
     timeoutMs: config.upstream.timeoutMs,
@@ -24,7 +25,7 @@ export function createProviderRegistry(config: AppConfig): ProviderRegistry {
     models: catalog.models.filter((entry) => entry.provider === 'openai').map(toOpenAIModelSettings),
   });
   const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, config, shared));
-  const local = createLocalProvider(config.local);
+  const local = createLocalProvider(config.local, logger);
   return new ProviderRegistry([openai, local, ...endpoints]);
 }
 

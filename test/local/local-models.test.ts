@@ -4,6 +4,7 @@ import path from 'node:path';
 import { demoModelPresets, writeDemoModel } from '../../scripts/gguf/demo-model';
 import { llamaTokenCount } from '../support/llama-tokenizer';
 import { spawnServer, type SpawnedServer } from '../support/spawn-server';
+import { writeDemoModelFixture } from './demo-model-fixture';
 
 // Local inference runs in a real server process: node-llama-cpp cannot load inside jest's sandbox.
 interface Generated {
@@ -231,7 +232,7 @@ describe('a client that goes away', () => {
   beforeAll(async () => {
     slowDir = await mkdtemp(path.join(os.tmpdir(), 'llmop-slow-'));
     // The bench preset is big enough that a long generation takes seconds on one thread.
-    await writeDemoModel(path.join(slowDir, 'slow.gguf'), demoModelPresets.bench);
+    await writeDemoModelFixture(path.join(slowDir, 'slow.gguf'), demoModelPresets.bench);
     slow = spawnServer({ MODELS_DIR: slowDir, LOCAL_THREADS: '1', LOCAL_SEQUENCES: '1' });
     slowUrl = await slow.listening;
   });

@@ -23,9 +23,6 @@ type ChatWrapper = ReturnType<NodeLlamaCpp['resolveChatWrapper']>;
  * tokens decode together in shared batches.
  */
 export class LoadedModel {
-  private active = 0;
-  lastUsedAt = Date.now();
-
   private constructor(
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
@@ -51,10 +48,6 @@ export class LoadedModel {
     return this.context.contextSize;
   }
 
-  get busy(): boolean {
-    return this.active > 0;
-  }
-
   /** Exactly the tokens the model will be fed for this prompt, BOS and chat template included. */
   countPromptTokens(prompt: string): number {
     return this.encode(prompt).tokens.length;
@@ -68,8 +61,6 @@ export class LoadedModel {
         { kind: 'invalid_request' },
       );
     }
-    this.active += 1;
-    this.lastUsedAt = Date.now();
     const startedAt = performance.now();
     let sequence: LlamaContextSequence | undefined;
     try {
@@ -91,8 +82,6 @@ export class LoadedModel {
       throw new ProviderError(`local inference failed: ${(error as Error).message}`, { kind: 'upstream', cause: error });
     } finally {
       if (sequence) this.pool.release(sequence);
-      this.active -= 1;
-      this.lastUsedAt = Date.now();
     }
   }
 

@@ -1,3 +1,4 @@
+import type { Logger } from '../../logger';
 import {
   ProviderError,
   type GenerationRequest,
@@ -9,6 +10,7 @@ import {
 import { loadLlamaRuntime } from './llama-runtime';
 import { LoadedModel } from './loaded-model';
 import { ModelDirectory, type LocalModelFile } from './model-directory';
+import { ModelSlots, type ModelLease } from './model-slots';
 
 export interface LocalProviderSettings {
   readonly modelsDir: string;
@@ -21,24 +23,18 @@ export interface LocalProviderSettings {
   readonly idleUnloadMs: number;
 }
 
-interface ModelSlot {
-  readonly version: string;
-  loading?: Promise<LoadedModel>;
-  loaded?: LoadedModel;
-  failure?: string;
-}
+/** Where the local provider reports model loads and unloads. */
+export type LocalProviderLogger = Pick<Logger, 'info' | 'warn' | 'error'>;
 
 /** Fine-tuned GGUF models run in-process with llama.cpp; every `*.gguf` in the models directory is one. */
-export function createLocalProvider(settings: LocalProviderSettings): LanguageModelProvider {
+export function createLocalProvider(settings: LocalProviderSettings, logger?: LocalProviderLogger): LanguageModelProvider {
   const directory = new ModelDirectory(settings.modelsDir);
-  const slots = new Map<string, ModelSlot>();
   let preloading = 0;
   let sweeper: NodeJS.Timeout | undefined;
 
   const describe = (file: LocalModelFile): ModelDescriptor => {
     const { header, card } = file;
-    const slot = slots.get(file.id);
-    const failure = slot?.version === file.version ? slot.failure : undefined;
+    const failure = slots.failure(file.id, file.version);
     const chat = header?.hasChatTemplate ?? false;
     const contextLength = Math.min(card?.context_length ?? header?.contextLength ?? settings.contextSize, settings.contextSize);
     return {
@@ -62,73 +58,70 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
         createdAt: card.fine_tuning.created_at,
         evaluation: card.fine_tuning.evaluation,
       },
-      unavailableReason: file.problem ?? failure,
+      unavailableReason: file.problem ?? (failure instanceof Error ? failure.message : undefined),
     };
   };
 
-  const findFile = async (id: string): Promise<LocalModelFile> => {
+  /** The file as it is now, when it can serve. */
+  const locateFile = async (id: string): Promise<LocalModelFile> => {
     const file = await directory.find(id);
     if (!file) throw new ProviderError(`local model "${id}" is no longer in ${settings.modelsDir}`, { kind: 'unavailable' });
     if (file.problem) throw new ProviderError(file.problem, { kind: 'unavailable' });
     return file;
   };
 
-  /** Loads on first use and keeps the model; a file replaced on disk is loaded afresh. */
-  const acquire = async (id: string): Promise<LoadedModel> => {
-    const file = await findFile(id);
-    let slot = slots.get(id);
-    if (slot && slot.version !== file.version) {
-      await unload(id);
-      slot = undefined;
-    }
-    if (!slot) {
-      slot = { version: file.version };
-      slots.set(id, slot);
-    }
-    if (slot.failure) throw new ProviderError(slot.failure, { kind: 'unavailable' });
-    if (slot.loaded) return slot.loaded;
-    const current = slot;
-    current.loading ??= load(file).then(
-      (loaded) => {
-        current.loaded = loaded;
-        return loaded;
-      },
-      (error: unknown) => {
-        current.failure = `cannot load ${file.id}: ${(error as Error).message}`;
-        current.loading = undefined;
-        throw new ProviderError(current.failure, { kind: 'unavailable', cause: error });
-      },
-    );
-    return current.loading;
-  };
-
-  const load = async (file: LocalModelFile): Promise<LoadedModel> => {
-    const { module, llama } = await loadLlamaRuntime({ gpu: settings.gpu });
-    const model = await llama.loadModel({ modelPath: file.path, gpuLayers: settings.gpu ? 'auto' : 0 });
+  const loadFile = async (id: string, file: LocalModelFile): Promise<LoadedModel> => {
     try {
-      return await LoadedModel.load(module, model, {
-        sequences: settings.sequences,
-        threads: settings.threads,
-        contextSize: Math.min(file.card?.context_length ?? file.header?.contextLength ?? settings.contextSize, settings.contextSize),
-        batchSize: settings.batchSize,
-        chat: file.header?.hasChatTemplate ?? false,
-      });
+      const { module, llama } = await loadLlamaRuntime({ gpu: settings.gpu });
+      const model = await llama.loadModel({ modelPath: file.path, gpuLayers: settings.gpu ? 'auto' : 0 });
+      try {
+        return await LoadedModel.load(module, model, {
+          sequences: settings.sequences,
+          threads: settings.threads,
+          contextSize: Math.min(file.card?.context_length ?? file.header?.contextLength ?? settings.contextSize, settings.contextSize),
+          batchSize: settings.batchSize,
+          chat: file.header?.hasChatTemplate ?? false,
+        });
+      } catch (error) {
+        await model.dispose();
+        throw error;
+      }
     } catch (error) {
-      await model.dispose();
-      throw error;
+      throw new ProviderError(`cannot load ${id}: ${(error as Error).message}`, { kind: 'unavailable', cause: error });
     }
   };
 
-  const unload = async (id: string): Promise<void> => {
-    const slot = slots.get(id);
-    slots.delete(id);
-    const loaded = slot?.loaded ?? (await slot?.loading?.catch(() => undefined));
-    await loaded?.dispose();
+  const slots = new ModelSlots<LocalModelFile, LoadedModel>({
+    locate: locateFile,
+    load: loadFile,
+    dispose: (model) => model.dispose(),
+    observe: (event) => {
+      const fields = { model: event.id, version: event.version };
+      const message = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+      if (event.type === 'loaded') logger?.info({ ...fields, loadMs: event.loadMs }, 'local model loaded');
+      else if (event.type === 'unloaded') logger?.info({ ...fields, reason: event.reason }, 'local model unloaded');
+      else if (event.type === 'load_failed') logger?.warn({ ...fields, err: message(event.error) }, 'local model failed to load');
+      else logger?.error({ ...fields, reason: event.reason, err: message(event.error) }, 'local model failed to unload');
+    },
+  });
+
+  /** Loads on first use and keeps the model; a file replaced on disk is loaded afresh, once. */
+  const acquire = async (id: string): Promise<ModelLease<LoadedModel>> => {
+    const file = await locateFile(id).catch((error: unknown) => {
+      // The loaded model no longer matches the disk: let it go once its generations end.
+      void slots.refresh(id);
+      throw error;
+    });
+    return slots.acquire(id, file.version);
   };
 
-  const generate = async (request: GenerationRequest): Promise<GenerationResult> => {
-    const loaded = await acquire(request.model.id);
-    return loaded.generate(request);
+  const withModel = async <T>(id: string, work: (model: LoadedModel) => Promise<T> | T): Promise<T> => {
+    const lease = await acquire(id);
+    try {
+      return await work(lease.model);
+    } finally {
+      lease.release();
+    }
   };
 
   const startPreloading = (): void => {
@@ -138,7 +131,7 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
       .scan()
       .then((files) => {
         const wanted = settings.preload.includes('*') ? files : files.filter((file) => settings.preload.includes(file.id));
-        return Promise.allSettled(wanted.map((file) => acquire(file.id)));
+        return Promise.allSettled(wanted.map((file) => acquire(file.id).then((lease) => lease.release())));
       })
       .finally(() => {
         preloading -= 1;
@@ -146,12 +139,7 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
   };
 
   if (settings.idleUnloadMs > 0) {
-    sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const [id, slot] of slots) {
-        if (slot.loaded && !slot.loaded.busy && now - slot.loaded.lastUsedAt >= settings.idleUnloadMs) void unload(id);
-      }
-    }, Math.min(settings.idleUnloadMs, 60_000));
+    sweeper = setInterval(() => void slots.unloadIdle(settings.idleUnloadMs), Math.min(settings.idleUnloadMs, 60_000));
     sweeper.unref();
   }
   startPreloading();
@@ -162,8 +150,11 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
     kind: 'local',
     async listModels() {
       const files = await directory.scan();
-      const known = new Set(files.map((file) => file.id));
-      for (const id of slots.keys()) if (!known.has(id)) void unload(id);
+      const versions = new Map(files.map((file) => [file.id, file.version]));
+      // A model whose file is gone or changed retires; one still generating is disposed when it ends.
+      for (const slot of slots.views()) {
+        if (slot.state !== 'retiring' && versions.get(slot.id) !== slot.version) void slots.refresh(slot.id);
+      }
       lastCount = files.length;
       return files.map(describe);
     },
@@ -171,7 +162,9 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
       const file = await directory.find(id);
       return file && describe(file);
     },
-    generate,
+    generate(request: GenerationRequest): Promise<GenerationResult> {
+      return withModel(request.model.id, (model) => model.generate(request));
+    },
     async generateBatch(requests) {
       const asProviderError = (error: unknown): ProviderError =>
         error instanceof ProviderError
@@ -180,16 +173,20 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
       // Resolve each model once, then start every prompt in the same tick: prompts that start together
       // share every decode batch from the first token on.
       const ids = [...new Set(requests.map((request) => request.model.id))];
-      const loaded = new Map(await Promise.all(ids.map(async (id) => [id, await acquire(id).catch(asProviderError)] as const)));
-      return Promise.all(
-        requests.map((request) => {
-          const model = loaded.get(request.model.id)!;
-          return model instanceof ProviderError ? model : model.generate(request).catch(asProviderError);
-        }),
-      );
+      const leases = new Map(await Promise.all(ids.map(async (id) => [id, await acquire(id).catch(asProviderError)] as const)));
+      try {
+        return await Promise.all(
+          requests.map((request) => {
+            const lease = leases.get(request.model.id)!;
+            return lease instanceof ProviderError ? lease : lease.model.generate(request).catch(asProviderError);
+          }),
+        );
+      } finally {
+        for (const lease of leases.values()) if (!(lease instanceof ProviderError)) lease.release();
+      }
     },
-    async countPromptTokens(model, prompt) {
-      return (await acquire(model.id)).countPromptTokens(prompt);
+    countPromptTokens(model, prompt) {
+      return withModel(model.id, (loaded) => loaded.countPromptTokens(prompt));
     },
     health(): ProviderHealth {
       return {
@@ -203,7 +200,7 @@ export function createLocalProvider(settings: LocalProviderSettings): LanguageMo
     },
     async close() {
       if (sweeper) clearInterval(sweeper);
-      await Promise.all([...slots.keys()].map(unload));
+      await slots.close();
     },
   };
 }
