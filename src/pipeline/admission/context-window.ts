@@ -2,6 +2,7 @@ import { validationError } from '../../errors/api-error';
 import type { ModelDescriptor, TokenizerName } from '../../providers/provider';
 import type { ResolvedModel } from '../../providers/registry';
 import type { GenerationParameters } from '../../services/generation-parameters';
+import { toApiError } from '../routing';
 import { chatFramingTokens, countPromptTokens } from '../token-counter';
 
 /** A prompt admitted to a model; `inputTokens` is known when it had to be counted. */
@@ -29,10 +30,16 @@ export async function admitPrompt(
   if (!countsItself && context !== undefined && upperBound + parameters.maxTokens <= context) {
     return { prompt, inputTokens: undefined };
   }
-  const inputTokens =
-    countsItself && provider.countPromptTokens
-      ? await provider.countPromptTokens(model, prompt)
-      : countPromptTokens(prompt, model.api, familyTokenizer(model));
+  let inputTokens: number;
+  try {
+    inputTokens =
+      countsItself && provider.countPromptTokens
+        ? await provider.countPromptTokens(model, prompt)
+        : countPromptTokens(prompt, model.api, familyTokenizer(model));
+  } catch (error) {
+    // Counting with the model's own tokenizer loads the model: a file that cannot load is unavailable.
+    throw toApiError(error, model);
+  }
   if (context !== undefined) checkContextWindow(model, field, inputTokens, parameters.maxTokens, context);
   return { prompt, inputTokens };
 }
