@@ -119,7 +119,9 @@ describe('local GGUF models', () => {
 
   it('stops with finish_reason stop when the model ends the text, counting the end token', async () => {
     const prompts = ['Hello', 'The weather', 'GraphQL', 'Models are', 'Rain falls', 'Serving models'];
-    const answers = await Promise.all(prompts.map((prompt) => post('/api/v1/generate', { model_id: 'demo-stops', prompt, max_tokens: 64, temperature: 0 })));
+    const answers = await Promise.all(
+      prompts.map((prompt) => post('/api/v1/generate', { model_id: 'demo-stops', prompt, max_tokens: 64, temperature: 0 })),
+    );
     const stopped = answers.filter((answer) => answer.body.metadata.finish_reason === 'stop');
     expect(stopped.length).toBeGreaterThan(0);
     for (const answer of stopped) {
@@ -245,7 +247,12 @@ describe('a client that goes away', () => {
 
   it('frees its sequence, so the next request does not wait for the abandoned generation', async () => {
     const send = (body: unknown, signal?: AbortSignal) =>
-      fetch(`${slowUrl}/api/v1/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+      fetch(`${slowUrl}/api/v1/generate`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal,
+      });
     const warm = await send({ model_id: 'slow', prompt: 'warm up', max_tokens: 2 });
     expect(warm.status).toBe(200);
     const fullRun = performance.now();

@@ -75,17 +75,28 @@ class FileReader {
   async scalar(type: number): Promise<number | bigint | boolean> {
     const bytes = await this.take(valueSizes[type]!);
     switch (type) {
-      case 0: return bytes.readUInt8(0);
-      case 1: return bytes.readInt8(0);
-      case 2: return bytes.readUInt16LE(0);
-      case 3: return bytes.readInt16LE(0);
-      case 4: return bytes.readUInt32LE(0);
-      case 5: return bytes.readInt32LE(0);
-      case 6: return bytes.readFloatLE(0);
-      case 7: return bytes.readUInt8(0) !== 0;
-      case 10: return bytes.readBigUInt64LE(0);
-      case 11: return bytes.readBigInt64LE(0);
-      default: return bytes.readDoubleLE(0);
+      case 0:
+        return bytes.readUInt8(0);
+      case 1:
+        return bytes.readInt8(0);
+      case 2:
+        return bytes.readUInt16LE(0);
+      case 3:
+        return bytes.readInt16LE(0);
+      case 4:
+        return bytes.readUInt32LE(0);
+      case 5:
+        return bytes.readInt32LE(0);
+      case 6:
+        return bytes.readFloatLE(0);
+      case 7:
+        return bytes.readUInt8(0) !== 0;
+      case 10:
+        return bytes.readBigUInt64LE(0);
+      case 11:
+        return bytes.readBigInt64LE(0);
+      default:
+        return bytes.readDoubleLE(0);
     }
   }
 }
@@ -132,7 +143,8 @@ export async function readGgufHeader(filePath: string): Promise<GgufHeader> {
       version,
       architecture,
       name: stringOrUndefined(metadata.get('general.name')),
-      contextLength: typeof contextLength === 'number' ? contextLength : typeof contextLength === 'bigint' ? Number(contextLength) : undefined,
+      contextLength:
+        typeof contextLength === 'number' ? contextLength : typeof contextLength === 'bigint' ? Number(contextLength) : undefined,
       hasChatTemplate: typeof metadata.get('tokenizer.chat_template') === 'string',
       tensorCount,
     };

@@ -128,7 +128,9 @@ export class LoadedModel {
       });
       return {
         tokens: state.contextText.tokenize(this.model.tokenizer),
-        stopSequences: state.stopGenerationTriggers.map((trigger) => trigger.tokenize(this.model.tokenizer)).filter((tokens) => tokens.length > 0),
+        stopSequences: state.stopGenerationTriggers
+          .map((trigger) => trigger.tokenize(this.model.tokenizer))
+          .filter((tokens) => tokens.length > 0),
       };
     }
     const text = this.model.tokenize(prompt, false);
@@ -139,7 +141,9 @@ export class LoadedModel {
 }
 
 function endsWithAny(tokens: readonly Token[], sequences: readonly Token[][]): boolean {
-  return sequences.some((stop) => stop.length <= tokens.length && stop.every((token, index) => tokens[tokens.length - stop.length + index] === token));
+  return sequences.some(
+    (stop) => stop.length <= tokens.length && stop.every((token, index) => tokens[tokens.length - stop.length + index] === token),
+  );
 }
 
 function withoutStop(tokens: readonly Token[], sequences: readonly Token[][], model: LlamaModel): Token[] {

@@ -8,9 +8,7 @@ const modelCardSchema = z.object({
   base_model: z.string().optional(),
   capabilities: z.array(z.string()).optional(),
   context_length: z.number().int().positive().optional(),
-  pricing: z
-    .object({ input_per_million: z.number().nonnegative(), output_per_million: z.number().nonnegative() })
-    .optional(),
+  pricing: z.object({ input_per_million: z.number().nonnegative(), output_per_million: z.number().nonnegative() }).optional(),
   fine_tuning: z
     .object({
       dataset: z.string().optional(),
