@@ -199,6 +199,7 @@ export function createLocalProvider(settings: LocalProviderSettings, logger?: Lo
       };
     },
     async close() {
+      directory.close();
       if (sweeper) clearInterval(sweeper);
       await slots.close();
     },
