@@ -1,0 +1,153 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { type Dialect, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type { Pool } from 'pg';
+import { ledgerMigrations } from './migrations';
+import type { Database } from './schema';
+import { startSqliteCheckpointer } from './sqlite-checkpointer';
+import { DatabaseSchemaTooNewError } from './storage-errors';
+
+/** Where the ledger lives. */
+export interface DatabaseSettings {
+  /** `postgres://…`: a PostgreSQL shared by every replica. Unset: the embedded SQLite file. */
+  readonly databaseUrl?: string;
+  /** The SQLite file (its directory is created); used only without `databaseUrl`. */
+  readonly sqliteFile: string;
+  /** How long `ping` waits for an answer before saying the database is unreachable. */
+  readonly pingTimeoutMs?: number;
+  /** How often SQLite's WAL is checkpointed (from a worker thread). */
+  readonly checkpointIntervalMs?: number;
+  /** Reports background failures (a failed checkpoint); a process warning by default. */
+  readonly onBackgroundError?: (message: string) => void;
+}
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+
+/** An open, migrated ledger database. */
+export interface LedgerDatabase {
+  readonly kind: DatabaseKind;
+  readonly db: Kysely<Database>;
+  /** True when the database answers a query within the ping timeout; never throws. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const MIGRATION_TABLE = 'llmop_migration';
+const MIGRATION_LOCK_TABLE = 'llmop_migration_lock';
+const DEFAULT_PING_TIMEOUT_MS = 2000;
+const DEFAULT_CHECKPOINT_INTERVAL_MS = 500;
+
+interface OpenedDialect {
+  readonly dialect: Dialect;
+  /** Stops what the dialect started beside the connection (the SQLite checkpointer). */
+  readonly stop: () => Promise<void>;
+}
+
+/**
+ * Opens the ledger database and brings its schema up to date. Only the driver in use is loaded
+ * (`pg` or `better-sqlite3`). Refuses, with DatabaseSchemaTooNewError, a database that a newer
+ * LLMOP has migrated.
+ */
+export async function openDatabase(settings: DatabaseSettings): Promise<LedgerDatabase> {
+  const databaseUrl = settings.databaseUrl?.trim();
+  const kind: DatabaseKind = databaseUrl ? 'postgres' : 'sqlite';
+  const { dialect, stop } = databaseUrl ? postgresDialect(databaseUrl) : sqliteDialect(settings);
+  const db = new Kysely<Database>({ dialect });
+  const close = async (): Promise<void> => {
+    await stop();
+    await db.destroy();
+  };
+  try {
+    await migrate(db);
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  return {
+    kind,
+    db,
+    ping: () => answers(db, pingTimeoutMs),
+    close,
+  };
+}
+
+function sqliteDialect(settings: DatabaseSettings): OpenedDialect {
+  const BetterSqlite3 = require('better-sqlite3') as typeof import('better-sqlite3');
+  const file = path.resolve(settings.sqliteFile);
+  mkdirSync(path.dirname(file), { recursive: true });
+  const sqlite = new BetterSqlite3(file);
+  // WAL with synchronous=NORMAL: a commit is in the OS's hands when it returns, so it survives a
+  // killed process (not a power cut), and commits do not wait for fsync. Readers never block the writer.
+  const journalMode: unknown = sqlite.pragma('journal_mode = WAL', { simple: true });
+  if (journalMode !== 'wal') throw new Error(`SQLite refused WAL mode for ${file} (journal_mode is ${String(journalMode)})`);
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('busy_timeout = 5000');
+  // Checkpoints (which fsync) run in a worker thread, never inside a commit on this one.
+  sqlite.pragma('wal_autocheckpoint = 0');
+  const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger checkpoint failed: ${message}`));
+  const checkpointer = startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+  return { dialect: new SqliteDialect({ database: sqlite }), stop: () => checkpointer.stop() };
+}
+
+function postgresDialect(connectionString: string): OpenedDialect {
+  const pg = require('pg') as typeof import('pg');
+  const int8 = pg.types.builtins.INT8;
+  const pool: Pool = new pg.Pool({
+    connectionString,
+    max: 10,
+    connectionTimeoutMillis: 5000,
+    // BIGINT columns (times, cost units) and counts come back as numbers; one that a number
+    // cannot hold exactly is an error, not a silently rounded value.
+    types: { getTypeParser: (oid, format) => (oid === int8 ? parseExactInteger : pg.types.getTypeParser(oid, format)) },
+  });
+  // An idle client's error (the server restarted) must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  return { dialect: new PostgresDialect({ pool }), stop: async () => undefined };
+}
+
+function parseExactInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new RangeError(`the integer ${text} cannot be read exactly as a number`);
+  return value;
+}
+
+async function answers(db: Kysely<Database>, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  const answered = sql`select 1`.execute(db).then(
+    () => true,
+    () => false,
+  );
+  try {
+    return await Promise.race([answered, timedOut]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function migrate(db: Kysely<Database>): Promise<void> {
+  await refuseNewerSchema(db);
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => ledgerMigrations },
+    migrationTableName: MIGRATION_TABLE,
+    migrationLockTableName: MIGRATION_LOCK_TABLE,
+  });
+  const { error } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    // Another replica may have applied a newer migration since the check above.
+    await refuseNewerSchema(db);
+    throw error;
+  }
+}
+
+async function refuseNewerSchema(db: Kysely<Database>): Promise<void> {
+  const tables = await db.introspection.getTables();
+  if (!tables.some((table) => table.name === MIGRATION_TABLE)) return;
+  const applied = await sql<{ name: string }>`select name from ${sql.table(MIGRATION_TABLE)} order by name`.execute(db);
+  const unknown = applied.rows.map((row) => row.name).filter((name) => !Object.hasOwn(ledgerMigrations, name));
+  if (unknown.length > 0) throw new DatabaseSchemaTooNewError(unknown);
+}

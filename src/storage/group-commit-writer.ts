@@ -1,0 +1,91 @@
+import { LedgerClosedError } from './storage-errors';
+
+export interface GroupCommitWriterSettings<Write> {
+  /** Commits one batch atomically; resolves once it is durable. */
+  readonly commit: (batch: readonly Write[]) => Promise<void>;
+  /** The most writes one commit takes; the rest go in the next one, after the event loop has turned. */
+  readonly maxBatchSize: number;
+}
+
+interface PendingWrite<Write> {
+  readonly write: Write;
+  readonly resolve: () => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Group commit: the writes queued during one turn of the event loop are committed together, in
+ * one transaction, and each write's promise settles when that transaction has committed (or
+ * failed). One commit runs at a time; writes that arrive meanwhile form the next batch. So a
+ * caller can wait for its own write to be durable without each write paying for a transaction,
+ * and a synchronous driver blocks the loop for one bounded batch at a time, never for a backlog.
+ */
+export class GroupCommitWriter<Write> {
+  private queue: PendingWrite<Write>[] = [];
+  private scheduled = false;
+  private committing = false;
+  private closed = false;
+  private readonly drainWaiters: (() => void)[] = [];
+
+  constructor(private readonly settings: GroupCommitWriterSettings<Write>) {
+    if (!Number.isSafeInteger(settings.maxBatchSize) || settings.maxBatchSize < 1) {
+      throw new RangeError(`maxBatchSize must be a positive integer, got ${settings.maxBatchSize}`);
+    }
+  }
+
+  /** Queues a write; the promise resolves once the batch holding it has committed. */
+  write(write: Write): Promise<void> {
+    if (this.closed) return Promise.reject(new LedgerClosedError());
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Writes queued and not yet settled. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** Resolves once every write queued so far has settled. */
+  drained(): Promise<void> {
+    if (!this.committing && !this.scheduled && this.queue.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Refuses new writes and waits for the queued ones to settle. */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.drained();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.committing) return;
+    this.scheduled = true;
+    // setImmediate runs after the I/O callbacks of this turn: everything they wrote is one batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.commitNextBatch();
+    });
+  }
+
+  private async commitNextBatch(): Promise<void> {
+    const batch = this.queue.splice(0, this.settings.maxBatchSize);
+    if (batch.length > 0) {
+      this.committing = true;
+      try {
+        await this.settings.commit(batch.map((pending) => pending.write));
+        for (const pending of batch) pending.resolve();
+      } catch (error) {
+        for (const pending of batch) pending.reject(error);
+      } finally {
+        this.committing = false;
+      }
+    }
+    if (this.queue.length > 0) {
+      this.schedule();
+      return;
+    }
+    for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+}

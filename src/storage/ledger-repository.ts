@@ -1,0 +1,366 @@
+import {
+  type Expression,
+  type ExpressionBuilder,
+  type Insertable,
+  type Kysely,
+  type RawBuilder,
+  type Selectable,
+  type SqlBool,
+  sql,
+} from 'kysely';
+import { costUnitsToUsd, usdToCostUnits } from './cost-units';
+import type { LedgerDatabase } from './database';
+import { GroupCommitWriter } from './group-commit-writer';
+import { decodeCursor, encodeCursor } from './ledger-cursor';
+import {
+  GENERATION_STATUSES,
+  LEDGER_SOURCES,
+  type Generation,
+  type GenerationAttempt,
+  type GenerationOutcome,
+  type GenerationPage,
+  type GenerationStart,
+  type GenerationStatus,
+  type LedgerFilter,
+  type LedgerSource,
+  type PageRequest,
+  type UsageGroupBy,
+  type UsageReport,
+  type UsageRow,
+  type UsageTotals,
+} from './ledger-types';
+import type { Database, GenerationsTable } from './schema';
+import { GenerationNotStartedError } from './storage-errors';
+
+export interface LedgerRepositorySettings {
+  /** False (LEDGER_CONTENT=false): neither prompt nor text is stored. */
+  readonly recordContent: boolean;
+  /** The clock for `finished_at`; injected by tests. */
+  readonly now?: () => Date;
+  /** The most rows one group commit writes; more wait for the next turn of the event loop. */
+  readonly maxBatchSize?: number;
+}
+
+/** The largest page `list` serves. */
+export const MAX_PAGE_SIZE = 1000;
+/** The error recorded for generations that were in flight when the process stopped. */
+export const INTERRUPTED_ERROR = 'interrupted';
+
+const IN_PROGRESS = 'in_progress';
+const DAY_MS = 86_400_000;
+// Measured with scripts/bench-ledger.ts: one upsert of this many rows keeps a synchronous SQLite commit well under 1 ms.
+const DEFAULT_MAX_BATCH_SIZE = 32;
+
+type GenerationRow = Insertable<GenerationsTable>;
+
+/**
+ * The ledger of generations: every generation is started (an `in_progress` row) before its first
+ * upstream call and finished when it ends. Writes go through a group commit and resolve only once
+ * committed. Reads see finished rows only.
+ */
+export class LedgerRepository {
+  private readonly db: Kysely<Database>;
+  private readonly now: () => Date;
+  private readonly writer: GroupCommitWriter<GenerationRow>;
+  /** Rows started here and not yet finished: `finish` writes the whole row, so a batch is one upsert. */
+  private readonly inFlight = new Map<string, GenerationRow>();
+
+  constructor(
+    database: LedgerDatabase,
+    private readonly settings: LedgerRepositorySettings,
+  ) {
+    this.db = database.db;
+    this.now = settings.now ?? (() => new Date());
+    this.writer = new GroupCommitWriter({
+      commit: (rows) => this.upsert(rows),
+      maxBatchSize: settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+    });
+  }
+
+  /** Records a generation as in progress; resolves once the row is committed. */
+  start(generation: GenerationStart): Promise<void> {
+    let row: GenerationRow;
+    try {
+      row = this.startRow(generation);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.inFlight.has(row.id)) return Promise.reject(new Error(`generation ${row.id} was already started`));
+    this.inFlight.set(row.id, row);
+    return this.writer.write(row).catch((error: unknown) => {
+      if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
+      throw error;
+    });
+  }
+
+  /** Records how a started generation ended; resolves once the row is committed. */
+  finish(id: string, outcome: GenerationOutcome): Promise<void> {
+    const started = this.inFlight.get(id);
+    if (!started) return Promise.reject(new GenerationNotStartedError(id));
+    let row: GenerationRow;
+    try {
+      row = this.finishedRow(started, outcome);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.inFlight.delete(id);
+    return this.writer.write(row);
+  }
+
+  /**
+   * At start-up: generations still in progress (the process stopped while they ran) become
+   * `cancelled` with error `interrupted`. Returns how many. With a shared PostgreSQL, pass the
+   * oldest start a live replica could still finish; a row closed too early is set right by its `finish`.
+   */
+  async closeInterrupted(startedBefore: Date = this.now()): Promise<number> {
+    const result = await this.db
+      .updateTable('generations')
+      .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: epochMs(this.now()) })
+      .where('status', '=', IN_PROGRESS)
+      .where('created_at', '<', epochMs(startedBefore))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+
+  /** Finished generations, newest first, one page at a time. Throws InvalidCursorError for a cursor it did not issue. */
+  async list(filter: LedgerFilter, page: PageRequest): Promise<GenerationPage> {
+    if (!Number.isSafeInteger(page.limit) || page.limit < 1 || page.limit > MAX_PAGE_SIZE) {
+      throw new RangeError(`a page holds 1 to ${MAX_PAGE_SIZE} generations, not ${page.limit}`);
+    }
+    const after = page.cursor ? decodeCursor(page.cursor) : undefined;
+    const rows = await this.db
+      .selectFrom('generations')
+      .selectAll()
+      .where((eb) => {
+        const conditions = filterConditions(eb, filter);
+        if (after) conditions.push(eb(eb.refTuple('created_at', 'id'), '<', eb.tuple(after.createdAtMs, after.id)));
+        return eb.and(conditions);
+      })
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(page.limit + 1)
+      .execute();
+    const generations = rows.slice(0, page.limit).map(toGeneration);
+    const last = generations.at(-1);
+    const nextCursor = rows.length > page.limit && last ? encodeCursor({ createdAtMs: last.createdAt.getTime(), id: last.id }) : null;
+    return { generations, nextCursor };
+  }
+
+  /** One finished generation; undefined when missing or still in progress. */
+  async get(id: string): Promise<Generation | undefined> {
+    const row = await this.db
+      .selectFrom('generations')
+      .selectAll()
+      .where('id', '=', id)
+      .where('status', '!=', IN_PROGRESS)
+      .executeTakeFirst();
+    return row && toGeneration(row);
+  }
+
+  /** Requests, tokens and cost of the finished generations that `filter` selects, grouped. */
+  async usage(filter: LedgerFilter, groupBy: UsageGroupBy): Promise<UsageReport> {
+    const group = GROUP_EXPRESSIONS[groupBy];
+    const sums = await this.db
+      .selectFrom('generations')
+      .select([
+        group.as('group_key'),
+        sql<number>`count(*)`.as('requests'),
+        sql<number>`sum(case when status = 'succeeded' then 1 else 0 end)`.as('succeeded'),
+        sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
+        sql<number>`sum(input_tokens)`.as('input_tokens'),
+        sql<number>`sum(output_tokens)`.as('output_tokens'),
+        // As text: an exact integer of any size in both stores.
+        sql<string>`cast(sum(cost_units) as text)`.as('cost_units'),
+      ])
+      .where((eb) => eb.and(filterConditions(eb, filter)))
+      .groupBy(group)
+      .execute();
+    const rows: UsageRow[] = sums
+      .map((sum) => ({
+        group: groupBy === 'day' ? utcDay(Number(sum.group_key)) : String(sum.group_key),
+        ...totalsOf({
+          requests: Number(sum.requests),
+          succeeded: Number(sum.succeeded),
+          failed: Number(sum.failed),
+          inputTokens: Number(sum.input_tokens),
+          outputTokens: Number(sum.output_tokens),
+          costUnits: BigInt(sum.cost_units),
+        }),
+      }))
+      // Sorted here, not in SQL: PostgreSQL's collation and SQLite's byte order disagree on text.
+      .sort((left, right) => (left.group < right.group ? -1 : left.group > right.group ? 1 : 0));
+    const total = (pick: (row: UsageRow) => number): number => rows.reduce((sum, row) => sum + pick(row), 0);
+    const totals = totalsOf({
+      requests: total((row) => row.requests),
+      succeeded: total((row) => row.succeeded),
+      failed: total((row) => row.failed),
+      inputTokens: total((row) => row.inputTokens),
+      outputTokens: total((row) => row.outputTokens),
+      costUnits: rows.reduce((sum, row) => sum + row.costUnits, 0n),
+    });
+    return { groupBy, since: filter.since ?? null, until: filter.until ?? null, rows, totals };
+  }
+
+  /** Resolves once every write made so far has settled. */
+  drained(): Promise<void> {
+    return this.writer.drained();
+  }
+
+  /** Refuses further writes and waits for the queued ones; the database stays open (its owner closes it). */
+  close(): Promise<void> {
+    return this.writer.close();
+  }
+
+  /** One statement per batch: a row's latest state wins, whether it is a start, a finish or both. */
+  private async upsert(batch: readonly GenerationRow[]): Promise<void> {
+    const latest = [...new Map(batch.map((row) => [row.id, row])).values()];
+    await this.db
+      .insertInto('generations')
+      .values(latest)
+      .onConflict((conflict) =>
+        conflict.column('id').doUpdateSet((eb) => ({
+          provider: eb.ref('excluded.provider'),
+          upstream_model: eb.ref('excluded.upstream_model'),
+          status: eb.ref('excluded.status'),
+          error: eb.ref('excluded.error'),
+          finish_reason: eb.ref('excluded.finish_reason'),
+          text: eb.ref('excluded.text'),
+          input_tokens: eb.ref('excluded.input_tokens'),
+          output_tokens: eb.ref('excluded.output_tokens'),
+          cost_units: eb.ref('excluded.cost_units'),
+          latency_ms: eb.ref('excluded.latency_ms'),
+          attempts: eb.ref('excluded.attempts'),
+          finished_at: eb.ref('excluded.finished_at'),
+        })),
+      )
+      .execute();
+  }
+
+  private startRow(generation: GenerationStart): GenerationRow {
+    for (const field of ['id', 'requestId', 'caller', 'modelId', 'provider', 'upstreamModel'] as const) {
+      if (typeof generation[field] !== 'string' || generation[field] === '')
+        throw new TypeError(`a generation's ${field} must be a non-empty string`);
+    }
+    if (!LEDGER_SOURCES.includes(generation.source)) throw new TypeError(`unknown generation source "${generation.source}"`);
+    const { maxTokens, temperature, topP } = generation.parameters;
+    requireCount('maxTokens', maxTokens);
+    if (!Number.isFinite(temperature) || !Number.isFinite(topP)) throw new RangeError('temperature and top_p must be finite numbers');
+    if (generation.promptRef) requireCount('promptRef.version', generation.promptRef.version);
+    return {
+      id: generation.id,
+      request_id: generation.requestId,
+      caller: generation.caller,
+      team: generation.team,
+      source: generation.source,
+      model_id: generation.modelId,
+      provider: generation.provider,
+      upstream_model: generation.upstreamModel,
+      status: IN_PROGRESS,
+      error: null,
+      finish_reason: null,
+      prompt: this.settings.recordContent ? generation.prompt : null,
+      text: null,
+      prompt_name: generation.promptRef?.name ?? null,
+      prompt_version: generation.promptRef?.version ?? null,
+      evaluation_id: generation.evaluationId,
+      max_tokens: maxTokens,
+      temperature,
+      top_p: topP,
+      input_tokens: 0,
+      output_tokens: 0,
+      cost_units: 0,
+      latency_ms: null,
+      attempts: '[]',
+      created_at: epochMs(generation.createdAt),
+      finished_at: null,
+    };
+  }
+
+  private finishedRow(started: GenerationRow, outcome: GenerationOutcome): GenerationRow {
+    if (!GENERATION_STATUSES.includes(outcome.status)) throw new TypeError(`unknown generation status "${outcome.status}"`);
+    requireCount('inputTokens', outcome.inputTokens);
+    requireCount('outputTokens', outcome.outputTokens);
+    requireCount('latencyMs', outcome.latencyMs);
+    return {
+      ...started,
+      provider: outcome.provider ?? started.provider,
+      upstream_model: outcome.upstreamModel ?? started.upstream_model,
+      status: outcome.status,
+      error: outcome.error,
+      finish_reason: outcome.finishReason,
+      text: this.settings.recordContent ? outcome.text : null,
+      input_tokens: outcome.inputTokens,
+      output_tokens: outcome.outputTokens,
+      cost_units: usdToCostUnits(outcome.costUsd),
+      latency_ms: outcome.latencyMs,
+      attempts: JSON.stringify(outcome.attempts),
+      finished_at: epochMs(this.now()),
+    };
+  }
+}
+
+// Raw SQL without parameters: PostgreSQL matches the grouped expression to the selected one by its text.
+const GROUP_EXPRESSIONS: Readonly<Record<UsageGroupBy, RawBuilder<string | number>>> = {
+  model: sql<string>`model_id`,
+  caller: sql<string>`caller`,
+  team: sql<string>`coalesce(team, '')`,
+  day: sql<number>`(created_at / ${sql.lit(DAY_MS)})`,
+};
+
+function filterConditions(eb: ExpressionBuilder<Database, 'generations'>, filter: LedgerFilter): Expression<SqlBool>[] {
+  const conditions: Expression<SqlBool>[] = [filter.status ? eb('status', '=', filter.status) : eb('status', '!=', IN_PROGRESS)];
+  if (filter.caller !== undefined) conditions.push(eb('caller', '=', filter.caller));
+  if (filter.team !== undefined) conditions.push(eb('team', '=', filter.team));
+  if (filter.modelId !== undefined) conditions.push(eb('model_id', '=', filter.modelId));
+  if (filter.source !== undefined) conditions.push(eb('source', '=', filter.source));
+  if (filter.since !== undefined) conditions.push(eb('created_at', '>=', epochMs(filter.since)));
+  if (filter.until !== undefined) conditions.push(eb('created_at', '<', epochMs(filter.until)));
+  return conditions;
+}
+
+function totalsOf(counts: Omit<UsageTotals, 'totalTokens' | 'costUsd'>): UsageTotals {
+  return { ...counts, totalTokens: counts.inputTokens + counts.outputTokens, costUsd: costUnitsToUsd(counts.costUnits) };
+}
+
+function toGeneration(row: Selectable<GenerationsTable>): Generation {
+  return {
+    id: row.id,
+    requestId: row.request_id,
+    caller: row.caller,
+    team: row.team,
+    source: row.source as LedgerSource,
+    modelId: row.model_id,
+    provider: row.provider,
+    upstreamModel: row.upstream_model,
+    status: row.status as GenerationStatus,
+    error: row.error,
+    finishReason: row.finish_reason,
+    prompt: row.prompt,
+    text: row.text,
+    promptRef: row.prompt_name === null || row.prompt_version === null ? null : { name: row.prompt_name, version: row.prompt_version },
+    evaluationId: row.evaluation_id,
+    parameters: { maxTokens: row.max_tokens, temperature: row.temperature, topP: row.top_p },
+    inputTokens: row.input_tokens,
+    outputTokens: row.output_tokens,
+    costUsd: costUnitsToUsd(row.cost_units),
+    costUnits: row.cost_units,
+    latencyMs: row.latency_ms ?? 0,
+    attempts: JSON.parse(row.attempts) as GenerationAttempt[],
+    createdAt: new Date(row.created_at),
+    finishedAt: new Date(row.finished_at ?? row.created_at),
+  };
+}
+
+function epochMs(time: Date): number {
+  const ms = time.getTime();
+  if (!Number.isSafeInteger(ms)) throw new RangeError('an invalid date cannot be recorded or compared');
+  return ms;
+}
+
+function utcDay(dayNumber: number): string {
+  return new Date(dayNumber * DAY_MS).toISOString().slice(0, 10);
+}
+
+function requireCount(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${name} must be a non-negative integer, got ${value}`);
+}

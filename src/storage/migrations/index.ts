@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import { generationsMigration } from './0001_generations';
+
+/**
+ * Every migration the code knows, by name. Names sort in the order they apply; a new one gets
+ * the next number and is never edited once released (databases record the names they ran).
+ */
+export const ledgerMigrations: Readonly<Record<string, Migration>> = Object.freeze({
+  '0001_generations': generationsMigration,
+});

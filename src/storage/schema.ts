@@ -1,0 +1,50 @@
+/**
+ * The ledger's tables as Kysely sees them: one typed query layer for SQLite and PostgreSQL.
+ *
+ * Portable column types only: times are integer epoch milliseconds (they sort, compare and
+ * group by UTC day identically in both stores) and money is an integer count of cost units
+ * (see cost-units.ts), so sums are exact in both.
+ */
+export interface GenerationsTable {
+  /** `gen_` + time-ordered random (generation-id.ts). */
+  id: string;
+  request_id: string;
+  /** The key's name, or `anonymous` with authentication off. */
+  caller: string;
+  team: string | null;
+  /** generate | batch | stream | compare | prompt | evaluation | openai */
+  source: string;
+  model_id: string;
+  provider: string;
+  upstream_model: string;
+  /** `in_progress` while the generation runs, then succeeded | failed | cancelled. */
+  status: string;
+  error: string | null;
+  finish_reason: string | null;
+  /** Null when content recording is off. */
+  prompt: string | null;
+  /** Null when content recording is off or nothing was generated. */
+  text: string | null;
+  prompt_name: string | null;
+  prompt_version: number | null;
+  evaluation_id: string | null;
+  max_tokens: number;
+  temperature: number;
+  top_p: number;
+  input_tokens: number;
+  output_tokens: number;
+  /** Cost in units of 1e-10 USD (BIGINT). */
+  cost_units: number;
+  /** Null while in progress. */
+  latency_ms: number | null;
+  /** JSON array of the upstream attempts. */
+  attempts: string;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  created_at: number;
+  /** Epoch milliseconds, UTC (BIGINT); null while in progress. */
+  finished_at: number | null;
+}
+
+export interface Database {
+  generations: GenerationsTable;
+}
