@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type Dialect, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { type CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
+import { startSqliteWriter } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 /** Where the ledger lives. */
@@ -17,7 +18,7 @@ export interface DatabaseSettings {
   readonly pingTimeoutMs?: number;
   /** How often SQLite's WAL is checkpointed (from a worker thread). */
   readonly checkpointIntervalMs?: number;
-  /** Reports background failures (a failed checkpoint); a process warning by default. */
+  /** Reports background failures (a checkpoint, the SQLite writer thread); a process warning by default. */
   readonly onBackgroundError?: (message: string) => void;
 }
 
@@ -26,8 +27,14 @@ export type DatabaseKind = 'sqlite' | 'postgres';
 /** An open, migrated ledger database. */
 export interface LedgerDatabase {
   readonly kind: DatabaseKind;
+  /** For reads (and for building writes: compile them and hand them to `write`). */
   readonly db: Kysely<Database>;
-  /** True when the database answers a query within the ping timeout; never throws. */
+  /**
+   * Runs one write statement in its own transaction and resolves with the rows it changed once it
+   * is committed. On SQLite it runs in the writer thread, so the event loop never waits for the disk.
+   */
+  write(query: CompiledQuery): Promise<number>;
+  /** True when the database answers a query within the ping timeout (and, on SQLite, the writer thread runs); never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -37,42 +44,17 @@ const MIGRATION_LOCK_TABLE = 'llmop_migration_lock';
 const DEFAULT_PING_TIMEOUT_MS = 2000;
 const DEFAULT_CHECKPOINT_INTERVAL_MS = 500;
 
-interface OpenedDialect {
-  readonly dialect: Dialect;
-  /** Stops what the dialect started beside the connection (the SQLite checkpointer). */
-  readonly stop: () => Promise<void>;
-}
-
 /**
  * Opens the ledger database and brings its schema up to date. Only the driver in use is loaded
  * (`pg` or `better-sqlite3`). Refuses, with DatabaseSchemaTooNewError, a database that a newer
  * LLMOP has migrated.
  */
-export async function openDatabase(settings: DatabaseSettings): Promise<LedgerDatabase> {
+export function openDatabase(settings: DatabaseSettings): Promise<LedgerDatabase> {
   const databaseUrl = settings.databaseUrl?.trim();
-  const kind: DatabaseKind = databaseUrl ? 'postgres' : 'sqlite';
-  const { dialect, stop } = databaseUrl ? postgresDialect(databaseUrl) : sqliteDialect(settings);
-  const db = new Kysely<Database>({ dialect });
-  const close = async (): Promise<void> => {
-    await stop();
-    await db.destroy();
-  };
-  try {
-    await migrate(db);
-  } catch (error) {
-    await close();
-    throw error;
-  }
-  const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-  return {
-    kind,
-    db,
-    ping: () => answers(db, pingTimeoutMs),
-    close,
-  };
+  return databaseUrl ? openPostgres(databaseUrl, settings) : openSqlite(settings);
 }
 
-function sqliteDialect(settings: DatabaseSettings): OpenedDialect {
+async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   const BetterSqlite3 = require('better-sqlite3') as typeof import('better-sqlite3');
   const file = path.resolve(settings.sqliteFile);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -80,17 +62,35 @@ function sqliteDialect(settings: DatabaseSettings): OpenedDialect {
   // WAL with synchronous=NORMAL: a commit is in the OS's hands when it returns, so it survives a
   // killed process (not a power cut), and commits do not wait for fsync. Readers never block the writer.
   const journalMode: unknown = sqlite.pragma('journal_mode = WAL', { simple: true });
-  if (journalMode !== 'wal') throw new Error(`SQLite refused WAL mode for ${file} (journal_mode is ${String(journalMode)})`);
+  if (journalMode !== 'wal') {
+    sqlite.close();
+    throw new Error(`SQLite refused WAL mode for ${file} (journal_mode is ${String(journalMode)})`);
+  }
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
-  // Checkpoints (which fsync) run in a worker thread, never inside a commit on this one.
+  // Checkpoints (which fsync) run in their own thread, never inside a commit or a read.
   sqlite.pragma('wal_autocheckpoint = 0');
-  const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger checkpoint failed: ${message}`));
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  await migrateOrDestroy(db);
+
+  const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger: ${message}`));
+  const writer = startSqliteWriter(file, onError);
   const checkpointer = startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
-  return { dialect: new SqliteDialect({ database: sqlite }), stop: () => checkpointer.stop() };
+  const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  return {
+    kind: 'sqlite',
+    db,
+    write: (query) => writer.execute(query.sql, query.parameters),
+    ping: async () => writer.alive && answers(db, pingTimeoutMs),
+    async close() {
+      await writer.stop();
+      await checkpointer.stop();
+      await db.destroy(); // the last connection to close checkpoints what is left
+    },
+  };
 }
 
-function postgresDialect(connectionString: string): OpenedDialect {
+async function openPostgres(connectionString: string, settings: DatabaseSettings): Promise<LedgerDatabase> {
   const pg = require('pg') as typeof import('pg');
   const int8 = pg.types.builtins.INT8;
   const pool: Pool = new pg.Pool({
@@ -103,7 +103,16 @@ function postgresDialect(connectionString: string): OpenedDialect {
   });
   // An idle client's error (the server restarted) must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  return { dialect: new PostgresDialect({ pool }), stop: async () => undefined };
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  await migrateOrDestroy(db);
+  const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  return {
+    kind: 'postgres',
+    db,
+    write: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
+    ping: () => answers(db, pingTimeoutMs),
+    close: () => db.destroy(),
+  };
 }
 
 function parseExactInteger(text: string): number {
@@ -125,6 +134,15 @@ async function answers(db: Kysely<Database>, timeoutMs: number): Promise<boolean
     return await Promise.race([answered, timedOut]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+async function migrateOrDestroy(db: Kysely<Database>): Promise<void> {
+  try {
+    await migrate(db);
+  } catch (error) {
+    await db.destroy();
+    throw error;
   }
 }
 

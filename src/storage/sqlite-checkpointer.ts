@@ -8,11 +8,15 @@ const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driverPath);
 const db = new Database(workerData.file);
 db.pragma('busy_timeout = 5000');
+let failing = false;
 const checkpoint = () => {
   try {
     db.pragma('wal_checkpoint(PASSIVE)');
+    failing = false;
   } catch (error) {
-    parentPort.postMessage({ error: String(error && error.message || error) });
+    // Reported once per run of failures, not every interval.
+    if (!failing) parentPort.postMessage({ error: String((error && error.message) || error) });
+    failing = true;
   }
 };
 const timer = setInterval(checkpoint, workerData.intervalMs);
@@ -45,6 +49,7 @@ export function startSqliteCheckpointer(file: string, intervalMs: number, onErro
   const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
   return {
     async stop() {
+      worker.ref(); // an unref'd worker would let the process exit before it has closed its connection
       worker.postMessage('stop');
       await exited;
     },

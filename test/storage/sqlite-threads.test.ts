@@ -1,0 +1,95 @@
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Sqlite from 'better-sqlite3';
+import { CompiledQuery, sql } from 'kysely';
+import { openDatabase, type LedgerDatabase } from '../../src/storage/database';
+import { newGenerationId } from '../../src/storage/generation-id';
+import { LedgerRepository } from '../../src/storage/ledger-repository';
+import { SqliteWriteError } from '../../src/storage/sqlite-writer';
+import { poll } from '../support/polling';
+
+/*
+ * The embedded store keeps the disk off the event loop: commits run in a writer thread and WAL
+ * checkpoints (which fsync) in a checkpoint thread; the main thread's connection only reads.
+ */
+
+describe('the SQLite ledger threads', () => {
+  let directory: string;
+  let file: string;
+  let database: LedgerDatabase;
+
+  beforeEach(async () => {
+    directory = mkdtempSync(path.join(os.tmpdir(), 'llmop-sqlite-threads-'));
+    file = path.join(directory, 'ledger.db');
+    database = await openDatabase({ sqliteFile: file, checkpointIntervalMs: 50 });
+  });
+  afterEach(async () => {
+    await database.close();
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  /** Rows in the database file itself, without its WAL: what checkpoints have moved there. */
+  function rowsInDatabaseFile(): number {
+    const copy = path.join(directory, `copy-${Math.random().toString(36).slice(2)}.db`);
+    copyFileSync(file, copy);
+    const reader = new Sqlite(copy, { readonly: true });
+    try {
+      return (reader.prepare('select count(*) as count from generations').get() as { count: number }).count;
+    } catch {
+      return -1; // copied in the middle of a checkpoint: try again
+    } finally {
+      reader.close();
+    }
+  }
+
+  it('checkpoints committed generations into the database file from its own thread, while the main connection never checkpoints', async () => {
+    const autocheckpoint = await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(database.db);
+    expect(autocheckpoint.rows).toEqual([{ wal_autocheckpoint: 0 }]);
+    const ledger = new LedgerRepository(database, { recordContent: true });
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, index) => {
+        const createdAt = new Date(Date.UTC(2025, 0, 1, 0, 0, index));
+        const id = newGenerationId(createdAt);
+        await ledger.start({
+          id,
+          requestId: `req-${index}`,
+          caller: 'alice',
+          team: null,
+          source: 'batch',
+          modelId: 'tiny-chat',
+          provider: 'vllm',
+          upstreamModel: 'tiny-chat-v1',
+          prompt: 'hi',
+          promptRef: null,
+          evaluationId: null,
+          parameters: { maxTokens: 10, temperature: 0, topP: 1 },
+          createdAt,
+        });
+      }),
+    );
+    expect(
+      await poll(
+        async () => rowsInDatabaseFile(),
+        (count) => count === 40,
+      ),
+    ).toBe(40);
+  });
+
+  it('rejects a write that SQLite refuses with its SQLite error code, and goes on writing', async () => {
+    const refused = database.write(CompiledQuery.raw('insert into generations (id) values (?)', ['gen_incomplete']));
+    await expect(refused).rejects.toBeInstanceOf(SqliteWriteError);
+    await expect(refused).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_NOTNULL' });
+    const removed = await database.write(CompiledQuery.raw('delete from generations where id = ?', ['gen_none']));
+    expect(removed).toBe(0);
+    expect(await database.ping()).toBe(true);
+  });
+
+  it('refuses writes and answers ping false once closed', async () => {
+    const closing = openDatabase({ sqliteFile: path.join(directory, 'other.db') });
+    const other = await closing;
+    await other.close();
+    expect(await other.ping()).toBe(false);
+    await expect(other.write(CompiledQuery.raw('delete from generations', []))).rejects.toThrow(/stopped/);
+  });
+});
