@@ -21,9 +21,12 @@ import { createWebPages } from './web/web-pages';
 import { createHttpServer, type HttpServer } from './server';
 import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
+import { unrecordedLedger } from './pipeline/generation-ledger';
 import { defaultRetryDelays } from './pipeline/routing';
 import { ModelService } from './services/model.service';
+import { LedgerService } from './services/ledger.service';
 import { SystemStatusService } from './services/system-status.service';
+import { openLedger } from './storage/open-ledger';
 
 export interface App {
   readonly config: AppConfig;
@@ -41,15 +44,27 @@ export interface App {
 /** Composition root: config (with its catalog) -> providers -> pipeline and services -> schema -> HTTP. */
 export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
   const apiKeys = new ApiKeyRegistry([...config.auth.inlineKeys, ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : [])]);
-  const startupWarnings = apiKeys.enabled
-    ? []
-    : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers'];
+  const startupWarnings = [
+    ...(apiKeys.enabled
+      ? []
+      : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers']),
+    ...(config.ledger.enabled ? [] : ['the ledger is off (LEDGER=off): generations are not recorded; use it only to benchmark']),
+  ];
   for (const warning of startupWarnings) logger.warn(warning);
   const rateLimitStore = createRateLimitStore(config.rateLimits, logger);
   const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
+  const ledger = await openLedger({
+    ...config.ledger,
+    longestGenerationMs: config.upstream.timeoutMs,
+    onBackgroundError: (message) => logger.error(`ledger: ${message}`),
+  });
+  logger.info({ ledger: ledger.kind, contentRecorded: config.ledger.recordContent }, 'ledger open');
   const registry = createProviderRegistry(config, logger);
+  const onLedgerError = (error: unknown): void => logger.error({ err: error }, 'the ledger database failed');
   const pipeline = new GenerationPipeline({
     registry,
+    ledger: ledger.repository ?? unrecordedLedger,
+    onLedgerError,
     recorder: new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed')),
     timeoutMs: config.upstream.timeoutMs,
     retry: { maxRetries: config.upstream.maxRetries, ...defaultRetryDelays, random: Math.random },
@@ -57,7 +72,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const services: Services = {
     generation: pipeline,
     models: new ModelService(registry),
+    ledger: new LedgerService(ledger.repository, onLedgerError),
     status: new SystemStatusService(registry, {
+      ledgerReachable: ledger.ping,
       version: config.version,
       dataDir: config.dataDir,
       minMemoryBytes: config.readiness.minMemoryBytes,
@@ -113,6 +130,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     http.server.closeAllConnections();
     await stopped;
     await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
+    // Last: every answered generation's row is committed before the database closes.
+    await ledger.close();
   };
 
   return {

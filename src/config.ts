@@ -22,7 +22,15 @@ const environmentSchema = z.object({
   OPENAI_API_KEY: optionalText,
   OPENAI_BASE_URL: optionalText.pipe(z.url().optional()),
   MODEL_CATALOG: optionalText,
-  DATA_DIR: z.string().min(1).default('.'),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DATABASE_URL: optionalText.pipe(
+    z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+  ),
+  LEDGER: z.enum(['on', 'off']).default('on'),
+  LEDGER_CONTENT: z.enum(['true', 'false']).default('true'),
   UPSTREAM_TIMEOUT_MS: integer(60_000, 1),
   UPSTREAM_MAX_RETRIES: integer(2, 0, 10),
   PROVIDER_CONCURRENCY: integer(4, 1, 256),
@@ -67,8 +75,17 @@ export interface AppConfig {
   };
   /** The committed default catalog with the user's (MODEL_CATALOG) merged over it. */
   readonly catalog: ModelCatalog;
-  /** Directory whose file system `status` reports and `ready` checks. */
+  /** Directory whose file system `status` reports and `ready` checks; the embedded ledger lives here. */
   readonly dataDir: string;
+  readonly ledger: {
+    /** False only for benchmarks (LEDGER=off): nothing is recorded. */
+    readonly enabled: boolean;
+    /** PostgreSQL shared by every replica; the SQLite file `sqliteFile` without it. A secret: never logged. */
+    readonly databaseUrl: string | undefined;
+    readonly sqliteFile: string;
+    /** LEDGER_CONTENT=false: neither prompt nor text is stored. */
+    readonly recordContent: boolean;
+  };
   readonly upstream: {
     /** From admission to the answer: queueing and retries spend it too. */
     readonly timeoutMs: number;
@@ -161,6 +178,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     openai: { apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL },
     catalog,
     dataDir: path.resolve(env.DATA_DIR),
+    ledger: {
+      enabled: env.LEDGER === 'on',
+      databaseUrl: env.DATABASE_URL,
+      sqliteFile: path.resolve(env.DATA_DIR, 'llmop.db'),
+      recordContent: env.LEDGER_CONTENT === 'true',
+    },
     upstream: {
       timeoutMs: env.UPSTREAM_TIMEOUT_MS,
       maxRetries: env.UPSTREAM_MAX_RETRIES,

@@ -2,12 +2,14 @@ import type { CallContext } from './pipeline/call-context';
 import type { Caller } from './pipeline/caller';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
+import type { LedgerService } from './services/ledger.service';
 import type { ModelService } from './services/model.service';
 import type { SystemStatusService } from './services/system-status.service';
 
 export interface Services {
   readonly generation: GenerationPipeline;
   readonly models: ModelService;
+  readonly ledger: LedgerService;
   readonly status: SystemStatusService;
 }
 

@@ -3,6 +3,7 @@ import { createApp } from './app';
 import { ApiKeysFileError } from './auth/api-keys';
 import { type AppConfig, ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
+import { DatabaseSchemaTooNewError } from './storage/storage-errors';
 
 async function main(): Promise<void> {
   let config: AppConfig;
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config.logLevel);
   const app = await createApp(config, logger).catch((error: unknown) => {
-    if (error instanceof ConfigError || error instanceof ApiKeysFileError) {
+    if (error instanceof ConfigError || error instanceof ApiKeysFileError || error instanceof DatabaseSchemaTooNewError) {
       process.stderr.write(`${error.message}\n`);
       process.exit(1);
     }

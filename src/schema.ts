@@ -10,10 +10,11 @@ import { createErrorMaskingMiddleware } from './middlewares/error-masking.middle
 import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
+import { LedgerResolver } from './resolvers/ledger/ledger.resolver';
 import { resolveModelReference } from './resolvers/models/model.reference';
 import { ModelResolver } from './resolvers/models/model.resolver';
 
-export const resolvers = [HealthResolver, ModelResolver, GenerateResolver] as const;
+export const resolvers = [HealthResolver, ModelResolver, GenerateResolver, LedgerResolver] as const;
 
 /** Federation v2 features this subgraph uses. */
 export const federationLink = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])';
@@ -29,7 +30,8 @@ export interface GatewaySchemas {
 function describeRootTypes(schema: GraphQLSchema): void {
   const query = schema.getQueryType();
   const mutation = schema.getMutationType();
-  if (query) query.description = 'Reads: health, status, readiness and the models LLMOP can route to.';
+  if (query)
+    query.description = 'Reads: health, status, readiness, the models LLMOP can route to, and the ledger of generations with its usage.';
   if (mutation) mutation.description = 'Text generation with fine-tuned, self-hosted and commercial models, metered in tokens and USD.';
 }
 

@@ -59,7 +59,7 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       let caller = authentication.ok ? authentication.caller : undefined;
       // Probes are counted per address, so nobody can use up everyone's health checks.
       if (!caller && isProbe(request.method, url.pathname))
-        caller = { id: `probe:${request.socket.remoteAddress ?? 'unknown'}`, role: 'member' };
+        caller = { id: `probe:${request.socket.remoteAddress ?? 'unknown'}`, name: 'probe', role: 'member' };
       if (!caller) return sendUnauthorized(response, isGraphQL, authentication.ok ? 'missing' : authentication.reason);
       const context = createRequestContext(settings.services, requestId, caller, abort.signal);
       if (isGraphQL) return graphql(request, response, url.search, context);

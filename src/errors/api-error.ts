@@ -11,6 +11,9 @@ export type ApiErrorCode =
   | 'payload_too_large'
   | 'unauthorized'
   | 'rate_limit_exceeded'
+  | 'forbidden'
+  | 'generation_not_found'
+  | 'ledger_unavailable'
   | 'internal_error';
 
 export interface ApiErrorExtensions {
@@ -46,3 +49,12 @@ export const modelUnavailable = (modelId: string, reason: string): ApiError =>
   new ApiError('model_unavailable', 503, `Model "${modelId}" is unavailable`, reason);
 
 export const generationError = (message: string, details?: string): ApiError => new ApiError('generation_error', 500, message, details);
+
+export const forbidden = (message: string, details?: string): ApiError => new ApiError('forbidden', 403, message, details);
+
+export const generationNotFound = (generationId: string): ApiError =>
+  new ApiError('generation_not_found', 404, `Generation "${generationId}" was not found`);
+
+/** The ledger's database cannot be reached: nothing is generated unmetered. */
+export const ledgerUnavailable = (details: string): ApiError =>
+  new ApiError('ledger_unavailable', 503, 'The ledger is unavailable, so no generation can be recorded', details);

@@ -38,12 +38,22 @@ export function formatGraphQLError(formatted: GraphQLFormattedError): GraphQLFor
   if (!knownCode) {
     return { message: 'Internal server error', extensions: { code: 'internal_error' } };
   }
+  const described = typeof details === 'string' ? details : coercedParameterDetails(formatted.message);
   return {
     message: formatted.message,
     ...(formatted.locations ? { locations: formatted.locations } : {}),
     ...(formatted.path ? { path: formatted.path } : {}),
-    extensions: { code: knownCode, ...(typeof details === 'string' ? { details } : {}) },
+    extensions: { code: knownCode, ...(described === undefined ? {} : { details: described }) },
   };
+}
+
+/**
+ * `details` for graphql-js's variable coercion errors ('Variable "$since" got invalid value ...'):
+ * the parameter, as REST callers name it too. Undefined for any other message.
+ */
+export function coercedParameterDetails(message: string): string | undefined {
+  const parameter = /^Variable "\$(\w+)"/.exec(message)?.[1];
+  return parameter === undefined ? undefined : `parameter: ${parameter}`;
 }
 
 const isSnakeCase = (code: string): boolean => /^[a-z]+(_[a-z]+)*$/.test(code);

@@ -7,6 +7,8 @@ export type CallerRole = 'admin' | 'member';
 export interface Caller {
   /** Identifies the caller for rate limits and records; never the key itself. */
   readonly id: string;
+  /** The name the ledger records and roles compare: the key's name, or `anonymous` with authentication off. */
+  readonly name: string;
   readonly keyName?: string;
   readonly role: CallerRole;
   readonly team?: string;

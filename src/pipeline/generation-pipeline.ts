@@ -1,4 +1,4 @@
-import type { ApiError } from '../errors/api-error';
+import { type ApiError, ledgerUnavailable } from '../errors/api-error';
 import type { FinishReason, GenerationRequest, GenerationResult } from '../providers/provider';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry';
 import {
@@ -8,23 +8,30 @@ import {
   type GenerationParameters,
   type RequestedParameters,
 } from '../services/generation-parameters';
-import { admitPrompt, type AdmittedPrompt } from './admission/context-window';
+import { admitPrompt, familyTokenizer, type AdmittedPrompt } from './admission/context-window';
 import type { CallContext } from './call-context';
 import { sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
-import type { GenerationRecorder, GenerationSource } from './generation-record';
+import { newGenerationId } from '../storage/generation-id';
+import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource } from '../storage/ledger-types';
+import type { GenerationLedger } from './generation-ledger';
+import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
-import { AttemptsExhausted, routeModel, toApiError, withRetries, type RetryPolicy } from './routing';
+import { countPromptTokens } from './token-counter';
+import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAttempt, type RetryPolicy } from './routing';
 
 /*
  * The one path every generation takes, whichever surface asked for it:
  *
  *   1. validate   the request's own parameters (one rule set for every surface)
  *   2. route      the model id to the provider that serves it
- *   3. admit      the prompt against the model's context (budget reservations join here)
+ *   3. admit      the prompt against the model's context (budget reservations join here), then
+ *                 start its row in the ledger: a ledger that cannot write refuses (503) before
+ *                 anything is spent upstream
  *   4. call       the provider through the request's DataLoader (prompts of one tick go upstream
  *                 together), under one deadline counted from admission, retried by one policy
- *   5. record     one GenerationRecord per prompt, succeeded or failed, to the recorder's listeners
+ *   5. record     finish the ledger row (the answer waits for its commit), then hand one
+ *                 GenerationRecord per prompt, succeeded or failed, to the recorder's listeners
  *
  * The caller arrives in the CallContext; rate limits are counted where each request enters (the
  * GraphQL resolvers' declarative layer, or a hand-written route), with the same engine.
@@ -43,6 +50,8 @@ export interface GenerateBatchInput extends RequestedParameters {
 }
 
 export interface GenerationMetadata {
+  /** The ledger row's id. */
+  readonly generationId: string;
   readonly finishReason: FinishReason;
   readonly provider: string;
   readonly upstreamModel: string;
@@ -68,7 +77,8 @@ export interface BatchItemOutcome {
   readonly text: string | null;
   readonly success: boolean;
   readonly error: string | null;
-  readonly metadata: (GenerationMetadata & TokenCounts & { readonly latencyMs: number }) | null;
+  /** A failed prompt's metadata holds only its ledger row's id. */
+  readonly metadata: (GenerationMetadata & TokenCounts & { readonly latencyMs: number }) | { readonly generationId: string };
 }
 
 export interface BatchOutcome {
@@ -87,22 +97,26 @@ export interface BatchOutcome {
 
 export interface PipelineSettings {
   readonly registry: ProviderRegistry;
+  readonly ledger: GenerationLedger;
   readonly recorder: GenerationRecorder;
+  /** Told about ledger writes that failed; the caller sees only ledger_unavailable. */
+  readonly onLedgerError: (error: unknown) => void;
   /** UPSTREAM_TIMEOUT_MS: from admission to the answer, queueing and retries included. */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
 }
 
-/** One prompt's way through steps 4 and 5: its answer (or typed error) and what was recorded. */
+/** One prompt's way through steps 4 and 5: its answer (or typed error) and its ledger row. */
 type Settled =
   | {
       readonly ok: true;
+      readonly generationId: string;
       readonly text: string;
       readonly counts: TokenCounts;
       readonly metadata: GenerationMetadata;
       readonly latencyMs: number;
     }
-  | { readonly ok: false; readonly error: ApiError };
+  | { readonly ok: false; readonly generationId: string; readonly error: ApiError };
 
 export class GenerationPipeline {
   constructor(private readonly settings: PipelineSettings) {}
@@ -132,6 +146,7 @@ export class GenerationPipeline {
     const settled = await this.run(route, admitted, parameters, input.seed, call, 'batch');
     const totalLatencyMs = Math.round(performance.now() - startedAt);
 
+    const succeeded: Array<GenerationMetadata & TokenCounts & { readonly latencyMs: number }> = [];
     const results = settled.map((answer, index): BatchItemOutcome => {
       const prompt = prompts[index]!;
       if (!answer.ok) {
@@ -142,19 +157,13 @@ export class GenerationPipeline {
           text: null,
           success: false,
           error: extensions.details ? `${message}: ${extensions.details}` : message,
-          metadata: null,
+          metadata: { generationId: answer.generationId },
         };
       }
-      return {
-        index,
-        prompt,
-        text: answer.text,
-        success: true,
-        error: null,
-        metadata: { ...answer.metadata, ...answer.counts, latencyMs: answer.latencyMs },
-      };
+      const metadata = { ...answer.metadata, ...answer.counts, latencyMs: answer.latencyMs };
+      succeeded.push(metadata);
+      return { index, prompt, text: answer.text, success: true, error: null, metadata };
     });
-    const succeeded = results.flatMap((item) => (item.metadata ? [item.metadata] : []));
     const sum = (pick: (item: (typeof succeeded)[number]) => number): number => succeeded.reduce((total, item) => total + pick(item), 0);
     return {
       results,
@@ -174,20 +183,25 @@ export class GenerationPipeline {
     };
   }
 
-  /** Steps 4 and 5 for admitted prompts: every prompt settles (never throws) and is recorded once. */
+  /**
+   * Step 3's ledger rows, then steps 4 and 5 for admitted prompts: once the rows are started every
+   * prompt settles (never throws), and its row is finished before the answer.
+   */
   private async run(
     route: ResolvedModel,
     admitted: readonly AdmittedPrompt[],
     parameters: GenerationParameters,
     seed: number | null | undefined,
     call: CallContext,
-    source: GenerationSource,
+    source: LedgerSource,
   ): Promise<Settled[]> {
+    const starts = await this.startRows(route, admitted, parameters, call, source);
     const { model, provider } = route;
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       return await Promise.all(
-        admitted.map(async (prompt): Promise<Settled> => {
+        admitted.map(async (prompt, index): Promise<Settled> => {
+          const start = starts[index]!;
           const request: GenerationRequest = {
             model,
             prompt: prompt.prompt,
@@ -197,9 +211,9 @@ export class GenerationPipeline {
           };
           const startedAt = performance.now();
           let result: GenerationResult;
-          let attempts: number;
+          let failures: readonly FailedAttempt[];
           try {
-            ({ value: result, attempts } = await withRetries(
+            ({ value: result, failures } = await withRetries(
               () => call.generationLoader.load({ provider, request }),
               this.settings.retry,
               deadline,
@@ -207,28 +221,39 @@ export class GenerationPipeline {
           } catch (failure) {
             const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
             const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
-            this.record(route, call, source, {
+            const outcome: GenerationOutcome = {
               status: call.signal?.aborted ? 'cancelled' : 'failed',
               error: error.extensions.code,
-              attempts: exhausted?.attempts ?? 1,
+              finishReason: null,
+              text: null,
+              inputTokens: prompt.inputTokens ?? countPromptTokens(prompt.prompt, model.api, familyTokenizer(model)),
+              outputTokens: 0,
+              costUsd: 0,
               latencyMs: Math.round(performance.now() - startedAt),
-              inputTokens: prompt.inputTokens ?? 0,
-            });
-            return { ok: false, error };
+              attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
+            };
+            const unrecorded = await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 });
+            return { ok: false, generationId: start.id, error: unrecorded ?? error };
           }
-          const { counts, metadata } = meter(model, prompt, result, call.requestId);
-          this.record(route, call, source, {
+          const { counts, metadata } = meter(model, prompt, result, call.requestId, start.id);
+          const outcome: GenerationOutcome = {
             status: 'succeeded',
             error: null,
-            attempts,
-            latencyMs: result.latencyMs,
             finishReason: result.finishReason,
             upstreamModel: result.upstreamModel,
+            text: result.text,
             inputTokens: counts.inputTokens,
             outputTokens: counts.outputTokens,
-            costUsd: metadata.costUsd,
-          });
-          return { ok: true, text: result.text, counts, metadata, latencyMs: result.latencyMs };
+            costUsd: metadata.costUsd.total,
+            latencyMs: result.latencyMs,
+            attempts: [
+              ...this.attempts(route, failures, deadline),
+              { provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
+            ],
+          };
+          const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
+          if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
+          return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
         }),
       );
     } finally {
@@ -236,38 +261,98 @@ export class GenerationPipeline {
     }
   }
 
-  private record(
+  /** Starts one ledger row per prompt, all committed before any upstream call; refuses the request when the ledger cannot write. */
+  private async startRows(
     { model }: ResolvedModel,
+    admitted: readonly AdmittedPrompt[],
+    parameters: GenerationParameters,
     call: CallContext,
-    source: GenerationSource,
-    outcome: {
-      status: 'succeeded' | 'failed' | 'cancelled';
-      error: ApiError['extensions']['code'] | null;
-      attempts: number;
-      latencyMs: number;
-      inputTokens: number;
-      outputTokens?: number;
-      finishReason?: FinishReason;
-      upstreamModel?: string;
-      costUsd?: CostBreakdown;
-    },
-  ): void {
+    source: LedgerSource,
+  ): Promise<GenerationStart[]> {
+    const createdAt = new Date();
+    const starts = admitted.map(
+      (prompt): GenerationStart => ({
+        id: newGenerationId(createdAt),
+        requestId: call.requestId,
+        caller: call.caller.name,
+        team: call.caller.team ?? null,
+        source,
+        modelId: model.id,
+        provider: model.provider,
+        upstreamModel: model.upstreamModel,
+        prompt: prompt.prompt,
+        promptRef: null,
+        evaluationId: null,
+        parameters: { maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP },
+        createdAt,
+      }),
+    );
+    const written = await Promise.allSettled(starts.map((start) => this.settings.ledger.start(start)));
+    const refused = written.find((result) => result.status === 'rejected');
+    if (!refused) return starts;
+    this.settings.onLedgerError(refused.reason);
+    // Rows that did commit are closed now rather than left for the next start-up to cancel.
+    const closing = starts.flatMap((start, index) =>
+      written[index]!.status === 'fulfilled' ? [this.settings.ledger.finish(start.id, notStarted(start)).catch(() => undefined)] : [],
+    );
+    await Promise.all(closing);
+    throw ledgerUnavailable('the ledger database did not accept the generation; nothing was sent to the provider');
+  }
+
+  /** Finishes the row, then tells the recorder's listeners; a row that cannot be committed is never answered as a success. */
+  private async finishRow(
+    start: GenerationStart,
+    outcome: GenerationOutcome,
+    call: CallContext,
+    costUsd: CostBreakdown,
+  ): Promise<ApiError | undefined> {
+    try {
+      await this.settings.ledger.finish(start.id, outcome);
+    } catch (error) {
+      this.settings.onLedgerError(error);
+      return ledgerUnavailable('the generation ran but its ledger row could not be committed');
+    }
     this.settings.recorder.record({
+      generationId: start.id,
       requestId: call.requestId,
       caller: call.caller,
-      source,
-      modelId: model.id,
-      provider: model.provider,
-      upstreamModel: outcome.upstreamModel ?? model.upstreamModel,
+      source: start.source,
+      modelId: start.modelId,
+      provider: outcome.provider ?? start.provider,
+      upstreamModel: outcome.upstreamModel ?? start.upstreamModel,
       status: outcome.status,
       error: outcome.error,
-      finishReason: outcome.finishReason ?? null,
+      finishReason: (outcome.finishReason as FinishReason | null) ?? null,
       inputTokens: outcome.inputTokens,
-      outputTokens: outcome.outputTokens ?? 0,
-      costUsd: outcome.costUsd ?? { input: 0, output: 0, total: 0 },
+      outputTokens: outcome.outputTokens,
+      costUsd,
       latencyMs: outcome.latencyMs,
-      attempts: outcome.attempts,
-      createdAt: new Date(),
+      attempts: outcome.attempts.length,
+      createdAt: start.createdAt,
     });
+    return undefined;
+  }
+
+  private attempts({ model }: ResolvedModel, failures: readonly FailedAttempt[], deadline: Deadline): GenerationAttempt[] {
+    return failures.map(({ error, latencyMs }) => ({
+      provider: model.provider,
+      upstreamModel: model.upstreamModel,
+      error: toApiError(error, model, deadline).extensions.code,
+      latencyMs,
+    }));
   }
 }
+
+/** How a row that was started for a refused request is closed. */
+const notStarted = (start: GenerationStart): GenerationOutcome => ({
+  status: 'failed',
+  error: 'ledger_unavailable',
+  finishReason: null,
+  text: null,
+  inputTokens: 0,
+  outputTokens: 0,
+  costUsd: 0,
+  latencyMs: 0,
+  attempts: [],
+  upstreamModel: start.upstreamModel,
+});

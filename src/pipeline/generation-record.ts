@@ -1,23 +1,22 @@
-import type { ApiErrorCode } from '../errors/api-error';
 import type { FinishReason } from '../providers/provider';
+import type { GenerationStatus, LedgerSource } from '../storage/ledger-types';
 import type { Caller } from './caller';
 import type { CostBreakdown } from './cost';
 
-/** Which surface asked for a generation. */
-export type GenerationSource = 'generate' | 'batch';
-
-/** One generation, as the ledger, metrics and traces will see it: written once, when it ends. */
+/** One finished generation, as metrics and traces see it, once its ledger row is committed. */
 export interface GenerationRecord {
+  /** The ledger row's id. */
+  readonly generationId: string;
   readonly requestId: string;
   readonly caller: Caller;
-  readonly source: GenerationSource;
+  readonly source: LedgerSource;
   readonly modelId: string;
   readonly provider: string;
   readonly upstreamModel: string;
   /** `cancelled`: the client went away before the answer. */
-  readonly status: 'succeeded' | 'failed' | 'cancelled';
+  readonly status: GenerationStatus;
   /** The error code of a failed generation; null when it succeeded. */
-  readonly error: ApiErrorCode | null;
+  readonly error: string | null;
   readonly finishReason: FinishReason | null;
   readonly inputTokens: number;
   readonly outputTokens: number;

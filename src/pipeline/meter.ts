@@ -16,6 +16,7 @@ export function meter(
   admitted: AdmittedPrompt,
   result: GenerationResult,
   requestId: string,
+  generationId: string,
 ): { counts: TokenCounts; metadata: GenerationMetadata } {
   const inputTokens =
     result.usage?.inputTokens ?? admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
@@ -23,6 +24,7 @@ export function meter(
   return {
     counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
     metadata: {
+      generationId,
       finishReason: result.finishReason,
       provider: model.provider,
       upstreamModel: result.upstreamModel,

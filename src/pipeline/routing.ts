@@ -31,27 +31,37 @@ export async function withRetries<T>(
   attempt: () => Promise<T>,
   policy: RetryPolicy,
   deadline: Deadline,
-): Promise<{ readonly value: T; readonly attempts: number }> {
+): Promise<{ readonly value: T; readonly attempts: number; readonly failures: readonly FailedAttempt[] }> {
+  const failures: FailedAttempt[] = [];
   for (let attempts = 1; ; attempts += 1) {
+    const startedAt = performance.now();
     try {
-      return { value: await attempt(), attempts };
+      return { value: await attempt(), attempts, failures };
     } catch (error) {
+      failures.push({ error, latencyMs: Math.round(performance.now() - startedAt) });
       const retryable = error instanceof ProviderError && error.isRetryable && !deadline.signal.aborted;
       const delayMs = policy.random() * Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempts - 1));
       if (!retryable || attempts > policy.maxRetries || delayMs >= deadline.remainingMs) {
-        throw new AttemptsExhausted(error, attempts);
+        throw new AttemptsExhausted(error, attempts, failures);
       }
       await sleep(delayMs, deadline.signal);
     }
   }
 }
 
-/** The last attempt's error, with how many attempts were made (the record keeps both). */
+/** One upstream call that failed, as the ledger keeps it. */
+export interface FailedAttempt {
+  readonly error: unknown;
+  readonly latencyMs: number;
+}
+
+/** The last attempt's error, with every failed attempt (the record keeps them). */
 export class AttemptsExhausted extends Error {
   override readonly name = 'AttemptsExhausted';
   constructor(
     readonly lastError: unknown,
     readonly attempts: number,
+    readonly failures: readonly FailedAttempt[],
   ) {
     super('every attempt failed', { cause: lastError });
   }

@@ -1,3 +1,4 @@
+import { coercedParameterDetails } from '../errors/format-error';
 import { errorBody, type RenderedError } from '../http/error-response';
 
 interface GraphQLishError {
@@ -30,7 +31,8 @@ export function renderGraphQLErrors(errors: readonly unknown[]): RenderedError {
   }
   const coercion = typed.find((error) => error.path === undefined && typeof error.message === 'string');
   if (coercion) {
-    return { status: 400, body: errorBody('validation_error', String(coercion.message)), headers: {} };
+    const message = String(coercion.message);
+    return { status: 400, body: errorBody('validation_error', message, coercedParameterDetails(message)), headers: {} };
   }
   return { status: 500, body: errorBody('internal_error', 'Internal server error'), headers: {} };
 }

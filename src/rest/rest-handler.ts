@@ -27,7 +27,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
 
   return async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
     const method = request.method ?? 'GET';
-    const { pathname } = new URL(request.url ?? '/', 'http://localhost');
+    const { pathname, searchParams } = new URL(request.url ?? '/', 'http://localhost');
     const relativePath = pathname.slice(restBasePath.length) || '/';
     const route = matchRoute(method, relativePath);
 
@@ -59,7 +59,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
       body = read.body;
     }
     const operation = operations[route.operation];
-    const variables = restVariables(operation, route.pathParameters, body);
+    const variables = restVariables(operation, route.pathParameters, body, method === 'GET' ? searchParams : undefined);
     if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));
 
     const result: ExecutionResult = await execute({

@@ -14,6 +14,9 @@ export const operationRoutes = {
   'Query.model': { method: 'GET', path: '/models/:model_id' },
   'Mutation.generate': { method: 'POST', path: '/generate' },
   'Mutation.generate_batch': { method: 'POST', path: '/generate/batch' },
+  'Query.generations': { method: 'GET', path: '/generations' },
+  'Query.generation': { method: 'GET', path: '/generations/:generation_id' },
+  'Query.usage': { method: 'GET', path: '/usage' },
 } as const satisfies Record<string, RouteConfig>;
 
 export type OperationName = keyof typeof operationRoutes;

@@ -8,6 +8,8 @@ export interface PreparedVariable {
   readonly name: string;
   /** A list type: REST wants a JSON array where GraphQL would wrap a single value into a list. */
   readonly isList: boolean;
+  /** The named type, to read a query-string value as the number GraphQL expects. */
+  readonly typeName: string;
 }
 
 /** One route's GraphQL operation, generated from the schema and validated once, at start-up. */
@@ -54,6 +56,7 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
       variables: (definition.variableDefinitions ?? []).map((variable) => ({
         name: variable.variable.name.value,
         isList: withoutNonNull(variable.type).kind === Kind.LIST_TYPE,
+        typeName: namedType(variable.type),
       })),
     };
   }
@@ -83,24 +86,57 @@ function decodeSegment(segment: string): string {
 }
 
 const withoutNonNull = (type: TypeNode): TypeNode => (type.kind === Kind.NON_NULL_TYPE ? type.type : type);
+const namedType = (type: TypeNode): string => (type.kind === Kind.NAMED_TYPE ? type.name.value : namedType(type.type));
+
+const integerText = /^-?\d+$/;
+const numberText = /^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+
+/**
+ * A query-string value as the variable's type reads it: text stays text (enums and dates included,
+ * for GraphQL to check), numbers and booleans must be written as such.
+ */
+function fromQueryString(variable: PreparedVariable, text: string): { value: unknown } | { problem: string } {
+  switch (variable.typeName) {
+    case 'Int':
+    case 'SafeInt':
+      return integerText.test(text) ? { value: Number(text) } : { problem: `${variable.name} must be an integer` };
+    case 'Float':
+      return numberText.test(text) ? { value: Number(text) } : { problem: `${variable.name} must be a number` };
+    case 'Boolean':
+      return text === 'true' || text === 'false' ? { value: text === 'true' } : { problem: `${variable.name} must be true or false` };
+    default:
+      return { value: text };
+  }
+}
 
 export type RestVariables = { readonly values: Record<string, unknown> } | { readonly problem: string };
 
 /**
- * Variables as SOFA reads them: a path parameter, else the body field of the same name; null means not given.
- * Types, required fields and ranges are left to GraphQL coercion and the services, as on /graphql; only what
- * GraphQL would accept but the REST contract does not (a single value for an array) is refused here.
+ * Variables as SOFA reads them: a path parameter, else the query parameter (GET) or body field (POST) of
+ * the same name; null means not given. Types, required fields and ranges are left to GraphQL coercion and
+ * the services, as on /graphql; only what GraphQL would accept but the REST contract does not (a single
+ * value for an array) and query-string numbers that are not numbers are refused here.
  */
 export function restVariables(
   operation: PreparedOperation,
   pathParameters: ReadonlyMap<string, string>,
   body: Readonly<Record<string, unknown>>,
+  query?: URLSearchParams,
 ): RestVariables {
   const values: Record<string, unknown> = {};
-  for (const { name, isList } of operation.variables) {
+  for (const variable of operation.variables) {
+    const { name, isList } = variable;
     const segment = pathParameters.get(name);
     if (segment !== undefined) {
       values[name] = decodeSegment(segment);
+      continue;
+    }
+    if (query) {
+      const text = query.get(name);
+      if (text === null) continue;
+      const read = fromQueryString(variable, text);
+      if ('problem' in read) return read;
+      values[name] = read.value;
       continue;
     }
     const value = Object.hasOwn(body, name) ? body[name] : undefined;

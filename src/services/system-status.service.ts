@@ -25,7 +25,12 @@ export interface SystemStatus {
 export interface Readiness {
   readonly ready: boolean;
   readonly timestamp: Date;
-  readonly checks: { readonly memoryAvailable: boolean; readonly diskAvailable: boolean; readonly providersInitialized: boolean };
+  readonly checks: {
+    readonly memoryAvailable: boolean;
+    readonly diskAvailable: boolean;
+    readonly providersInitialized: boolean;
+    readonly ledgerReachable: boolean;
+  };
 }
 
 export interface SystemStatusSettings {
@@ -35,6 +40,8 @@ export interface SystemStatusSettings {
   readonly minDiskBytes: number;
   /** Conditions known at start-up that operators should hear about (missing keys, ...). */
   readonly startupWarnings: readonly string[];
+  /** Whether the ledger's database answers (never throws): without it nothing can be generated. */
+  readonly ledgerReachable: () => Promise<boolean>;
 }
 
 const cpuSampleMs = 100;
@@ -54,7 +61,11 @@ export class SystemStatusService {
   }
 
   async status(): Promise<SystemStatus> {
-    const [system, { clashes }] = await Promise.all([this.measure(), this.registry.listModels()]);
+    const [system, { clashes }, ledgerReachable] = await Promise.all([
+      this.measure(),
+      this.registry.listModels(),
+      this.settings.ledgerReachable(),
+    ]);
     const providers = this.registry.health();
     const down = providers.filter((provider) => provider.state === 'down');
     const starved = !this.hasRoom(system);
@@ -66,9 +77,10 @@ export class SystemStatusService {
       ...down.map((provider) => `provider ${provider.name} is down: ${provider.detail ?? 'unknown reason'}`),
       ...clashes,
       ...(starved ? ['memory or disk is below the readiness threshold'] : []),
+      ...(ledgerReachable ? [] : ['the ledger database cannot be reached: generations are refused (ledger_unavailable)']),
     ];
     return {
-      status: starved ? 'unhealthy' : down.length > 0 ? 'degraded' : 'healthy',
+      status: starved || !ledgerReachable ? 'unhealthy' : down.length > 0 ? 'degraded' : 'healthy',
       timestamp: new Date(),
       version: this.settings.version,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
@@ -80,11 +92,12 @@ export class SystemStatusService {
   }
 
   async readiness(): Promise<Readiness> {
-    const [memory, disk] = [this.memory(), await this.disk()];
+    const [memory, disk, ledgerReachable] = [this.memory(), await this.disk(), await this.settings.ledgerReachable()];
     const checks = {
       memoryAvailable: memory.available >= this.settings.minMemoryBytes,
       diskAvailable: disk.free >= this.settings.minDiskBytes,
       providersInitialized: this.registry.health().every((provider) => provider.ready),
+      ledgerReachable,
     };
     return { ready: Object.values(checks).every(Boolean), timestamp: new Date(), checks };
   }

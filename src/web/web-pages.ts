@@ -56,6 +56,35 @@ query Overview {
   }
 }
 
+# Who spent what: every generation is in the ledger. Admins see everyone; members see their own.
+query Spend {
+  usage(group_by: model) {
+    group_by
+    rows {
+      group
+      requests
+      failed
+      total_tokens
+      cost_usd
+    }
+    totals {
+      requests
+      cost_usd
+    }
+  }
+  generations(limit: 5) {
+    generations {
+      id
+      caller
+      model_id
+      status
+      cost_usd
+      created_at
+    }
+    next_cursor
+  }
+}
+
 # The demo model is a tiny generated fixture: it answers gibberish, offline, deterministically.
 mutation GenerateWithDemoModel {
   generate(prompt: "The weather today is", model_id: "llmop-demo-tiny", max_tokens: 16, temperature: 0) {

@@ -89,6 +89,13 @@ describe('GraphiQL in a real browser, offline', () => {
     expect(requested.some((url) => url.endsWith('/graphiql/graphiql.min.js'))).toBe(true);
   }, 60000);
 
+  it('runs the example usage query against the ledger', async () => {
+    const text = await runOperation(browser.page, 'Spend');
+    expect(text).toContain('"group_by": "model"');
+    expect(text).toContain('"totals":');
+    expect(text).not.toContain('"errors"');
+  }, 30000);
+
   it('shows the schema descriptions in the docs explorer', async () => {
     const { page } = browser;
     await page.locator('[aria-label="Show Documentation Explorer"]').click();

@@ -86,28 +86,28 @@ describe('generate_batch mutation', () => {
           cost_usd: { input: expect.any(Number), output: expect.any(Number), total: expect.any(Number) },
         },
       });
-      expect(item.metadata!.latency_ms).toBeGreaterThanOrEqual(0);
-      expect(item.metadata!.cost_usd.input).toBeCloseTo((reply.promptTokens * MINI_PRICE.input) / 1e6, 12);
-      expect(item.metadata!.cost_usd.output).toBeCloseTo((reply.completionTokens * MINI_PRICE.output) / 1e6, 12);
-      expect(item.metadata!.cost_usd.total).toBeCloseTo(item.metadata!.cost_usd.input + item.metadata!.cost_usd.output, 12);
+      expect(item.metadata.latency_ms).toBeGreaterThanOrEqual(0);
+      expect(item.metadata.cost_usd!.input).toBeCloseTo((reply.promptTokens * MINI_PRICE.input) / 1e6, 12);
+      expect(item.metadata.cost_usd!.output).toBeCloseTo((reply.completionTokens * MINI_PRICE.output) / 1e6, 12);
+      expect(item.metadata.cost_usd!.total).toBeCloseTo(item.metadata.cost_usd!.input + item.metadata.cost_usd!.output, 12);
     });
 
-    const items = batch.results.map((r) => r.metadata!);
+    const items = batch.results.map((r) => r.metadata);
     const sum = (pick: (m: BatchItemMetadata) => number): number => items.reduce((total, m) => total + pick(m), 0);
     const metrics = batch.metrics;
     expect(metrics.successful_generations).toBe(3);
     expect(metrics.failed_generations).toBe(0);
-    expect(metrics.input_tokens).toBe(sum((m) => m.input_tokens));
-    expect(metrics.output_tokens).toBe(sum((m) => m.output_tokens));
+    expect(metrics.input_tokens).toBe(sum((m) => m.input_tokens!));
+    expect(metrics.output_tokens).toBe(sum((m) => m.output_tokens!));
     expect(metrics.total_tokens).toBe(metrics.input_tokens + metrics.output_tokens);
-    expect(metrics.average_latency_ms).toBe(Math.round(sum((m) => m.latency_ms) / items.length));
+    expect(metrics.average_latency_ms).toBe(Math.round(sum((m) => m.latency_ms!) / items.length));
     expect(metrics.total_latency_ms).toBeGreaterThanOrEqual(0);
     expect(metrics.cost_usd.input).toBeCloseTo(
-      sum((m) => m.cost_usd.input),
+      sum((m) => m.cost_usd!.input),
       12,
     );
     expect(metrics.cost_usd.output).toBeCloseTo(
-      sum((m) => m.cost_usd.output),
+      sum((m) => m.cost_usd!.output),
       12,
     );
     expect(metrics.cost_usd.total).toBeCloseTo(metrics.cost_usd.input + metrics.cost_usd.output, 12);
@@ -139,15 +139,19 @@ describe('generate_batch mutation', () => {
     const [first, failed, third] = batch.results;
     expect(first).toMatchObject({ index: 0, prompt: prompts[0], text: expectedReply(prompts[0]!, 100).text, success: true, error: null });
     expect(third).toMatchObject({ index: 2, prompt: prompts[2], text: expectedReply(prompts[2]!, 100).text, success: true, error: null });
-    expect(failed).toEqual({ index: 1, prompt: prompts[1], text: null, success: false, error: expect.any(String), metadata: null });
+    expect(failed).toMatchObject({ index: 1, prompt: prompts[1], text: null, success: false, error: expect.any(String) });
+    // A failed prompt is still a generation in the ledger: its metadata holds only its id.
+    expect(failed!.metadata).toEqual(
+      expect.objectContaining({ generation_id: expect.stringMatching(/^gen_/), provider: null, cost_usd: null, input_tokens: null }),
+    );
     expect(failed!.error!.trim().length).toBeGreaterThan(0);
     expect(failed!.error).not.toContain('sk-test');
 
     expect(batch.metrics.successful_generations).toBe(2);
     expect(batch.metrics.failed_generations).toBe(1);
     // Aggregates count only the successful prompts.
-    expect(batch.metrics.input_tokens).toBe(first!.metadata!.input_tokens + third!.metadata!.input_tokens);
-    expect(batch.metrics.output_tokens).toBe(first!.metadata!.output_tokens + third!.metadata!.output_tokens);
+    expect(batch.metrics.input_tokens).toBe(first!.metadata.input_tokens! + third!.metadata.input_tokens!);
+    expect(batch.metrics.output_tokens).toBe(first!.metadata.output_tokens! + third!.metadata.output_tokens!);
   });
 
   it('sends all prompts of a batch to the provider in one generateBatch call, never prompt by prompt', async () => {
@@ -178,7 +182,7 @@ describe('generate_batch mutation', () => {
     expect(result.body.data!.generate_batch.metrics.successful_generations).toBe(4);
     expect(fake.maxInFlight).toBe(4);
     expect(result.body.data!.generate_batch.metrics.total_latency_ms).toBeGreaterThanOrEqual(200);
-    for (const item of result.body.data!.generate_batch.results) expect(item.metadata!.latency_ms).toBeGreaterThanOrEqual(150);
+    for (const item of result.body.data!.generate_batch.results) expect(item.metadata.latency_ms).toBeGreaterThanOrEqual(150);
   });
 
   it('generates the same prompt twice when a batch holds it twice', async () => {

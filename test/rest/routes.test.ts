@@ -107,7 +107,7 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
     it('answers 200 ready with every check passing', async () => {
       const body = expectOk(await rest(gateway, 'GET', '/ready'), '/ready', 'get');
       expect(body.ready).toBe(true);
-      expect(body.checks).toEqual({ memory_available: true, disk_available: true, providers_initialized: true });
+      expect(body.checks).toEqual({ memory_available: true, disk_available: true, providers_initialized: true, ledger_reachable: true });
     });
   });
 
@@ -198,6 +198,7 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
         total_tokens: reply.promptTokens + reply.completionTokens,
       });
       expect(body.metadata).toEqual({
+        generation_id: expect.stringMatching(/^gen_[0-9a-z]{26}$/),
         finish_reason: 'stop',
         provider: 'openai',
         upstream_model: 'gpt-4o-mini',

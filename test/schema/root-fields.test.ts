@@ -110,6 +110,7 @@ describe('root field middlewares in both schemas', () => {
     minMemoryBytes: 0,
     minDiskBytes: 0,
     startupWarnings: [],
+    ledgerReachable: async () => true,
   });
   // Only what these operations reach: health reads the status service; the rest never get past the middlewares.
   const contextFor = (requestId: string): RequestContext =>

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 export const builtMain = path.resolve(__dirname, '../../dist/src/main.js');
@@ -13,11 +14,17 @@ export interface SpawnedServer {
   readonly listening: Promise<string>;
 }
 
-/** Runs the built server (`npm test` builds it first) as a real process. */
+/** Runs the built server (`npm test` builds it first) as a real process; its ledger lives in a fresh DATA_DIR unless `env` names one. */
 export function spawnServer(env: Record<string, string>): SpawnedServer {
   if (!existsSync(builtMain)) throw new Error(`${builtMain} is missing: run "npm run build" (npm test does)`);
   const child = spawn(process.execPath, [builtMain], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-data-')),
+      ...env,
+    },
     stdio: 'pipe',
   });
   let output = '';

@@ -57,6 +57,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
     RATE_LIMIT_DEFAULT: '100000',
     // An empty models directory, so the repository's own ./models never leaks into a test.
     MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),
+    // A fresh ledger (DATA_DIR/llmop.db) per gateway.
+    DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-data-')),
     ...(options.catalog === undefined ? {} : { MODEL_CATALOG: writeTempCatalog(options.catalog) }),
     ...options.env,
   };

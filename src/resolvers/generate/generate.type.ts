@@ -73,6 +73,9 @@ export class GenerationMetrics {
 
 @ObjectType({ description: 'Facts about how a generation was served.' })
 export class GenerationMetadata {
+  @Field({ name: 'generation_id', description: "The generation's row in the ledger (GET /api/v1/generations/{generation_id})." })
+  generationId!: string;
+
   @Field(() => FinishReason, { name: 'finish_reason', description: 'Why the model stopped.' })
   finishReason!: keyof typeof FinishReason;
 
@@ -119,19 +122,45 @@ export class GenerateResponse {
   timestamp!: Date;
 }
 
-@ObjectType({ description: 'Metadata of one successful prompt in a batch.' })
-export class BatchItemMetadata extends GenerationMetadata {
-  @Field(() => Int, { name: 'latency_ms', description: 'Time this prompt spent at the provider, in milliseconds.' })
-  latencyMs!: number;
+@ObjectType({
+  description: "Metadata of one prompt of a batch: a failed prompt's holds only its generation_id, the rest are null.",
+})
+export class BatchItemMetadata {
+  @Field({ name: 'generation_id', description: "The prompt's row in the ledger, failed prompts included." })
+  generationId!: string;
 
-  @Field(() => Int, { name: 'input_tokens', description: 'Number of input tokens.' })
-  inputTokens!: number;
+  @Field(() => FinishReason, { name: 'finish_reason', nullable: true, description: 'Why the model stopped.' })
+  finishReason?: keyof typeof FinishReason;
 
-  @Field(() => Int, { name: 'output_tokens', description: 'Number of output tokens.' })
-  outputTokens!: number;
+  @Field(() => String, { nullable: true, description: 'Provider that served the request.' })
+  provider?: string;
 
-  @Field(() => Int, { name: 'total_tokens', description: 'Total tokens (input + output).' })
-  totalTokens!: number;
+  @Field(() => String, { name: 'upstream_model', nullable: true, description: 'The model the provider reports having used.' })
+  upstreamModel?: string;
+
+  @Field(() => String, { name: 'request_id', nullable: true, description: 'The gateway request id (also in the X-Request-Id header).' })
+  requestId?: string;
+
+  @Field(() => String, { name: 'upstream_request_id', nullable: true, description: "The provider's request id, when it sent one." })
+  upstreamRequestId?: string;
+
+  @Field(() => TokenSource, { name: 'token_source', nullable: true, description: 'Where the token counts came from.' })
+  tokenSource?: keyof typeof TokenSource;
+
+  @Field(() => CostBreakdown, { name: 'cost_usd', nullable: true, description: 'Cost of the call in USD.' })
+  costUsd?: CostBreakdown;
+
+  @Field(() => Int, { name: 'latency_ms', nullable: true, description: 'Time this prompt spent at the provider, in milliseconds.' })
+  latencyMs?: number;
+
+  @Field(() => Int, { name: 'input_tokens', nullable: true, description: 'Number of input tokens.' })
+  inputTokens?: number;
+
+  @Field(() => Int, { name: 'output_tokens', nullable: true, description: 'Number of output tokens.' })
+  outputTokens?: number;
+
+  @Field(() => Int, { name: 'total_tokens', nullable: true, description: 'Total tokens (input + output).' })
+  totalTokens?: number;
 }
 
 @ObjectType({ description: 'The outcome of one prompt of a batch; a failure affects only its own item.' })
@@ -151,8 +180,8 @@ export class BatchGenerateResult {
   @Field(() => String, { nullable: true, description: 'Why this prompt failed; null on success.' })
   error!: string | null;
 
-  @Field(() => BatchItemMetadata, { nullable: true, description: 'Metadata of the generation; null when it failed.' })
-  metadata!: BatchItemMetadata | null;
+  @Field(() => BatchItemMetadata, { description: 'Metadata of the generation; only generation_id when it failed.' })
+  metadata!: BatchItemMetadata;
 }
 
 @ObjectType({ description: 'Aggregate figures of a batch.' })

@@ -166,6 +166,9 @@ export class ReadinessChecks {
 
   @Field({ name: 'providers_initialized', description: 'Every provider finished its first model discovery.' })
   providersInitialized!: boolean;
+
+  @Field({ name: 'ledger_reachable', description: "The ledger's database answers; without it generations are refused." })
+  ledgerReachable!: boolean;
 }
 
 @ObjectType({ description: 'Whether the service should receive traffic.' })

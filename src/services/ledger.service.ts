@@ -1,0 +1,96 @@
+import { ApiError, forbidden, generationNotFound, ledgerUnavailable, validationError } from '../errors/api-error';
+import type { Caller } from '../pipeline/caller';
+import type { LedgerRepository } from '../storage/ledger-repository';
+import type { Generation, GenerationPage, GenerationStatus, LedgerFilter, UsageGroupBy, UsageReport } from '../storage/ledger-types';
+import { InvalidCursorError } from '../storage/storage-errors';
+
+/** The contract's paging: `limit` 1-200, default 50. */
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 200;
+
+export interface GenerationsQuery {
+  readonly modelId?: string | null;
+  readonly status?: GenerationStatus | null;
+  /** Admins may ask for anyone; a member may name only themselves. */
+  readonly caller?: string | null;
+  readonly since?: Date | null;
+  readonly until?: Date | null;
+  readonly limit?: number | null;
+  readonly cursor?: string | null;
+}
+
+export interface UsageQuery {
+  readonly groupBy: UsageGroupBy;
+  readonly since?: Date | null;
+  readonly until?: Date | null;
+}
+
+/**
+ * Reads of the ledger with the roles applied: admins see every caller's generations and usage, a
+ * member only their own; another caller's generation is not found, exactly like a missing one.
+ */
+export class LedgerService {
+  constructor(
+    /** Undefined with LEDGER=off (benchmarks): nothing was recorded, so nothing can be read. */
+    private readonly repository: LedgerRepository | undefined,
+    /** Told about database failures; callers see ledger_unavailable. */
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  list(caller: Caller, query: GenerationsQuery): Promise<GenerationPage> {
+    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw validationError('Invalid request parameters', `limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
+    }
+    const filter: LedgerFilter = {
+      ...this.period(query),
+      caller: visibleCaller(caller, query.caller),
+      ...(query.modelId ? { modelId: query.modelId } : {}),
+      ...(query.status ? { status: query.status } : {}),
+    };
+    return this.read((repository) => repository.list(filter, { limit, cursor: query.cursor }));
+  }
+
+  async get(caller: Caller, generationId: string): Promise<Generation> {
+    const generation = await this.read((repository) => repository.get(generationId));
+    // A member learns nothing about other callers' ids: theirs look exactly like missing ones.
+    if (!generation || (caller.role !== 'admin' && generation.caller !== caller.name)) throw generationNotFound(generationId);
+    return generation;
+  }
+
+  usage(caller: Caller, query: UsageQuery): Promise<UsageReport> {
+    const filter: LedgerFilter = { ...this.period(query), caller: visibleCaller(caller, undefined) };
+    return this.read((repository) => repository.usage(filter, query.groupBy));
+  }
+
+  private period(query: { readonly since?: Date | null; readonly until?: Date | null }): Pick<LedgerFilter, 'since' | 'until'> {
+    const { since, until } = query;
+    if (since && until && since.getTime() > until.getTime()) {
+      throw validationError('Invalid request parameters', 'until: must not be before since');
+    }
+    return { ...(since ? { since } : {}), ...(until ? { until } : {}) };
+  }
+
+  private async read<T>(query: (repository: LedgerRepository) => Promise<T>): Promise<T> {
+    if (!this.repository) throw ledgerUnavailable('the ledger is off (LEDGER=off): nothing is recorded');
+    try {
+      return await query(this.repository);
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      if (error instanceof InvalidCursorError) {
+        throw validationError('Invalid request parameters', 'cursor: not a cursor that this ledger issued');
+      }
+      this.onError(error);
+      throw ledgerUnavailable('the ledger database did not answer');
+    }
+  }
+}
+
+/** The caller whose records a request may read: a member's own name, whatever they asked. */
+function visibleCaller(caller: Caller, requested: string | null | undefined): string | undefined {
+  if (caller.role === 'admin') return requested ?? undefined;
+  if (requested && requested !== caller.name) {
+    throw forbidden('Members can read only their own records', `caller: "${caller.name}" may not read "${requested}"`);
+  }
+  return caller.name;
+}
