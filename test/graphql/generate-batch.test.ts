@@ -73,6 +73,7 @@ describe('generate_batch mutation', () => {
         success: true,
         error: null,
         metadata: {
+          generation_id: expect.stringMatching(/^gen_[0-9a-z]{26}$/),
           finish_reason: reply.finishReason,
           provider: 'openai',
           upstream_model: 'gpt-4o-mini',

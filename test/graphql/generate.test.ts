@@ -94,6 +94,7 @@ describe('generate mutation against OpenAI', () => {
       const requestId = result.headers.get('x-request-id');
       expect(requestId).toBeTruthy();
       expect(body.metadata).toEqual({
+        generation_id: expect.stringMatching(/^gen_[0-9a-z]{26}$/),
         finish_reason: 'stop',
         provider: 'openai',
         upstream_model: 'gpt-4o-mini',
