@@ -17,6 +17,8 @@
  *   surface gets the warmer or the fuller process; then RSS after that generate load (40 s).
  * - health: a fresh gateway with RATE_LIMIT_DEFAULT=1000000, GET /api/v1/health for 40 s in 10 s
  *   slices: a limiter whose cost grows with the calls in its window shows as a falling rate.
+ * - ledger: the same gateway (recording to SQLite in DATA_DIR) against one with LEDGER=off, REST
+ *   generate at one connection, alternating; the medians' difference is what recording adds.
  * - flood: a fresh gateway at the default limits, one key flooding REST generate for 30 s in 5 s
  *   slices: refusals per second must stay steady and RSS flat.
  * Each measurement follows a warm-up (longer on a fresh process, so V8 has optimised the hot path).
@@ -88,7 +90,17 @@ const floorsOfIssue = {
   floodRssGrowthMiB: 20,
   idleRssMiB: 120,
   loadedRssMiB: 300,
+  /** Issue 11: what recording each generation may add. */
+  ledgerAddedP50Ms: 0.1,
 };
+/** On/off pairs for the ledger's cost; the median of each side counts. */
+const ledgerRounds = 3;
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 
 /** Rate limits high enough that no generate or health call of the bench is refused. */
 const highLimits = {
@@ -399,6 +411,51 @@ async function main(): Promise<number> {
         pass: generateProblems.length === 0,
       },
     );
+
+    // -- what recording costs: the same gateway against one with LEDGER=off, alternating
+    heading('Ledger on (SQLite in DATA_DIR) vs LEDGER=off: REST generate, 1 connection');
+    const unrecorded = await launch({ ...highLimits, LEDGER: 'off' });
+    await load(restGenerate(unrecorded), loadConnections, durations.freshWarmUp);
+    const ledgerRuns: Record<'on' | 'off', LoadResult[]> = { on: [], off: [] };
+    const ledgerProblems: string[] = [];
+    for (let round = 0; round < ledgerRounds; round += 1) {
+      for (const [name, target] of [
+        ['on', gateway],
+        ['off', unrecorded],
+      ] as const) {
+        await load(restGenerate(target), 1, durations.warmUp);
+        const result = await load(restGenerate(target), 1, durations.latency);
+        ledgerProblems.push(...unexpectedOutcomes(result).map((problem) => `ledger ${name}: ${problem}`));
+        ledgerRuns[name].push(result);
+      }
+    }
+    const ledgerP50 = {
+      on: median(ledgerRuns.on.map((run) => run.latencyMs.p50)),
+      off: median(ledgerRuns.off.map((run) => run.latencyMs.p50)),
+    };
+    const ledgerP99 = {
+      on: median(ledgerRuns.on.map((run) => run.latencyMs.p99)),
+      off: median(ledgerRuns.off.map((run) => run.latencyMs.p99)),
+    };
+    line('ledger on', `p50 ${formatMs(ledgerP50.on)}, p99 ${formatMs(ledgerP99.on)} (median of ${ledgerRounds} runs)`);
+    line('LEDGER=off', `p50 ${formatMs(ledgerP50.off)}, p99 ${formatMs(ledgerP99.off)}`);
+    line(
+      'recording adds',
+      `p50 ${formatSigned(ledgerP50.on - ledgerP50.off, formatMs)}, p99 ${formatSigned(ledgerP99.on - ledgerP99.off, formatMs)}`,
+    );
+    floors.push({
+      name: 'ledger added latency p50 (SQLite)',
+      measured: formatSigned(ledgerP50.on - ledgerP50.off, formatMs),
+      limit: `<= ${formatMs(floorsOfIssue.ledgerAddedP50Ms)}`,
+      pass: ledgerP50.on - ledgerP50.off <= floorsOfIssue.ledgerAddedP50Ms,
+    });
+    floors.push({
+      name: 'ledger runs answer all 200',
+      measured: ledgerProblems.length === 0 ? 'no errors' : ledgerProblems.join('; '),
+      limit: 'no non-200 or socket error',
+      pass: ledgerProblems.length === 0,
+    });
+    await stop(unrecorded);
     await stop(gateway);
 
     // -- health under a high limit
