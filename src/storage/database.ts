@@ -34,6 +34,11 @@ export interface LedgerDatabase {
    * is committed. On SQLite it runs in the writer thread, so the event loop never waits for the disk.
    */
   write(query: CompiledQuery): Promise<number>;
+  /**
+   * Runs one write statement on the calling thread and resolves with the rows it changed: for
+   * start-up only, before any request is served (it does not wait for SQLite's writer thread to boot).
+   */
+  writeAtStartup(query: CompiledQuery): Promise<number>;
   /** True when the database answers a query within the ping timeout (and, on SQLite, the writer thread runs); never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -75,16 +80,22 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
 
   const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger: ${message}`));
   const writer = startSqliteWriter(file, onError);
-  const checkpointer = startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+  // Started by the first write: until then there is nothing to checkpoint, and an idle server
+  // (or one still starting) does not pay for a second thread.
+  let checkpointer: ReturnType<typeof startSqliteCheckpointer> | undefined;
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   return {
     kind: 'sqlite',
     db,
-    write: (query) => writer.execute(query.sql, query.parameters),
+    write: (query) => {
+      checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+      return writer.execute(query.sql, query.parameters);
+    },
+    writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
     async close() {
       await writer.stop();
-      await checkpointer.stop();
+      await checkpointer?.stop();
       await db.destroy(); // the last connection to close checkpoints what is left
     },
   };
@@ -110,6 +121,7 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
     kind: 'postgres',
     db,
     write: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
+    writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: () => answers(db, pingTimeoutMs),
     close: () => db.destroy(),
   };

@@ -118,14 +118,15 @@ export class LedgerRepository {
    * At start-up: generations still in progress (the process stopped while they ran) become
    * `cancelled` with error `interrupted`. Returns how many. With a shared PostgreSQL, pass the
    * oldest start a live replica could still finish; a row closed too early is set right by its `finish`.
+   * `atStartup`: run on the calling thread, without waiting for SQLite's writer thread (nothing is served yet).
    */
-  async closeInterrupted(startedBefore: Date = this.now()): Promise<number> {
+  async closeInterrupted(startedBefore: Date = this.now(), options: { readonly atStartup?: boolean } = {}): Promise<number> {
     const close = this.db
       .updateTable('generations')
       .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: epochMs(this.now()) })
       .where('status', '=', IN_PROGRESS)
       .where('created_at', '<', epochMs(startedBefore));
-    return this.database.write(close.compile());
+    return options.atStartup ? this.database.writeAtStartup(close.compile()) : this.database.write(close.compile());
   }
 
   /** Finished generations, newest first, one page at a time. Throws InvalidCursorError for a cursor it did not issue. */

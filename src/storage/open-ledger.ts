@@ -42,7 +42,7 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
   const repository = new LedgerRepository(database, { recordContent: settings.recordContent });
   let sweeper: NodeJS.Timeout | undefined;
   if (database.kind === 'sqlite') {
-    await repository.closeInterrupted();
+    await repository.closeInterrupted(undefined, { atStartup: true });
   } else {
     const sweep = (): Promise<number> => repository.closeInterrupted(new Date(Date.now() - settings.longestGenerationMs - SWEEP_MARGIN_MS));
     await sweep();
