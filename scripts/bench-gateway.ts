@@ -443,6 +443,20 @@ async function main(): Promise<number> {
       'recording adds',
       `p50 ${formatSigned(ledgerP50.on - ledgerP50.off, formatMs)}, p99 ${formatSigned(ledgerP99.on - ledgerP99.off, formatMs)}`,
     );
+    for (const [name, target] of [
+      ['on', gateway],
+      ['off', unrecorded],
+    ] as const) {
+      await load(restGenerate(target), loadConnections, durations.warmUp);
+      const cpuBefore = target.cpuSeconds();
+      const result = await load(restGenerate(target), loadConnections, durations.latency);
+      const cpuPerGenerate = (target.cpuSeconds() - cpuBefore) / result.responses;
+      ledgerProblems.push(...unexpectedOutcomes(result).map((problem) => `ledger ${name} throughput: ${problem}`));
+      line(
+        `ledger ${name}, ${loadConnections} connections`,
+        `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
+      );
+    }
     floors.push({
       name: 'ledger added latency p50 (SQLite)',
       measured: formatSigned(ledgerP50.on - ledgerP50.off, formatMs),

@@ -11,6 +11,8 @@ db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 db.pragma('busy_timeout = 5000');
 db.pragma('wal_autocheckpoint = 0');
+// When the WAL starts over after a checkpoint, a file grown past this under a burst is trimmed back.
+db.pragma('journal_size_limit = 67108864');
 const statements = new Map();
 parentPort.on('message', (message) => {
   if (message.stop) {
