@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
@@ -53,6 +54,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   for (const warning of startupWarnings) logger.warn(warning);
   const rateLimitStore = createRateLimitStore(config.rateLimits, logger);
   const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
+  // The embedded ledger lives here, and readiness checks its free space: it must exist whatever the ledger's store.
+  mkdirSync(config.dataDir, { recursive: true });
   const ledger = await openLedger({
     ...config.ledger,
     longestGenerationMs: config.upstream.timeoutMs,
