@@ -118,8 +118,10 @@ export class SystemStatusService {
     return { total, available, used, percent: percentOf(used, total) };
   }
 
+  /** All zeros when DATA_DIR cannot be read (removed under a running server): not ready, never a 500. */
   private async disk(): Promise<ResourceUsage['disk']> {
-    const stats = await statfs(this.settings.dataDir);
+    const stats = await statfs(this.settings.dataDir).catch(() => undefined);
+    if (!stats) return { total: 0, free: 0, used: 0, percent: 0 };
     const total = stats.blocks * stats.bsize;
     const free = stats.bavail * stats.bsize;
     const used = total - stats.bfree * stats.bsize;
