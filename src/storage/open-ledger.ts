@@ -1,5 +1,6 @@
 import { openDatabase, type DatabaseKind } from './database';
 import { LedgerRepository } from './ledger-repository';
+import { DatabaseSchemaTooNewError } from './storage-errors';
 
 export interface LedgerSettings {
   /** False (LEDGER=off, benchmarks only): no database is opened and nothing is recorded. */
@@ -34,10 +35,17 @@ const SWEEP_MARGIN_MS = 60_000;
  */
 export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> {
   if (!settings.enabled) return { kind: 'off', repository: undefined, ping: async () => true, close: async () => undefined };
+  const store = settings.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite (${settings.sqliteFile})`;
   const database = await openDatabase({
     databaseUrl: settings.databaseUrl,
     sqliteFile: settings.sqliteFile,
     onBackgroundError: settings.onBackgroundError,
+  }).catch((error: unknown) => {
+    if (error instanceof DatabaseSchemaTooNewError) throw error;
+    // The driver's message names the host or file, never the URL's password.
+    throw new Error(`cannot open the ledger database, ${store}: ${error instanceof Error ? error.message : String(error)}`, {
+      cause: error,
+    });
   });
   const repository = new LedgerRepository(database, { recordContent: settings.recordContent });
   let sweeper: NodeJS.Timeout | undefined;

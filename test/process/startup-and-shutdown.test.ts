@@ -9,10 +9,21 @@ describe('start-up configuration', () => {
     ['UPSTREAM_TIMEOUT_MS', { UPSTREAM_TIMEOUT_MS: '-5' }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['MODEL_CATALOG', { MODEL_CATALOG: '/nonexistent/catalog.json' }],
+    ['DATABASE_URL', { DATABASE_URL: 'mysql://somewhere/ledger' }],
+    ['LEDGER_CONTENT', { LEDGER_CONTENT: 'maybe' }],
   ])('exits with code 1 and names %s when it is invalid', async (variable, env) => {
     const server = spawnServer(env);
     expect(await server.exited).toBe(1);
     expect(server.output()).toContain(variable);
+    expect(server.output()).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits with code 1 when the ledger database cannot be reached, saying which, never printing its password', async () => {
+    // Port 9 (discard) is closed on the test machines: the connection is refused at once.
+    const server = spawnServer({ DATABASE_URL: 'postgres://llmop:pw-never-print-me@127.0.0.1:9/ledger' });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toContain('cannot open the ledger database, PostgreSQL (DATABASE_URL)');
+    expect(server.output()).not.toContain('pw-never-print-me');
     expect(server.output()).not.toMatch(/\n\s+at /);
   });
 
