@@ -65,5 +65,12 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
     expectToMatchContract(ready, '/ready', 'get');
     expect(ready.status).toBe(503);
     expect(ready.body).toMatchObject({ ready: false, checks: { ledger_reachable: false } });
+
+    // Reads say the same, never a masked 500.
+    for (const path of ['/generations', '/usage']) {
+      const read = await rest(gateway, 'GET', path);
+      expectToMatchContract(read, path, 'get');
+      expect([read.status, read.body.error]).toEqual([503, 'ledger_unavailable']);
+    }
   });
 });
