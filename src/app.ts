@@ -42,6 +42,25 @@ export interface App {
   close(): Promise<void>;
 }
 
+/**
+ * During an outage every refused generation reports the same failure: log the first at once, then
+ * one line per interval with how many were not logged.
+ */
+function throttledErrorLog(logger: Logger, message: string, intervalMs: number): (error: unknown) => void {
+  let lastLoggedAt = Number.NEGATIVE_INFINITY;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - lastLoggedAt < intervalMs) {
+      suppressed += 1;
+      return;
+    }
+    logger.error({ err: error, ...(suppressed > 0 ? { suppressed } : {}) }, message);
+    lastLoggedAt = now;
+    suppressed = 0;
+  };
+}
+
 /** Composition root: config (with its catalog) -> providers -> pipeline and services -> schema -> HTTP. */
 export async function createApp(config: AppConfig, logger: Logger = createLogger(config.logLevel)): Promise<App> {
   const apiKeys = new ApiKeyRegistry([...config.auth.inlineKeys, ...(config.auth.keysFile ? readApiKeysFile(config.auth.keysFile) : [])]);
@@ -63,7 +82,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   });
   logger.info({ ledger: ledger.kind, contentRecorded: config.ledger.recordContent }, 'ledger open');
   const registry = createProviderRegistry(config, logger);
-  const onLedgerError = (error: unknown): void => logger.error({ err: error }, 'the ledger database failed');
+  const onLedgerError = throttledErrorLog(logger, 'the ledger database failed', 10_000);
   const pipeline = new GenerationPipeline({
     registry,
     ledger: ledger.repository ?? unrecordedLedger,
