@@ -196,69 +196,74 @@ export class GenerationPipeline {
     source: LedgerSource,
   ): Promise<Settled[]> {
     const starts = await this.startRows(route, admitted, parameters, call, source);
-    const { model, provider } = route;
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       return await Promise.all(
-        admitted.map(async (prompt, index): Promise<Settled> => {
-          const start = starts[index]!;
-          const request: GenerationRequest = {
-            model,
-            prompt: prompt.prompt,
-            ...parameters,
-            seed: seed ?? undefined,
-            signal: deadline.signal,
-          };
-          const startedAt = performance.now();
-          let result: GenerationResult;
-          let failures: readonly FailedAttempt[];
-          try {
-            ({ value: result, failures } = await withRetries(
-              () => call.generationLoader.load({ provider, request }),
-              this.settings.retry,
-              deadline,
-            ));
-          } catch (failure) {
-            const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
-            const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
-            const outcome: GenerationOutcome = {
-              status: call.signal?.aborted ? 'cancelled' : 'failed',
-              error: error.extensions.code,
-              finishReason: null,
-              text: null,
-              inputTokens: prompt.inputTokens ?? countPromptTokens(prompt.prompt, model.api, familyTokenizer(model)),
-              outputTokens: 0,
-              costUsd: 0,
-              latencyMs: Math.round(performance.now() - startedAt),
-              attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
-            };
-            const unrecorded = await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 });
-            return { ok: false, generationId: start.id, error: unrecorded ?? error };
-          }
-          const { counts, metadata } = meter(model, prompt, result, call.requestId, start.id);
-          const outcome: GenerationOutcome = {
-            status: 'succeeded',
-            error: null,
-            finishReason: result.finishReason,
-            upstreamModel: result.upstreamModel,
-            text: result.text,
-            inputTokens: counts.inputTokens,
-            outputTokens: counts.outputTokens,
-            costUsd: metadata.costUsd.total,
-            latencyMs: result.latencyMs,
-            attempts: [
-              ...this.attempts(route, failures, deadline),
-              { provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
-            ],
-          };
-          const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
-          if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
-          return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
-        }),
+        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, parameters, seed, call, deadline)),
       );
     } finally {
       deadline.dispose();
     }
+  }
+
+  /** Steps 4 and 5 for one started prompt: the provider call under the retry policy, then its ledger row finished. */
+  private async generateOne(
+    route: ResolvedModel,
+    prompt: AdmittedPrompt,
+    start: GenerationStart,
+    parameters: GenerationParameters,
+    seed: number | null | undefined,
+    call: CallContext,
+    deadline: Deadline,
+  ): Promise<Settled> {
+    const { model, provider } = route;
+    const request: GenerationRequest = { model, prompt: prompt.prompt, ...parameters, seed: seed ?? undefined, signal: deadline.signal };
+    const startedAt = performance.now();
+    let result: GenerationResult;
+    let failures: readonly FailedAttempt[];
+    try {
+      ({ value: result, failures } = await withRetries(
+        () => call.generationLoader.load({ provider, request }),
+        this.settings.retry,
+        deadline,
+      ));
+    } catch (failure) {
+      const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
+      const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
+      const outcome: GenerationOutcome = {
+        status: call.signal?.aborted ? 'cancelled' : 'failed',
+        error: error.extensions.code,
+        finishReason: null,
+        text: null,
+        // A failed row keeps the prompt's tokens: counted now if admission did not need to.
+        inputTokens: prompt.inputTokens ?? countPromptTokens(prompt.prompt, model.api, familyTokenizer(model)),
+        outputTokens: 0,
+        costUsd: 0,
+        latencyMs: Math.round(performance.now() - startedAt),
+        attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
+      };
+      const unrecorded = await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 });
+      return { ok: false, generationId: start.id, error: unrecorded ?? error };
+    }
+    const { counts, metadata } = meter(model, prompt, result, call.requestId, start.id);
+    const outcome: GenerationOutcome = {
+      status: 'succeeded',
+      error: null,
+      finishReason: result.finishReason,
+      upstreamModel: result.upstreamModel,
+      text: result.text,
+      inputTokens: counts.inputTokens,
+      outputTokens: counts.outputTokens,
+      costUsd: metadata.costUsd.total,
+      latencyMs: result.latencyMs,
+      attempts: [
+        ...this.attempts(route, failures, deadline),
+        { provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
+      ],
+    };
+    const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
+    if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
+    return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
   }
 
   /** Starts one ledger row per prompt, all committed before any upstream call; refuses the request when the ledger cannot write. */
