@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
-import { startSqliteWriter } from './sqlite-writer';
+import { type SqliteTransactionStatement, startSqliteWriter } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 /** Where the ledger lives. */
@@ -24,6 +24,53 @@ export interface DatabaseSettings {
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
+/** A statement of a transaction with a condition on what it changed. */
+export interface GuardedStatement {
+  readonly query: CompiledQuery;
+  /**
+   * The statement must change exactly this many rows (for one with RETURNING: return this many),
+   * or the whole transaction is rolled back and rejects with TransactionConditionError.
+   */
+  readonly expectChanges?: number;
+  /**
+   * Run inside the transaction, just before that rollback: its rows, on the error, explain the
+   * failure (what a conditional update found instead).
+   */
+  readonly explain?: CompiledQuery;
+  /** Given back on the error: which statement it was, in the caller's terms. */
+  readonly label?: string;
+}
+
+export type TransactionStatement = CompiledQuery | GuardedStatement;
+
+/** What one statement of a committed transaction did. */
+export interface StatementResult {
+  /** Rows inserted, updated or deleted (0 for a SELECT). */
+  readonly changes: number;
+  /** What the statement returned: a SELECT's rows or those of RETURNING; empty otherwise. */
+  readonly rows: readonly Record<string, unknown>[];
+}
+
+/** A transaction was rolled back because one of its statements missed its `expectChanges`. */
+export class TransactionConditionError extends Error {
+  override readonly name = 'TransactionConditionError';
+
+  constructor(
+    /** The statement's position in the transaction. */
+    readonly statementIndex: number,
+    readonly label: string | undefined,
+    /** What it changed instead. */
+    readonly changes: number,
+    /** The rows of its `explain` query (empty without one). */
+    readonly explanation: readonly Record<string, unknown>[],
+  ) {
+    super(
+      `statement ${statementIndex}${label === undefined ? '' : ` (${label})`} of a transaction changed ${changes} rows, ` +
+        'not the number expected: the transaction was rolled back',
+    );
+  }
+}
+
 /** An open, migrated ledger database. */
 export interface LedgerDatabase {
   readonly kind: DatabaseKind;
@@ -34,6 +81,16 @@ export interface LedgerDatabase {
    * is committed. On SQLite it runs in the writer thread, so the event loop never waits for the disk.
    */
   write(query: CompiledQuery): Promise<number>;
+  /**
+   * Runs the statements in one transaction: all are committed together, or none is. Resolves, once
+   * committed, with each statement's changes and returned rows, in order. A statement that throws
+   * rolls everything back and rejects with its error; one that misses its `expectChanges` rolls
+   * everything back and rejects with TransactionConditionError. On SQLite it runs in the writer
+   * thread (BEGIN IMMEDIATE), after the writes already posted; on PostgreSQL on one connection,
+   * BEGIN … COMMIT at READ COMMITTED (a conditional UPDATE re-checks its condition on the row
+   * version it locks, so concurrent ones never both pass).
+   */
+  transaction(statements: readonly TransactionStatement[]): Promise<StatementResult[]>;
   /**
    * Runs one write statement on the calling thread and resolves with the rows it changed: for
    * start-up only, before any request is served (it does not wait for SQLite's writer thread to boot).
@@ -91,6 +148,15 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
       checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
       return writer.execute(query.sql, query.parameters);
     },
+    async transaction(statements) {
+      checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+      const outcome = await writer.transaction(statements.map(toSqliteStatement));
+      if (!outcome.committed) {
+        const { index, label, changes, rows } = outcome.failure;
+        throw new TransactionConditionError(index, label, changes, rows);
+      }
+      return [...outcome.results];
+    },
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
     async close() {
@@ -121,9 +187,40 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
     kind: 'postgres',
     db,
     write: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
+    transaction: (statements) =>
+      db.transaction().execute(async (trx) => {
+        const results: StatementResult[] = [];
+        for (const [index, statement] of statements.entries()) {
+          const guarded = asGuarded(statement);
+          const result = await trx.executeQuery<Record<string, unknown>>(guarded.query);
+          const changes = Number(result.numAffectedRows ?? 0n);
+          if (guarded.expectChanges !== undefined && changes !== guarded.expectChanges) {
+            const explanation = guarded.explain ? (await trx.executeQuery<Record<string, unknown>>(guarded.explain)).rows : [];
+            throw new TransactionConditionError(index, guarded.label, changes, explanation); // Kysely rolls back
+          }
+          results.push({ changes, rows: result.rows });
+        }
+        return results;
+      }),
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: () => answers(db, pingTimeoutMs),
     close: () => db.destroy(),
+  };
+}
+
+/** A CompiledQuery has `sql`; a GuardedStatement wraps one in `query`. */
+function asGuarded(statement: TransactionStatement): GuardedStatement {
+  return 'sql' in statement ? { query: statement } : statement;
+}
+
+function toSqliteStatement(statement: TransactionStatement): SqliteTransactionStatement {
+  const { query, expectChanges, explain, label } = asGuarded(statement);
+  return {
+    sql: query.sql,
+    parameters: query.parameters,
+    expectChanges,
+    explain: explain && { sql: explain.sql, parameters: explain.parameters },
+    label,
   };
 }
 
