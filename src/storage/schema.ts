@@ -45,6 +45,39 @@ export interface GenerationsTable {
   finished_at: number | null;
 }
 
+/** A spending limit (migration 0002). */
+export interface BudgetsTable {
+  /** `bud_` + random. */
+  id: string;
+  /** global | team | key */
+  scope: string;
+  /** The team or key name; null for global. */
+  subject: string | null;
+  /** Only generations of this model count; null for every model. */
+  model_id: string | null;
+  /** The limit in cost units (BIGINT). */
+  limit_units: number;
+  /** day | week | month | total */
+  period: string;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  created_at: number;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  updated_at: number;
+}
+
+/** A budget's counters for one period: the reservation check reads one row, not the ledger. */
+export interface BudgetUsageTable {
+  budget_id: string;
+  /** The period's first instant in epoch milliseconds (BIGINT); 0 for a `total` budget. */
+  period_start: number;
+  /** Settled cost in cost units (BIGINT). */
+  spent_units: number;
+  /** Held for generations in flight, in cost units (BIGINT). */
+  reserved_units: number;
+}
+
 export interface Database {
   generations: GenerationsTable;
+  budgets: BudgetsTable;
+  budget_usage: BudgetUsageTable;
 }

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import { generationsMigration } from './0001_generations';
+import { budgetsMigration } from './0002_budgets';
 
 /**
  * Every migration the code knows, by name. Names sort in the order they apply; a new one gets
@@ -7,4 +8,5 @@ import { generationsMigration } from './0001_generations';
  */
 export const ledgerMigrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001_generations': generationsMigration,
+  '0002_budgets': budgetsMigration,
 });

@@ -1,0 +1,404 @@
+import { randomBytes } from 'node:crypto';
+import { type CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
+import { BudgetConflictError, BudgetVanishedError } from './budget-errors';
+import { type BudgetPeriod, isBudgetPeriod, periodOf, periodStartMs } from './budget-periods';
+import {
+  BUDGET_SCOPES,
+  type Budget,
+  type BudgetCounter,
+  type BudgetInput,
+  type BudgetRefusal,
+  type BudgetScope,
+  type BudgetState,
+  type BudgetSubject,
+  type ReserveResult,
+} from './budget-types';
+import { type LedgerDatabase, type StatementResult, TransactionConditionError, type TransactionStatement } from './database';
+import type { BudgetsTable, Database } from './schema';
+
+export interface BudgetRepositorySettings {
+  /** The clock for `created_at`, `updated_at` and the default period; injected by tests. */
+  readonly now?: () => Date;
+}
+
+/** Why a reservation's transaction was rolled back, when a budget was the reason. */
+export type ReservationFailure =
+  | { readonly kind: 'refused'; readonly refusal: BudgetRefusal }
+  /** The budget was deleted after the caller looked it up: it no longer applies. */
+  | { readonly kind: 'vanished'; readonly budgetId: string };
+
+const RESERVE_LABEL = 'budget-reserve:';
+const IN_PROGRESS = 'in_progress';
+const UNIQUE_VIOLATIONS = new Set(['SQLITE_CONSTRAINT_UNIQUE', '23505']);
+const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
+
+/**
+ * Budgets and their per-period counters (budget_usage: one row per budget and period, so a
+ * reservation reads and updates one row per budget, never a period's ledger rows).
+ *
+ * A reservation is a conditional UPDATE of each applying budget's counter row in one transaction
+ * (`spent + reserved + amount <= limit`): all budgets hold the amount, or none does. The rows are
+ * created first (INSERT … ON CONFLICT DO NOTHING) so that on PostgreSQL the UPDATE always finds a
+ * row to lock: a concurrent reservation waits for the lock and re-checks the condition against
+ * the committed counters, so two connections can never both pass. Budgets are always visited in
+ * id order, so concurrent transactions lock rows in the same order and cannot deadlock. On SQLite
+ * every transaction runs in the one writer thread, one after another.
+ *
+ * Every method that takes an instant `at` counts in the period containing it: pass the
+ * generation's start time (the ledger row's `created_at`) to both `reserve` and `settle`, so the
+ * hold and its settlement land in the same period's counter as the row does.
+ */
+export class BudgetRepository {
+  private readonly db: Kysely<Database>;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly database: LedgerDatabase,
+    settings: BudgetRepositorySettings = {},
+  ) {
+    this.db = database.db;
+    this.now = settings.now ?? (() => new Date());
+  }
+
+  /**
+   * Creates a budget; its current period's counter starts at what the ledger already holds for
+   * it (generations finished before the budget existed count). Throws BudgetConflictError when a
+   * budget with the same scope, subject, model and period exists, TypeError/RangeError for bad input.
+   */
+  async create(input: BudgetInput, at: Date = this.now()): Promise<BudgetState> {
+    const budget = validBudget(input, newBudgetId(), at);
+    const row: BudgetsTable = {
+      id: budget.id,
+      scope: budget.scope,
+      subject: budget.subject,
+      model_id: budget.modelId,
+      limit_units: budget.limitUnits,
+      period: budget.period,
+      created_at: at.getTime(),
+      updated_at: at.getTime(),
+    };
+    const backfill = this.db
+      .insertInto('budget_usage')
+      .columns(['budget_id', 'period_start', 'spent_units', 'reserved_units'])
+      .expression(
+        this.db
+          .selectFrom('generations')
+          .select([
+            sql<string>`cast(${budget.id} as text)`.as('budget_id'),
+            sql<number>`cast(${periodStartMs(budget.period, at)} as bigint)`.as('period_start'),
+            sql<number>`coalesce(sum(cost_units), 0)`.as('spent_units'),
+            sql<number>`cast(0 as bigint)`.as('reserved_units'),
+          ])
+          .where((eb) => eb.and(ledgerConditions(eb, budget, at))),
+      );
+    try {
+      // One transaction: the budget never exists without its counter.
+      await this.database.transaction([this.db.insertInto('budgets').values(row).compile(), backfill.compile()]);
+    } catch (error) {
+      if (UNIQUE_VIOLATIONS.has(String((error as { code?: unknown } | null)?.code))) {
+        throw new BudgetConflictError(budget.scope, budget.subject, budget.modelId, budget.period);
+      }
+      throw error;
+    }
+    const created = await this.get(budget.id, at);
+    if (!created) throw new BudgetVanishedError(budget.id); // deleted the moment it was made
+    return created;
+  }
+
+  /** One budget with its counters for the period containing `at`; undefined when there is none. */
+  async get(id: string, at: Date = this.now()): Promise<BudgetState | undefined> {
+    const rows = await this.stateQuery(at).where('b.id', '=', id).execute();
+    const row = rows[0];
+    return row && toState(row, at);
+  }
+
+  /** Every budget with its counters for the period containing `at`, oldest first. */
+  async list(at: Date = this.now()): Promise<BudgetState[]> {
+    const rows = await this.stateQuery(at).orderBy('b.created_at').orderBy('b.id').execute();
+    return rows.map((row) => toState(row, at));
+  }
+
+  /**
+   * The budgets that apply to a generation: the global ones, its team's and its key's, each
+   * either for every model or for its model. Oldest first.
+   */
+  async applying(subject: BudgetSubject): Promise<Budget[]> {
+    const rows = await this.db
+      .selectFrom('budgets')
+      .selectAll()
+      .where((eb) => {
+        const scopes: Expression<SqlBool>[] = [
+          eb('scope', '=', 'global'),
+          eb.and([eb('scope', '=', 'key'), eb('subject', '=', subject.caller)]),
+        ];
+        if (subject.team !== null) scopes.push(eb.and([eb('scope', '=', 'team'), eb('subject', '=', subject.team)]));
+        return eb.and([eb.or(scopes), eb.or([eb('model_id', 'is', null), eb('model_id', '=', subject.modelId)])]);
+      })
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
+    return rows.map(toBudget);
+  }
+
+  /** Sets a budget's limit (effective for the next reservation); undefined when there is no such budget. */
+  async update(id: string, limitUnits: number, at: Date = this.now()): Promise<BudgetState | undefined> {
+    requireUnits('limitUnits', limitUnits);
+    const changed = await this.database.write(
+      this.db.updateTable('budgets').set({ limit_units: limitUnits, updated_at: at.getTime() }).where('id', '=', id).compile(),
+    );
+    return changed === 0 ? undefined : this.get(id, at);
+  }
+
+  /** Removes a budget and its counters (it stops applying at once); false when there was none. */
+  async delete(id: string): Promise<boolean> {
+    const results = await this.database.transaction([
+      this.db.deleteFrom('budget_usage').where('budget_id', '=', id).compile(),
+      this.db.deleteFrom('budgets').where('id', '=', id).compile(),
+    ]);
+    return (results[1]?.changes ?? 0) > 0;
+  }
+
+  /**
+   * The statements that hold `amountUnits` on each budget's counter for the period containing
+   * `at`, to run in one transaction (LedgerDatabase.transaction), alone or with other statements
+   * (the ledger row's). When a budget lacks room the transaction rolls back with a
+   * TransactionConditionError that `failureOf` reads. No statements for an amount of 0 or no budgets.
+   * The committed results' counters: `countersIn(results)`.
+   */
+  reserveStatements(budgetIds: readonly string[], amountUnits: number, at: Date): TransactionStatement[] {
+    requireUnits('amountUnits', amountUnits);
+    const ids = sortedUnique(budgetIds);
+    if (amountUnits === 0 || ids.length === 0) return [];
+    const starts = periodStarts(at);
+    const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
+    for (const id of ids) {
+      const query = sql`update budget_usage set reserved_units = reserved_units + ${bigint(amountUnits)}
+        where budget_id = ${id}
+          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
+          and spent_units + reserved_units + ${bigint(amountUnits)} <= (select limit_units from budgets where budgets.id = ${id})
+        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`;
+      const explain = sql`select b.id as budget_id, b.limit_units as limit_units,
+          coalesce(u.spent_units, 0) as spent_units, coalesce(u.reserved_units, 0) as reserved_units
+        from budgets b left join budget_usage u on u.budget_id = b.id and u.period_start = ${periodStartOf(sql.ref('b.period'), starts)}
+        where b.id = ${id}`;
+      statements.push({
+        query: query.compile(this.db),
+        expectChanges: 1,
+        explain: explain.compile(this.db),
+        label: `${RESERVE_LABEL}${id}`,
+      });
+    }
+    return statements;
+  }
+
+  /**
+   * The statements that settle a hold: each budget's counter for the period containing `at` (the
+   * instant the hold was reserved for) gains `actualUnits` of spend and gives back
+   * `reservedUnits` of hold, never going below zero. Not idempotent by itself: run them once per
+   * generation, in the transaction that finishes its ledger row. No statements when both are 0.
+   */
+  settleStatements(budgetIds: readonly string[], reservedUnits: number, actualUnits: number, at: Date): TransactionStatement[] {
+    requireUnits('reservedUnits', reservedUnits);
+    requireUnits('actualUnits', actualUnits);
+    const ids = sortedUnique(budgetIds);
+    if ((reservedUnits === 0 && actualUnits === 0) || ids.length === 0) return [];
+    const starts = periodStarts(at);
+    // The counter may be missing (nothing was held: a hold of 0, or a new period): spend still counts.
+    const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
+    for (const id of ids) {
+      const query = sql`update budget_usage set spent_units = spent_units + ${bigint(actualUnits)},
+          reserved_units = case when reserved_units > ${bigint(reservedUnits)} then reserved_units - ${bigint(reservedUnits)} else 0 end
+        where budget_id = ${id}
+          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
+        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`;
+      statements.push(query.compile(this.db));
+    }
+    return statements;
+  }
+
+  /**
+   * Holds `amountUnits` on every budget, or on none: `ok: false` names the first budget (in id
+   * order) without room and what it had left. A budget deleted meanwhile is left out.
+   */
+  async reserve(budgetIds: readonly string[], amountUnits: number, at: Date): Promise<ReserveResult> {
+    let ids = sortedUnique(budgetIds);
+    for (;;) {
+      const statements = this.reserveStatements(ids, amountUnits, at);
+      if (statements.length === 0) return { ok: true, counters: [] };
+      try {
+        return { ok: true, counters: countersIn(await this.database.transaction(statements)) };
+      } catch (error) {
+        const failure = failureOf(error);
+        if (!failure) throw error;
+        if (failure.kind === 'refused') return { ok: false, refusal: failure.refusal };
+        ids = ids.filter((id) => id !== failure.budgetId);
+      }
+    }
+  }
+
+  /** Settles a hold made by `reserve` (same budgets and `at`); resolves with the counters after it. */
+  async settle(budgetIds: readonly string[], reservedUnits: number, actualUnits: number, at: Date): Promise<BudgetCounter[]> {
+    const statements = this.settleStatements(budgetIds, reservedUnits, actualUnits, at);
+    return statements.length === 0 ? [] : countersIn(await this.database.transaction(statements));
+  }
+
+  /**
+   * The settled cost that the ledger holds for the budget in the period containing `at`: finished
+   * generations (any status but in_progress) started in that period, of its key or team, and of
+   * its model when it has one.
+   */
+  async spentFromLedger(budget: Budget, at: Date = this.now()): Promise<number> {
+    const row = await this.db
+      .selectFrom('generations')
+      .select(sql<number>`cast(coalesce(sum(cost_units), 0) as bigint)`.as('spent'))
+      .where((eb) => eb.and(ledgerConditions(eb, budget, at)))
+      .executeTakeFirstOrThrow();
+    return Number(row.spent);
+  }
+
+  /** Creates the missing counter rows (existing budgets only), in id order. */
+  private ensureCounters(ids: readonly string[], starts: PeriodStarts): CompiledQuery {
+    return sql`insert into budget_usage (budget_id, period_start, spent_units, reserved_units)
+      select id, ${periodStartOf(sql.ref('period'), starts)}, 0, 0 from budgets where id in (${sql.join(ids)}) order by id
+      on conflict (budget_id, period_start) do nothing`.compile(this.db);
+  }
+
+  private stateQuery(at: Date) {
+    const starts = periodStarts(at);
+    return this.db
+      .selectFrom('budgets as b')
+      .leftJoin('budget_usage as u', (join) =>
+        join.onRef('u.budget_id', '=', 'b.id').on('u.period_start', '=', periodStartOf(sql.ref('b.period'), starts)),
+      )
+      .selectAll('b')
+      .select([sql<number>`coalesce(u.spent_units, 0)`.as('spent_units'), sql<number>`coalesce(u.reserved_units, 0)`.as('reserved_units')]);
+  }
+}
+
+/**
+ * Why a transaction holding `reserveStatements` was rolled back, when a budget was the reason;
+ * undefined for any other error (rethrow it).
+ */
+export function failureOf(error: unknown): ReservationFailure | undefined {
+  if (!(error instanceof TransactionConditionError) || !error.label?.startsWith(RESERVE_LABEL)) return undefined;
+  const budgetId = error.label.slice(RESERVE_LABEL.length);
+  const row = error.explanation[0];
+  if (!row) return { kind: 'vanished', budgetId };
+  const limitUnits = Number(row.limit_units);
+  const spentUnits = Number(row.spent_units);
+  const reservedUnits = Number(row.reserved_units);
+  return {
+    kind: 'refused',
+    refusal: { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) },
+  };
+}
+
+/** The counters that a committed reservation's or settlement's statements returned (with others' results mixed in). */
+export function countersIn(results: readonly StatementResult[]): BudgetCounter[] {
+  const counters: BudgetCounter[] = [];
+  for (const result of results) {
+    for (const row of result.rows) {
+      if (typeof row.budget_id !== 'string' || !('limit_units' in row) || !('reserved_units' in row)) continue;
+      counters.push({
+        budgetId: row.budget_id,
+        periodStartMs: Number(row.period_start),
+        spentUnits: Number(row.spent_units),
+        reservedUnits: Number(row.reserved_units),
+        limitUnits: Number(row.limit_units),
+      });
+    }
+  }
+  return counters;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const COUNTER_COLUMNS = sql.raw('budget_id, period_start, spent_units, reserved_units');
+
+interface PeriodStarts {
+  readonly day: number;
+  readonly week: number;
+  readonly month: number;
+}
+
+function periodStarts(at: Date): PeriodStarts {
+  return { day: periodStartMs('day', at), week: periodStartMs('week', at), month: periodStartMs('month', at) };
+}
+
+/** A parameter typed BIGINT: PostgreSQL cannot infer a bare parameter's type inside CASE or SELECT lists. */
+const bigint = (value: number): RawBuilder<number> => sql<number>`cast(${value} as bigint)`;
+
+/** The counter key (budget_usage.period_start) of a budget whose `period` column is `period`. */
+function periodStartOf(period: RawBuilder<unknown> | ReturnType<typeof sql.ref>, starts: PeriodStarts): RawBuilder<number> {
+  return sql<number>`case ${period} when 'day' then ${bigint(starts.day)} when 'week' then ${bigint(starts.week)} when 'month' then ${bigint(starts.month)} else ${bigint(0)} end`;
+}
+
+/** The ledger rows whose cost counts against `budget` in the period containing `at`. */
+function ledgerConditions(eb: ExpressionBuilder<Database, 'generations'>, budget: Budget, at: Date): Expression<SqlBool>[] {
+  const conditions: Expression<SqlBool>[] = [eb('status', '!=', IN_PROGRESS)];
+  const { start, resetsAt } = periodOf(budget.period, at);
+  if (start) conditions.push(eb('created_at', '>=', start.getTime()));
+  if (resetsAt) conditions.push(eb('created_at', '<', resetsAt.getTime()));
+  if (budget.scope === 'key' && budget.subject !== null) conditions.push(eb('caller', '=', budget.subject));
+  if (budget.scope === 'team' && budget.subject !== null) conditions.push(eb('team', '=', budget.subject));
+  if (budget.modelId !== null) conditions.push(eb('model_id', '=', budget.modelId));
+  return conditions;
+}
+
+function validBudget(input: BudgetInput, id: string, at: Date): Budget {
+  if (!BUDGET_SCOPES.includes(input.scope)) throw new TypeError(`unknown budget scope "${String(input.scope)}"`);
+  if (!isBudgetPeriod(input.period)) throw new TypeError(`unknown budget period "${String(input.period)}"`);
+  const subject = input.subject ?? null;
+  if (input.scope === 'global' && subject !== null) throw new TypeError('a global budget has no subject');
+  if (input.scope !== 'global' && (typeof subject !== 'string' || subject === '')) {
+    throw new TypeError(`a ${input.scope} budget needs its ${input.scope}'s name as subject`);
+  }
+  const modelId = input.modelId ?? null;
+  if (modelId !== null && (typeof modelId !== 'string' || modelId === '')) throw new TypeError('a model id must be a non-empty string');
+  requireUnits('limitUnits', input.limitUnits);
+  if (!Number.isFinite(at.getTime())) throw new RangeError('a budget needs a valid creation time');
+  return { id, scope: input.scope, subject, modelId, limitUnits: input.limitUnits, period: input.period, createdAt: at, updatedAt: at };
+}
+
+function requireUnits(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a non-negative integer number of cost units, got ${value}`);
+}
+
+function sortedUnique(ids: readonly string[]): string[] {
+  return [...new Set(ids)].sort((left, right) => (left < right ? -1 : left > right ? 1 : 0));
+}
+
+function newBudgetId(): string {
+  let random = '';
+  for (const byte of randomBytes(20)) random += ID_ALPHABET[byte % 32];
+  return `bud_${random}`;
+}
+
+function toBudget(row: BudgetsTable): Budget {
+  return {
+    id: row.id,
+    scope: row.scope as BudgetScope,
+    subject: row.subject,
+    modelId: row.model_id,
+    limitUnits: Number(row.limit_units),
+    period: row.period as BudgetPeriod,
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
+  };
+}
+
+function toState(row: BudgetsTable & { spent_units: number; reserved_units: number }, at: Date): BudgetState {
+  const budget = toBudget(row);
+  const spentUnits = Number(row.spent_units);
+  const reservedUnits = Number(row.reserved_units);
+  const { start, resetsAt } = periodOf(budget.period, at);
+  return {
+    ...budget,
+    spentUnits,
+    reservedUnits,
+    remainingUnits: Math.max(0, budget.limitUnits - spentUnits - reservedUnits),
+    periodStart: start,
+    resetsAt,
+  };
+}
