@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { openDatabase, type DatabaseSettings, type LedgerDatabase } from '../../src/storage/database';
 import { newGenerationId } from '../../src/storage/generation-id';
+import { ledgerMigrations } from '../../src/storage/migrations';
 import { INTERRUPTED_ERROR, LedgerRepository } from '../../src/storage/ledger-repository';
 import type {
   Generation,
@@ -435,7 +436,7 @@ describe.each([
     await first.close();
     const second = await openDatabase(fresh);
     const applied = await sql<{ name: string }>`select name from llmop_migration`.execute(second.db);
-    expect(applied.rows.map((row) => row.name)).toEqual(['0001_generations']);
+    expect(applied.rows.map((row) => row.name)).toEqual(Object.keys(ledgerMigrations).sort());
     expect((await new LedgerRepository(second, { recordContent: true }).get(id))?.id).toBe(id);
     await second.close();
   });
