@@ -124,7 +124,8 @@ export class LedgerRepository {
     const close = this.db
       .updateTable('generations')
       .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: epochMs(this.now()) })
-      .where('status', '=', IN_PROGRESS)
+      // A literal, so SQLite can use the partial index of open rows (it cannot prove `status = ?` matches it).
+      .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
       .where('created_at', '<', epochMs(startedBefore));
     return options.atStartup ? this.database.writeAtStartup(close.compile()) : this.database.write(close.compile());
   }

@@ -1,4 +1,4 @@
-import type { Kysely, Migration } from 'kysely';
+import { type Kysely, type Migration, sql } from 'kysely';
 
 /** The ledger: one row per generation, with the indexes the list and usage queries walk. */
 export const generationsMigration: Migration = {
@@ -39,12 +39,22 @@ export const generationsMigration: Migration = {
       .on('generations')
       .columns([...timeOrdered])
       .execute();
-    for (const column of ['caller', 'model_id', 'team', 'status'] as const) {
+    // Members' reads and usage by caller walk the caller index; a model filter, the model index. Team and
+    // status are filtered on the way (no read narrows by team alone, and every read skips the open rows):
+    // two fewer B-trees cut the SQLite work of recording a generation by about a third.
+    for (const column of ['caller', 'model_id'] as const) {
       await db.schema
         .createIndex(`generations_by_${column}`)
         .on('generations')
         .columns([column, ...timeOrdered])
         .execute();
     }
+    // Only the rows still in progress: what start-up (and the PostgreSQL sweep) closes as interrupted.
+    await db.schema
+      .createIndex('generations_in_progress')
+      .on('generations')
+      .column('created_at')
+      .where(sql.ref('status'), '=', sql.lit('in_progress'))
+      .execute();
   },
 };
