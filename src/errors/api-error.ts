@@ -12,6 +12,9 @@ export type ApiErrorCode =
   | 'unauthorized'
   | 'rate_limit_exceeded'
   | 'forbidden'
+  | 'budget_exceeded'
+  | 'budget_not_found'
+  | 'conflict'
   | 'generation_not_found'
   | 'ledger_unavailable'
   | 'internal_error';
@@ -58,3 +61,11 @@ export const generationNotFound = (generationId: string): ApiError =>
 /** The ledger's database cannot be reached: nothing is generated unmetered. */
 export const ledgerUnavailable = (details: string): ApiError =>
   new ApiError('ledger_unavailable', 503, 'The ledger is unavailable, so no generation can be recorded', details);
+
+/** A budget that applies has no room for the request's worst case: nothing was sent upstream. */
+export const budgetExceeded = (details: string): ApiError =>
+  new ApiError('budget_exceeded', 402, 'The request would exceed a budget, so it was not sent to the provider', details);
+
+export const budgetNotFound = (budgetId: string): ApiError => new ApiError('budget_not_found', 404, `Budget "${budgetId}" was not found`);
+
+export const conflict = (message: string, details?: string): ApiError => new ApiError('conflict', 409, message, details);
