@@ -24,6 +24,7 @@ import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
 import { defaultRetryDelays } from './pipeline/routing';
+import { BudgetService } from './services/budget.service';
 import { ModelService } from './services/model.service';
 import { LedgerService } from './services/ledger.service';
 import { SystemStatusService } from './services/system-status.service';
@@ -95,6 +96,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     generation: pipeline,
     models: new ModelService(registry),
     ledger: new LedgerService(ledger.repository, onLedgerError),
+    budgets: new BudgetService(ledger.budgets, onLedgerError),
     status: new SystemStatusService(registry, {
       ledgerReachable: ledger.ping,
       version: config.version,

@@ -2,6 +2,7 @@ import type { CallContext } from './pipeline/call-context';
 import type { Caller } from './pipeline/caller';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
+import type { BudgetService } from './services/budget.service';
 import type { LedgerService } from './services/ledger.service';
 import type { ModelService } from './services/model.service';
 import type { SystemStatusService } from './services/system-status.service';
@@ -10,6 +11,7 @@ export interface Services {
   readonly generation: GenerationPipeline;
   readonly models: ModelService;
   readonly ledger: LedgerService;
+  readonly budgets: BudgetService;
   readonly status: SystemStatusService;
 }
 

@@ -9,12 +9,13 @@ import type { Logger } from './logger';
 import { createErrorMaskingMiddleware } from './middlewares/error-masking.middleware';
 import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
+import { BudgetResolver } from './resolvers/budgets/budget.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
 import { LedgerResolver } from './resolvers/ledger/ledger.resolver';
 import { resolveModelReference } from './resolvers/models/model.reference';
 import { ModelResolver } from './resolvers/models/model.resolver';
 
-export const resolvers = [HealthResolver, ModelResolver, GenerateResolver, LedgerResolver] as const;
+export const resolvers = [HealthResolver, ModelResolver, GenerateResolver, LedgerResolver, BudgetResolver] as const;
 
 /** Federation v2 features this subgraph uses. */
 export const federationLink = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])';
@@ -31,8 +32,11 @@ function describeRootTypes(schema: GraphQLSchema): void {
   const query = schema.getQueryType();
   const mutation = schema.getMutationType();
   if (query)
-    query.description = 'Reads: health, status, readiness, the models LLMOP can route to, and the ledger of generations with its usage.';
-  if (mutation) mutation.description = 'Text generation with fine-tuned, self-hosted and commercial models, metered in tokens and USD.';
+    query.description =
+      'Reads: health, status, readiness, the models LLMOP can route to, the ledger of generations with its usage, and budgets.';
+  if (mutation)
+    mutation.description =
+      'Text generation with fine-tuned, self-hosted and commercial models, metered in tokens and USD; budget management.';
 }
 
 /** The subgraph's SDL as written: federation link, then every type with its directives (emitted to schema/schema.graphql). */

@@ -6,7 +6,7 @@ import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
-import { matchRoute, restBasePath, type OperationName } from './routes';
+import { matchRoute, methodsWithBody, restBasePath, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
 import { prepareSofaOperations, restVariables } from './sofa-operations';
 
@@ -53,13 +53,13 @@ export function createRestHandler(settings: RestHandlerSettings) {
     }
 
     let body: Record<string, unknown> = {};
-    if (method === 'POST') {
+    if (methodsWithBody.has(method)) {
       const read = await readJsonObject(request, settings.maxBodyBytes);
       if ('error' in read) return sendErrorResponse(response, read.error);
       body = read.body;
     }
     const operation = operations[route.operation];
-    const variables = restVariables(operation, route.pathParameters, body, method === 'GET' ? searchParams : undefined);
+    const variables = restVariables(operation, route.pathParameters, body, methodsWithBody.has(method) ? undefined : searchParams);
     if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));
 
     const result: ExecutionResult = await execute({
@@ -77,10 +77,15 @@ export function createRestHandler(settings: RestHandlerSettings) {
       return sendErrorResponse(response, { ...rendered, headers: { ...rendered.headers, ...Object.fromEntries(context.responseHeaders) } });
     }
     const payload = result.data?.[operation.fieldName];
-    const status = isNotReady(route.operation, payload) ? 503 : 200;
-    const shaped = shapeForContract(payload, contract.responseSchema(route.openApiPath, method, String(status)), contract);
+    const status = isNotReady(route.operation, payload) ? 503 : successStatus(route.operation);
     for (const [name, value] of context.responseHeaders) response.setHeader(name, value);
     response.statusCode = status;
+    if (status === 204) {
+      // No Content: the operation's result (true) says only that it happened.
+      response.end();
+      return;
+    }
+    const shaped = shapeForContract(payload, contract.responseSchema(route.openApiPath, method, String(status)), contract);
     response.setHeader('content-type', 'application/json; charset=utf-8');
     response.end(JSON.stringify(shaped));
   };

@@ -1,6 +1,8 @@
 interface RouteConfig {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   readonly path: string;
+  /** The status of a successful answer (SOFA's own name for it); 200 when absent. 204 answers carry no body. */
+  readonly responseStatus?: 200 | 201 | 204;
 }
 
 export const restBasePath = '/api/v1';
@@ -17,9 +19,23 @@ export const operationRoutes = {
   'Query.generations': { method: 'GET', path: '/generations' },
   'Query.generation': { method: 'GET', path: '/generations/:generation_id' },
   'Query.usage': { method: 'GET', path: '/usage' },
+  'Query.budgets': { method: 'GET', path: '/budgets' },
+  'Mutation.create_budget': { method: 'POST', path: '/budgets', responseStatus: 201 },
+  'Query.budget': { method: 'GET', path: '/budgets/:budget_id' },
+  'Mutation.update_budget': { method: 'PATCH', path: '/budgets/:budget_id' },
+  'Mutation.delete_budget': { method: 'DELETE', path: '/budgets/:budget_id', responseStatus: 204 },
 } as const satisfies Record<string, RouteConfig>;
 
 export type OperationName = keyof typeof operationRoutes;
+
+/** The status of an operation's successful answer. */
+export function successStatus(operation: OperationName): number {
+  const route: RouteConfig = operationRoutes[operation];
+  return route.responseStatus ?? 200;
+}
+
+/** Methods whose JSON body carries the operation's variables. */
+export const methodsWithBody: ReadonlySet<string> = new Set(['POST', 'PATCH']);
 
 /** Documents served beside the operations. */
 export const documentRoutes = {

@@ -112,7 +112,7 @@ function fromQueryString(variable: PreparedVariable, text: string): { value: unk
 export type RestVariables = { readonly values: Record<string, unknown> } | { readonly problem: string };
 
 /**
- * Variables as SOFA reads them: a path parameter, else the query parameter (GET) or body field (POST) of
+ * Variables as SOFA reads them: a path parameter, else the query parameter (GET, DELETE) or body field (POST, PATCH) of
  * the same name; null means not given. Types, required fields and ranges are left to GraphQL coercion and
  * the services, as on /graphql; only what GraphQL would accept but the REST contract does not (a single
  * value for an array) and query-string numbers that are not numbers are refused here.
