@@ -87,6 +87,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const pipeline = new GenerationPipeline({
     registry,
     ledger: ledger.repository ?? unrecordedLedger,
+    budgets: ledger.budgets,
     onLedgerError,
     recorder: new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed')),
     timeoutMs: config.upstream.timeoutMs,

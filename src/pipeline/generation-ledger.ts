@@ -7,11 +7,21 @@ import type { GenerationOutcome, GenerationStart } from '../storage/ledger-types
  */
 export interface GenerationLedger {
   start(generation: GenerationStart): Promise<void>;
+  /**
+   * Starts generations that budgets apply to: each one's worst case (`amountsUnits`, in order) is
+   * held on every budget in the transaction that commits their rows, all or nothing; rejects with
+   * BudgetRefusedError when a budget has no room. Their `finish` settles the hold.
+   */
+  startHeld(
+    generations: readonly GenerationStart[],
+    hold: { readonly budgetIds: readonly string[]; readonly amountsUnits: readonly number[] },
+  ): Promise<void>;
   finish(id: string, outcome: GenerationOutcome): Promise<void>;
 }
 
 /** LEDGER=off, for benchmarks that measure what recording costs: nothing is written. */
 export const unrecordedLedger: GenerationLedger = {
   start: () => Promise.resolve(),
+  startHeld: () => Promise.resolve(),
   finish: () => Promise.resolve(),
 };

@@ -8,10 +8,12 @@ import {
   type GenerationParameters,
   type RequestedParameters,
 } from '../services/generation-parameters';
+import { affordableMaxTokens, type BudgetLookup, budgetRefusal, inputTokensOf, worstCaseUnits } from './admission/budget-hold';
 import { admitPrompt, familyTokenizer, type AdmittedPrompt } from './admission/context-window';
 import type { CallContext } from './call-context';
 import { sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
+import { BudgetRefusedError } from '../storage/budget-errors';
 import { newGenerationId } from '../storage/generation-id';
 import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource } from '../storage/ledger-types';
 import type { GenerationLedger } from './generation-ledger';
@@ -98,6 +100,8 @@ export interface BatchOutcome {
 export interface PipelineSettings {
   readonly registry: ProviderRegistry;
   readonly ledger: GenerationLedger;
+  /** Undefined when the ledger is off: no budget applies. */
+  readonly budgets?: BudgetLookup;
   readonly recorder: GenerationRecorder;
   /** Told about ledger writes that failed; the caller sees only ledger_unavailable. */
   readonly onLedgerError: (error: unknown) => void;
@@ -130,10 +134,22 @@ export class GenerationPipeline {
     const prompt = checkPrompt(input.prompt);
     const route = await routeModel(this.settings.registry, input.modelId);
     const admitted = await admitPrompt(route, prompt, 'prompt', parameters);
-    const [settled] = await this.run(route, [admitted], parameters, input.seed, call, 'generate');
+    const {
+      settled: [settled],
+      parameters: applied,
+    } = await this.run(route, [admitted], parameters, input.seed, call, 'generate');
     if (!settled!.ok) throw settled!.error;
     const { text, counts, metadata, latencyMs } = settled!;
-    return { text, modelId: route.model.id, prompt, parameters, metrics: { ...counts, latencyMs }, metadata, timestamp: new Date() };
+    // `applied`: max_tokens may have been lowered to what a budget's money left buys.
+    return {
+      text,
+      modelId: route.model.id,
+      prompt,
+      parameters: applied,
+      metrics: { ...counts, latencyMs },
+      metadata,
+      timestamp: new Date(),
+    };
   }
 
   async generateBatch(input: GenerateBatchInput, call: CallContext): Promise<BatchOutcome> {
@@ -143,7 +159,7 @@ export class GenerationPipeline {
     const admitted: AdmittedPrompt[] = [];
     for (const [index, prompt] of prompts.entries()) admitted.push(await admitPrompt(route, prompt, `prompts[${index}]`, parameters));
     const startedAt = performance.now();
-    const settled = await this.run(route, admitted, parameters, input.seed, call, 'batch');
+    const { settled } = await this.run(route, admitted, parameters, input.seed, call, 'batch');
     const totalLatencyMs = Math.round(performance.now() - startedAt);
 
     const succeeded: Array<GenerationMetadata & TokenCounts & { readonly latencyMs: number }> = [];
@@ -194,13 +210,14 @@ export class GenerationPipeline {
     seed: number | null | undefined,
     call: CallContext,
     source: LedgerSource,
-  ): Promise<Settled[]> {
-    const starts = await this.startRows(route, admitted, parameters, call, source);
+  ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
+    const { starts, parameters: applied } = await this.startRows(route, admitted, parameters, call, source);
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
-      return await Promise.all(
-        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, parameters, seed, call, deadline)),
+      const settled = await Promise.all(
+        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, applied, seed, call, deadline)),
       );
+      return { settled, parameters: applied };
     } finally {
       deadline.dispose();
     }
@@ -266,35 +283,46 @@ export class GenerationPipeline {
     return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
   }
 
-  /** Starts one ledger row per prompt, all committed before any upstream call; refuses the request when the ledger cannot write. */
+  /**
+   * Starts one ledger row per prompt, all committed before any upstream call. When budgets apply,
+   * each prompt's worst case is held on all of them in the same transaction, all or nothing: a
+   * budget without room refuses (402), except that a single `generate` whose prompt and at least one
+   * output token still fit runs with the max_tokens the money left buys. A ledger that cannot write
+   * refuses the request (503).
+   */
   private async startRows(
     { model }: ResolvedModel,
     admitted: readonly AdmittedPrompt[],
-    parameters: GenerationParameters,
+    requested: GenerationParameters,
     call: CallContext,
     source: LedgerSource,
-  ): Promise<GenerationStart[]> {
+  ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
     const createdAt = new Date();
-    const starts = admitted.map(
-      (prompt): GenerationStart => ({
-        id: newGenerationId(createdAt),
-        requestId: call.requestId,
-        caller: call.caller.name,
-        team: call.caller.team ?? null,
-        source,
-        modelId: model.id,
-        provider: model.provider,
-        upstreamModel: model.upstreamModel,
-        prompt: prompt.prompt,
-        promptRef: null,
-        evaluationId: null,
-        parameters: { maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP },
-        createdAt,
-      }),
-    );
+    const startsWith = (parameters: GenerationParameters): GenerationStart[] =>
+      admitted.map(
+        (prompt): GenerationStart => ({
+          id: newGenerationId(createdAt),
+          requestId: call.requestId,
+          caller: call.caller.name,
+          team: call.caller.team ?? null,
+          source,
+          modelId: model.id,
+          provider: model.provider,
+          upstreamModel: model.upstreamModel,
+          prompt: prompt.prompt,
+          promptRef: null,
+          evaluationId: null,
+          parameters: { maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP },
+          createdAt,
+        }),
+      );
+    const budgetIds = await this.applyingBudgets(model, call);
+    if (budgetIds.length > 0) return this.startHeld(model, admitted, requested, budgetIds, createdAt, startsWith, source);
+
+    const starts = startsWith(requested);
     const written = await Promise.allSettled(starts.map((start) => this.settings.ledger.start(start)));
     const refused = written.find((result) => result.status === 'rejected');
-    if (!refused) return starts;
+    if (!refused) return { starts, parameters: requested };
     this.settings.onLedgerError(refused.reason);
     // Rows that did commit are closed now rather than left for the next start-up to cancel.
     const closing = starts.flatMap((start, index) =>
@@ -302,6 +330,59 @@ export class GenerationPipeline {
     );
     await Promise.all(closing);
     throw ledgerUnavailable('the ledger database did not accept the generation; nothing was sent to the provider');
+  }
+
+  /** The budgets a priced model's generation counts against (unpriced models cost 0 and never hit one). Fails closed. */
+  private async applyingBudgets(model: ResolvedModel['model'], call: CallContext): Promise<string[]> {
+    const { budgets } = this.settings;
+    if (!budgets || !model.pricing) return [];
+    try {
+      const applying = await budgets.applying({ caller: call.caller.name, team: call.caller.team ?? null, modelId: model.id });
+      return applying.map((budget) => budget.id);
+    } catch (error) {
+      this.settings.onLedgerError(error);
+      throw ledgerUnavailable('the budgets could not be read; nothing was sent to the provider');
+    }
+  }
+
+  private async startHeld(
+    model: ResolvedModel['model'],
+    admitted: readonly AdmittedPrompt[],
+    requested: GenerationParameters,
+    budgetIds: readonly string[],
+    createdAt: Date,
+    startsWith: (parameters: GenerationParameters) => GenerationStart[],
+    source: LedgerSource,
+  ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
+    const inputTokens = admitted.map((prompt) => inputTokensOf(model, prompt));
+    const hold = async (parameters: GenerationParameters): Promise<GenerationStart[]> => {
+      const starts = startsWith(parameters);
+      const amountsUnits = inputTokens.map((tokens) => worstCaseUnits(model, tokens, parameters.maxTokens));
+      await this.settings.ledger.startHeld(starts, { budgetIds, amountsUnits });
+      return starts;
+    };
+    try {
+      try {
+        return { starts: await hold(requested), parameters: requested };
+      } catch (error) {
+        if (!(error instanceof BudgetRefusedError) || source !== 'generate' || admitted.length !== 1) throw error;
+        // One generation that does not fit its worst case may still fit a shorter answer: the least
+        // room left on any applying budget decides how many output tokens it buys.
+        const rooms = await Promise.all(budgetIds.map((id) => this.settings.budgets!.get(id, createdAt)));
+        const room = Math.min(...rooms.map((state) => state?.remainingUnits ?? Number.POSITIVE_INFINITY));
+        const maxTokens = affordableMaxTokens(model, inputTokens[0]!, room, requested.maxTokens - 1);
+        if (maxTokens < 1) throw error;
+        const lowered = { ...requested, maxTokens };
+        return { starts: await hold(lowered), parameters: lowered };
+      }
+    } catch (error) {
+      if (error instanceof BudgetRefusedError) {
+        const needed = inputTokens.reduce((sum, tokens) => sum + worstCaseUnits(model, tokens, requested.maxTokens), 0);
+        throw budgetRefusal(error.refusal, needed);
+      }
+      this.settings.onLedgerError(error);
+      throw ledgerUnavailable('the ledger database did not accept the generation; nothing was sent to the provider');
+    }
   }
 
   /** Finishes the row, then tells the recorder's listeners; a row that cannot be committed is never answered as a success. */

@@ -1,5 +1,5 @@
 import type { BudgetPeriod } from './budget-periods';
-import type { BudgetScope } from './budget-types';
+import type { BudgetRefusal, BudgetScope } from './budget-types';
 
 /** A budget with the same scope, subject, model and period exists already (the service answers 409 conflict). */
 export class BudgetConflictError extends Error {
@@ -28,5 +28,14 @@ export class BudgetVanishedError extends Error {
 
   constructor(readonly budgetId: string) {
     super(`Budget "${budgetId}" no longer exists`);
+  }
+}
+
+/** A budget that applies had no room for the hold: nothing was started (the pipeline answers 402 budget_exceeded). */
+export class BudgetRefusedError extends Error {
+  override readonly name = 'BudgetRefusedError';
+
+  constructor(readonly refusal: BudgetRefusal) {
+    super(`Budget "${refusal.budgetId}" has ${refusal.remainingUnits} cost units left`);
   }
 }

@@ -31,11 +31,16 @@ import {
   type UsageTotals,
 } from './ledger-types';
 import type { Database, GenerationsTable } from './schema';
+import { BudgetRefusedError } from './budget-errors';
+import { type BudgetRepository, failureOf } from './budget-repository';
+import { TransactionConditionError } from './database';
 import { GenerationNotStartedError } from './storage-errors';
 
 export interface LedgerRepositorySettings {
   /** False (LEDGER_CONTENT=false): neither prompt nor text is stored. */
   readonly recordContent: boolean;
+  /** Budget holds are reserved and settled in the transactions that write the rows; without it, `startHeld` refuses. */
+  readonly budgets?: BudgetRepository;
   /** The clock for `finished_at`; injected by tests. */
   readonly now?: () => Date;
   /** The most rows one group commit writes; more wait for the next turn of the event loop. */
@@ -100,7 +105,44 @@ export class LedgerRepository {
     });
   }
 
-  /** Records how a started generation ended; resolves once the row is committed. */
+  /**
+   * Records generations as in progress while holding each one's worst case (`amountsUnits`, in the
+   * same order) on every budget in `budgetIds`, in one transaction: every row is started and every
+   * budget holds the sum, or nothing is written (BudgetRefusedError names the budget without room).
+   * A budget deleted meanwhile no longer applies. Resolves once committed.
+   */
+  async startHeld(
+    generations: readonly GenerationStart[],
+    hold: { readonly budgetIds: readonly string[]; readonly amountsUnits: readonly number[] },
+  ): Promise<void> {
+    const { budgets } = this.settings;
+    if (!budgets) throw new Error('this ledger was opened without budgets');
+    if (hold.amountsUnits.length !== generations.length) throw new RangeError('one hold amount per generation');
+    const rows = generations.map((generation) => this.startRow(generation));
+    for (const row of rows) if (this.inFlight.has(row.id)) throw new Error(`generation ${row.id} was already started`);
+    const total = hold.amountsUnits.reduce((sum, amount) => sum + amount, 0);
+    const at = new Date(rows[0]!.created_at);
+    let budgetIds = [...new Set(hold.budgetIds)].sort();
+    for (;;) {
+      const held = rows.map((row, index) => ({ ...row, reserved_units: hold.amountsUnits[index]!, budget_ids: JSON.stringify(budgetIds) }));
+      try {
+        await this.database.transaction([...budgets.reserveStatements(budgetIds, total, at), this.upsertQuery(held)]);
+        for (const row of held) this.inFlight.set(row.id, row);
+        return;
+      } catch (error) {
+        const failure = failureOf(error);
+        if (!failure) throw error;
+        if (failure.kind === 'refused') throw new BudgetRefusedError(failure.refusal);
+        budgetIds = budgetIds.filter((id) => id !== failure.budgetId);
+      }
+    }
+  }
+
+  /**
+   * Records how a started generation ended; resolves once the row is committed. A generation that
+   * holds budget money settles it in the same transaction: its actual cost becomes spend, the rest
+   * of the hold is released (exactly once: the row is finished once).
+   */
   finish(id: string, outcome: GenerationOutcome): Promise<void> {
     const started = this.inFlight.get(id);
     if (!started) return Promise.reject(new GenerationNotStartedError(id));
@@ -111,7 +153,14 @@ export class LedgerRepository {
       return Promise.reject(error);
     }
     this.inFlight.delete(id);
-    return this.writer.write(row);
+    if (!started.budget_ids || !this.settings.budgets) return this.writer.write(row);
+    const settle = this.settings.budgets.settleStatements(
+      JSON.parse(started.budget_ids) as string[],
+      Number(started.reserved_units ?? 0),
+      Number(row.cost_units),
+      new Date(started.created_at),
+    );
+    return this.database.transaction([...settle, this.upsertQuery([row])]).then(() => undefined);
   }
 
   /**
@@ -121,13 +170,50 @@ export class LedgerRepository {
    * `atStartup`: run on the calling thread, without waiting for SQLite's writer thread (nothing is served yet).
    */
   async closeInterrupted(startedBefore: Date = this.now(), options: { readonly atStartup?: boolean } = {}): Promise<number> {
+    const cutoff = epochMs(startedBefore);
+    const closedAt = epochMs(this.now());
+    // Rows holding budget money: each is closed at its full hold (unknown usage is never refunded),
+    // settled on its budgets in the transaction that closes it.
+    let closed = 0;
+    const held = await this.db
+      .selectFrom('generations')
+      .select(['id', 'budget_ids', 'reserved_units', 'created_at'])
+      .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
+      .where('created_at', '<', cutoff)
+      .where('budget_ids', 'is not', null)
+      .execute();
+    for (const row of held) {
+      const close = this.db
+        .updateTable('generations')
+        .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: closedAt, cost_units: sql`reserved_units` })
+        .where('id', '=', row.id)
+        .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
+        .compile();
+      const reserved = Number(row.reserved_units);
+      const settle =
+        this.settings.budgets?.settleStatements(
+          JSON.parse(row.budget_ids!) as string[],
+          reserved,
+          reserved,
+          new Date(Number(row.created_at)),
+        ) ?? [];
+      try {
+        // Guarded: a replica that finished the row meanwhile settled it itself.
+        await this.database.transaction([{ query: close, expectChanges: 1 }, ...settle]);
+        closed += 1;
+      } catch (error) {
+        if (!(error instanceof TransactionConditionError)) throw error;
+      }
+    }
     const close = this.db
       .updateTable('generations')
-      .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: epochMs(this.now()) })
+      .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: closedAt })
       // A literal, so SQLite can use the partial index of open rows (it cannot prove `status = ?` matches it).
       .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
-      .where('created_at', '<', epochMs(startedBefore));
-    return options.atStartup ? this.database.writeAtStartup(close.compile()) : this.database.write(close.compile());
+      .where('created_at', '<', cutoff)
+      .where('budget_ids', 'is', null)
+      .compile();
+    return closed + (await (options.atStartup ? this.database.writeAtStartup(close) : this.database.write(close)));
   }
 
   /** Finished generations, newest first, one page at a time. Throws InvalidCursorError for a cursor it did not issue. */
@@ -304,6 +390,8 @@ export class LedgerRepository {
       attempts: '[]',
       created_at: epochMs(generation.createdAt),
       finished_at: null,
+      reserved_units: 0,
+      budget_ids: null,
     };
   }
 

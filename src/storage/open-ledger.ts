@@ -1,4 +1,5 @@
 import { openDatabase, type DatabaseKind } from './database';
+import { BudgetRepository } from './budget-repository';
 import { LedgerRepository } from './ledger-repository';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
@@ -18,23 +19,28 @@ export interface OpenLedger {
   readonly kind: DatabaseKind | 'off';
   /** Undefined when the ledger is off. */
   readonly repository: LedgerRepository | undefined;
+  /** Budgets and their counters, in the same database; undefined when the ledger is off. */
+  readonly budgets: BudgetRepository | undefined;
   /** Whether the database answers; never throws. */
   ping(): Promise<boolean>;
   /** Waits for every pending write, then closes the database. */
   close(): Promise<void>;
 }
 
-/** How often a shared database is swept for rows that dead replicas left in progress. */
-const SWEEP_INTERVAL_MS = 60_000;
-const SWEEP_MARGIN_MS = 60_000;
+/** How often the database is swept for rows left in progress; a hold expires within the deadline plus 25 s. */
+const SWEEP_INTERVAL_MS = 10_000;
+const SWEEP_MARGIN_MS = 15_000;
 
 /**
  * Opens (and migrates) the ledger's database and closes what a previous run left in progress: on
  * the embedded SQLite file, which one process owns, every such row at once; on a PostgreSQL that
- * replicas share, only rows older than any live generation could be, at start and then every minute.
+ * replicas share, only rows older than any live generation could be. Then, on both, such rows are
+ * swept every 10 s, settling their budget holds at the full amount.
  */
 export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> {
-  if (!settings.enabled) return { kind: 'off', repository: undefined, ping: async () => true, close: async () => undefined };
+  if (!settings.enabled) {
+    return { kind: 'off', repository: undefined, budgets: undefined, ping: async () => true, close: async () => undefined };
+  }
   const store = settings.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite (${settings.sqliteFile})`;
   const database = await openDatabase({
     databaseUrl: settings.databaseUrl,
@@ -47,21 +53,22 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
       cause: error,
     });
   });
-  const repository = new LedgerRepository(database, { recordContent: settings.recordContent });
-  let sweeper: NodeJS.Timeout | undefined;
-  if (database.kind === 'sqlite') {
-    await repository.closeInterrupted(undefined, { atStartup: true });
-  } else {
-    const sweep = (): Promise<number> => repository.closeInterrupted(new Date(Date.now() - settings.longestGenerationMs - SWEEP_MARGIN_MS));
-    await sweep();
-    sweeper = setInterval(() => {
-      sweep().catch((error: unknown) => settings.onBackgroundError(`sweeping interrupted generations failed: ${String(error)}`));
-    }, SWEEP_INTERVAL_MS);
-    sweeper.unref();
-  }
+  const budgets = new BudgetRepository(database);
+  const repository = new LedgerRepository(database, { recordContent: settings.recordContent, budgets });
+  // Rows older than any live generation could be (their process died, or their finish could not be
+  // written) are closed, and their budget holds settled, within the deadline plus SWEEP_MARGIN_MS
+  // plus SWEEP_INTERVAL_MS.
+  const sweep = (): Promise<number> => repository.closeInterrupted(new Date(Date.now() - settings.longestGenerationMs - SWEEP_MARGIN_MS));
+  if (database.kind === 'sqlite') await repository.closeInterrupted(undefined, { atStartup: true });
+  else await sweep();
+  const sweeper = setInterval(() => {
+    sweep().catch((error: unknown) => settings.onBackgroundError(`sweeping interrupted generations failed: ${String(error)}`));
+  }, SWEEP_INTERVAL_MS);
+  sweeper.unref();
   return {
     kind: database.kind,
     repository,
+    budgets,
     ping: () => database.ping(),
     async close() {
       clearInterval(sweeper);

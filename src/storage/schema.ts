@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * The ledger's tables as Kysely sees them: one typed query layer for SQLite and PostgreSQL.
  *
@@ -43,6 +45,10 @@ export interface GenerationsTable {
   created_at: number;
   /** Epoch milliseconds, UTC (BIGINT); null while in progress. */
   finished_at: number | null;
+  /** Held on `budget_ids` for this generation's worst case (cost units); settled when it ends (migration 0002). */
+  reserved_units: Generated<number>;
+  /** JSON array of the budgets holding `reserved_units`; null when none applied. */
+  budget_ids: string | null;
 }
 
 /** A spending limit (migration 0002). */

@@ -1,7 +1,7 @@
 import { type Kysely, type Migration, sql } from 'kysely';
 
 /**
- * Budgets and their per-period counters. A budget is unique on (scope, subject, model_id,
+ * Budgets and their per-period counters, and each generation's hold on them. A budget is unique on (scope, subject, model_id,
  * period) with NULLs equal: the unique index is on coalesced expressions (a subject or model id
  * is never the empty string), which SQLite and PostgreSQL both enforce.
  */
@@ -27,5 +27,12 @@ export const budgetsMigration: Migration = {
       .addColumn('reserved_units', 'bigint', (column) => column.notNull().defaultTo(0))
       .addPrimaryKeyConstraint('budget_usage_pk', ['budget_id', 'period_start'])
       .execute();
+    // What a generation holds on its budgets while it runs, so that a hold whose process died can
+    // be settled (at the full amount) by whoever closes the row.
+    await db.schema
+      .alterTable('generations')
+      .addColumn('reserved_units', 'bigint', (column) => column.notNull().defaultTo(0))
+      .execute();
+    await db.schema.alterTable('generations').addColumn('budget_ids', 'text').execute();
   },
 };
