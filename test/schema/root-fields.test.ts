@@ -6,6 +6,7 @@
 import {
   execute,
   getNamedType,
+  isEnumType,
   isCompositeType,
   isNonNullType,
   isRequiredArgument,
@@ -30,7 +31,9 @@ import { startGateway, type RunningGateway } from '../support/start-gateway';
 function sampleValue(type: GraphQLInputType): unknown {
   const inner = isNonNullType(type) ? type.ofType : type;
   if ('ofType' in inner) return []; // a list
-  switch (getNamedType(inner).name) {
+  const named = getNamedType(inner);
+  if (isEnumType(named)) return named.getValues()[0]?.value;
+  switch (named.name) {
     case 'Int':
     case 'Float':
       return 1;
