@@ -24,6 +24,7 @@ import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
 import { defaultRetryDelays } from './pipeline/routing';
+import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
 import { ModelService } from './services/model.service';
 import { LedgerService } from './services/ledger.service';
@@ -76,11 +77,23 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
   // The embedded ledger lives here, and readiness checks its free space: it must exist whatever the ledger's store.
   mkdirSync(config.dataDir, { recursive: true });
+  let alerts: BudgetAlerts | undefined;
   const ledger = await openLedger({
     ...config.ledger,
     longestGenerationMs: config.upstream.timeoutMs,
     onBackgroundError: (message) => logger.error(`ledger: ${message}`),
+    onBudgetSettled: (counters, addedUnits) => alerts?.observe(counters, addedUnits),
   });
+  if (ledger.budgets && config.budgetAlerts.webhookUrl) {
+    alerts = new BudgetAlerts({
+      webhookUrl: config.budgetAlerts.webhookUrl,
+      budgets: ledger.budgets,
+      logger,
+      retryBaseMs: config.budgetAlerts.retryBaseMs,
+      maxAttempts: 8,
+      timeoutMs: 5000,
+    });
+  }
   logger.info({ ledger: ledger.kind, contentRecorded: config.ledger.recordContent }, 'ledger open');
   const registry = createProviderRegistry(config, logger);
   const onLedgerError = throttledErrorLog(logger, 'the ledger database failed', 10_000);
@@ -156,6 +169,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     await stopped;
     await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
     // Last: every answered generation's row is committed before the database closes.
+    await alerts?.close();
     await ledger.close();
   };
 

@@ -56,6 +56,8 @@ const environmentSchema = z.object({
   RATE_LIMIT_DEFAULT: integer(1000, 1),
   RATE_LIMIT_WINDOW_MS: integer(60_000, 100),
   REDIS_URL: optionalText.pipe(z.url().optional()),
+  BUDGET_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
+  BUDGET_WEBHOOK_RETRY_MS: integer(1000, 1),
   INTROSPECTION: z.enum(['true', 'false']).default('true'),
   GRAPHQL_MAX_DEPTH: integer(8, 1),
   GRAPHQL_MAX_ALIASES: integer(15, 0),
@@ -77,6 +79,12 @@ export interface AppConfig {
   readonly catalog: ModelCatalog;
   /** Directory whose file system `status` reports and `ready` checks; the embedded ledger lives here. */
   readonly dataDir: string;
+  readonly budgetAlerts: {
+    /** Where 50/80/100% events are POSTed; none without it. May carry a token: never logged. */
+    readonly webhookUrl: string | undefined;
+    /** The first retry's delay; each next one doubles. */
+    readonly retryBaseMs: number;
+  };
   readonly ledger: {
     /** False only for benchmarks (LEDGER=off): nothing is recorded. */
     readonly enabled: boolean;
@@ -178,6 +186,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     openai: { apiKey: env.OPENAI_API_KEY, baseURL: env.OPENAI_BASE_URL },
     catalog,
     dataDir: path.resolve(env.DATA_DIR),
+    budgetAlerts: { webhookUrl: env.BUDGET_WEBHOOK_URL, retryBaseMs: env.BUDGET_WEBHOOK_RETRY_MS },
     ledger: {
       enabled: env.LEDGER === 'on',
       databaseUrl: env.DATABASE_URL,

@@ -32,8 +32,9 @@ import {
 } from './ledger-types';
 import type { Database, GenerationsTable } from './schema';
 import { BudgetRefusedError } from './budget-errors';
-import { type BudgetRepository, failureOf } from './budget-repository';
-import { TransactionConditionError } from './database';
+import { type BudgetRepository, countersIn, failureOf } from './budget-repository';
+import type { BudgetCounter } from './budget-types';
+import { type StatementResult, TransactionConditionError } from './database';
 import { GenerationNotStartedError } from './storage-errors';
 
 export interface LedgerRepositorySettings {
@@ -41,6 +42,8 @@ export interface LedgerRepositorySettings {
   readonly recordContent: boolean;
   /** Budget holds are reserved and settled in the transactions that write the rows; without it, `startHeld` refuses. */
   readonly budgets?: BudgetRepository;
+  /** Told of every committed settlement: the counters after it and the spend it added (budget alerts). */
+  readonly onBudgetSettled?: (counters: readonly BudgetCounter[], addedUnits: number) => void;
   /** The clock for `finished_at`; injected by tests. */
   readonly now?: () => Date;
   /** The most rows one group commit writes; more wait for the next turn of the event loop. */
@@ -160,7 +163,7 @@ export class LedgerRepository {
       Number(row.cost_units),
       new Date(started.created_at),
     );
-    return this.database.transaction([...settle, this.upsertQuery([row])]).then(() => undefined);
+    return this.database.transaction([...settle, this.upsertQuery([row])]).then((results) => this.settled(results, Number(row.cost_units)));
   }
 
   /**
@@ -199,7 +202,7 @@ export class LedgerRepository {
         ) ?? [];
       try {
         // Guarded: a replica that finished the row meanwhile settled it itself.
-        await this.database.transaction([{ query: close, expectChanges: 1 }, ...settle]);
+        this.settled(await this.database.transaction([{ query: close, expectChanges: 1 }, ...settle]), reserved);
         closed += 1;
       } catch (error) {
         if (!(error instanceof TransactionConditionError)) throw error;
@@ -214,6 +217,16 @@ export class LedgerRepository {
       .where('budget_ids', 'is', null)
       .compile();
     return closed + (await (options.atStartup ? this.database.writeAtStartup(close) : this.database.write(close)));
+  }
+
+  private settled(results: readonly StatementResult[], addedUnits: number): void {
+    const counters = countersIn(results);
+    if (counters.length === 0 || !this.settings.onBudgetSettled) return;
+    try {
+      this.settings.onBudgetSettled(counters, addedUnits);
+    } catch {
+      // A listener (alerts) never fails the generation whose row is already committed.
+    }
   }
 
   /** Finished generations, newest first, one page at a time. Throws InvalidCursorError for a cursor it did not issue. */

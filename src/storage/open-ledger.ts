@@ -1,5 +1,6 @@
 import { openDatabase, type DatabaseKind } from './database';
 import { BudgetRepository } from './budget-repository';
+import type { BudgetCounter } from './budget-types';
 import { LedgerRepository } from './ledger-repository';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
@@ -13,6 +14,8 @@ export interface LedgerSettings {
   /** The longest a generation can run (UPSTREAM_TIMEOUT_MS): an older in-progress row on a shared database belongs to a dead replica. */
   readonly longestGenerationMs: number;
   readonly onBackgroundError: (message: string) => void;
+  /** Told of every committed budget settlement (budget alerts). */
+  readonly onBudgetSettled?: (counters: readonly BudgetCounter[], addedUnits: number) => void;
 }
 
 export interface OpenLedger {
@@ -54,7 +57,11 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     });
   });
   const budgets = new BudgetRepository(database);
-  const repository = new LedgerRepository(database, { recordContent: settings.recordContent, budgets });
+  const repository = new LedgerRepository(database, {
+    recordContent: settings.recordContent,
+    budgets,
+    onBudgetSettled: settings.onBudgetSettled,
+  });
   // Rows older than any live generation could be (their process died, or their finish could not be
   // written) are closed, and their budget holds settled, within the deadline plus SWEEP_MARGIN_MS
   // plus SWEEP_INTERVAL_MS.
