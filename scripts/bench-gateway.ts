@@ -19,6 +19,11 @@
  *   slices: a limiter whose cost grows with the calls in its window shows as a falling rate.
  * - ledger: the same gateway (recording to SQLite in DATA_DIR) against one with LEDGER=off, REST
  *   generate at one connection, alternating; the medians' difference is what recording adds.
+ * - budget: two fresh gateways, ledger on (each its own SQLite in a DATA_DIR of its own) and the
+ *   bench model priced (in this phase only: a priced model's generate looks up the budgets that
+ *   apply, so pricing it everywhere would change the other phases), one with a global monthly
+ *   budget (created through REST) and one without; REST generate at one connection, alternating;
+ *   the medians' difference is what holding and settling a reservation adds.
  * - flood: a fresh gateway at the default limits, one key flooding REST generate for 30 s in 5 s
  *   slices: refusals per second must stay steady and RSS flat.
  * Each measurement follows a warm-up (longer on a fresh process, so V8 has optimised the hot path).
@@ -92,9 +97,17 @@ const floorsOfIssue = {
   loadedRssMiB: 300,
   /** Issue 11: what recording each generation may add. */
   ledgerAddedP50Ms: 0.1,
+  /** Issue 12: what a reservation on one applying budget adds to a generate, against none applying. */
+  budgetAddedP50Ms: 0.2,
 };
 /** On/off pairs for the ledger's cost; the median of each side counts. */
 const ledgerRounds = 3;
+/** With/without pairs for a budget's cost; the median of each side counts. */
+const budgetRounds = 3;
+/** The bench model's price in the budget phase (USD per million tokens): a budget applies only to a priced model. */
+const benchPricing = { input_per_million: 1, output_per_million: 2 };
+/** USD: far above what the phase spends, within what the ledger counts exactly (2^53 units of 1e-10 USD). */
+const benchBudgetLimitUsd = 100_000;
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -243,13 +256,15 @@ async function main(): Promise<number> {
 
   try {
     const catalogPath = path.join(workspace, 'catalog.json');
-    writeFileSync(
-      catalogPath,
-      JSON.stringify({
-        endpoints: [{ name: 'bench', base_url: `${upstream.url}/v1` }],
-        models: [{ id: modelId, provider: 'bench', context_length: 8192 }],
-      }),
-    );
+    const writeCatalog = (file: string, pricing?: typeof benchPricing): void =>
+      writeFileSync(
+        file,
+        JSON.stringify({
+          endpoints: [{ name: 'bench', base_url: `${upstream.url}/v1` }],
+          models: [{ id: modelId, provider: 'bench', context_length: 8192, ...(pricing ? { pricing } : {}) }],
+        }),
+      );
+    writeCatalog(catalogPath);
     const baseEnvironment: Record<string, string> = {
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? workspace,
@@ -471,6 +486,96 @@ async function main(): Promise<number> {
     });
     await stop(unrecorded);
     await stop(gateway);
+
+    // -- what a budget reservation costs: one budget applying against none, both ledgers on
+    heading('One budget applying vs none (ledger on, SQLite, priced model): REST generate, 1 connection');
+    const pricedCatalogPath = path.join(workspace, 'catalog-priced.json');
+    writeCatalog(pricedCatalogPath, benchPricing);
+    // Two SQLite files: each gateway owns its ledger (a start closes the rows left in progress in its file).
+    const launchPriced = (name: string): Promise<RunningGateway> => {
+      const dataDirectory = path.join(workspace, name);
+      mkdirSync(dataDirectory);
+      return launch({ ...highLimits, MODEL_CATALOG: pricedCatalogPath, DATA_DIR: dataDirectory });
+    };
+    const budgeted = await launchPriced('budgeted');
+    const unbudgeted = await launchPriced('unbudgeted');
+    const budgetUrl = `${budgeted.url}/api/v1/budgets`;
+    const created = await sendRequest(budgetUrl, {
+      method: 'POST',
+      headers: jsonHeaders,
+      body: JSON.stringify({ scope: 'global', limit_usd: benchBudgetLimitUsd, period: 'month' }),
+    });
+    if (created.status !== 201) throw new Error(`POST ${budgetUrl} did not create the budget (HTTP ${created.status}): ${created.body}`);
+    const budgetId = (JSON.parse(created.body) as { id: string }).id;
+    const readBudget = async (): Promise<{ spent_usd: number; reserved_usd: number }> => {
+      const answer = await sendRequest(`${budgetUrl}/${budgetId}`, { headers: jsonHeaders });
+      if (answer.status !== 200) throw new Error(`GET ${budgetUrl}/${budgetId} answered HTTP ${answer.status}: ${answer.body}`);
+      return JSON.parse(answer.body) as { spent_usd: number; reserved_usd: number };
+    };
+    line('budget', `${budgetId}: global, month, limit $${formatCount(benchBudgetLimitUsd)}; model priced $1 / $2 per million tokens`);
+    for (const target of [budgeted, unbudgeted]) {
+      await checkGenerateWorks(target);
+      await load(restGenerate(target), loadConnections, durations.freshWarmUp);
+    }
+    const budgetRuns: Record<'budget' | 'none', LoadResult[]> = { budget: [], none: [] };
+    const budgetProblems: string[] = [];
+    for (let round = 0; round < budgetRounds; round += 1) {
+      for (const [name, target] of [
+        ['budget', budgeted],
+        ['none', unbudgeted],
+      ] as const) {
+        await load(restGenerate(target), 1, durations.warmUp);
+        const result = await load(restGenerate(target), 1, durations.latency);
+        budgetProblems.push(...unexpectedOutcomes(result).map((problem) => `budget ${name}: ${problem}`));
+        budgetRuns[name].push(result);
+      }
+    }
+    const budgetP50 = {
+      budget: median(budgetRuns.budget.map((run) => run.latencyMs.p50)),
+      none: median(budgetRuns.none.map((run) => run.latencyMs.p50)),
+    };
+    const budgetP99 = {
+      budget: median(budgetRuns.budget.map((run) => run.latencyMs.p99)),
+      none: median(budgetRuns.none.map((run) => run.latencyMs.p99)),
+    };
+    line('one budget applying', `p50 ${formatMs(budgetP50.budget)}, p99 ${formatMs(budgetP99.budget)} (median of ${budgetRounds} runs)`);
+    line('no budget', `p50 ${formatMs(budgetP50.none)}, p99 ${formatMs(budgetP99.none)}`);
+    line(
+      'the reservation adds',
+      `p50 ${formatSigned(budgetP50.budget - budgetP50.none, formatMs)}, p99 ${formatSigned(budgetP99.budget - budgetP99.none, formatMs)}`,
+    );
+    for (const [name, target] of [
+      ['budget', budgeted],
+      ['none', unbudgeted],
+    ] as const) {
+      await load(restGenerate(target), loadConnections, durations.warmUp);
+      const cpuBefore = target.cpuSeconds();
+      const result = await load(restGenerate(target), loadConnections, durations.latency);
+      const cpuPerGenerate = (target.cpuSeconds() - cpuBefore) / result.responses;
+      budgetProblems.push(...unexpectedOutcomes(result).map((problem) => `budget ${name} throughput: ${problem}`));
+      line(
+        `${name === 'budget' ? 'one budget' : 'no budget'}, ${loadConnections} connections`,
+        `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
+      );
+    }
+    // The budget must really have applied: spend counted, and nothing held once the load is over.
+    const spent = await readBudget();
+    line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
+    if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
+    floors.push({
+      name: 'budget reservation added latency p50 (SQLite)',
+      measured: formatSigned(budgetP50.budget - budgetP50.none, formatMs),
+      limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
+      pass: budgetP50.budget - budgetP50.none <= floorsOfIssue.budgetAddedP50Ms,
+    });
+    floors.push({
+      name: 'budget runs answer all 200, budget applied',
+      measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
+      limit: 'no non-200 or socket error; spend counted',
+      pass: budgetProblems.length === 0,
+    });
+    await stop(unbudgeted);
+    await stop(budgeted);
 
     // -- health under a high limit
     heading('Fresh gateway, RATE_LIMIT_DEFAULT=1000000: health over time');
