@@ -163,7 +163,30 @@ export class LedgerRepository {
       Number(row.cost_units),
       new Date(started.created_at),
     );
-    return this.database.transaction([...settle, this.upsertQuery([row])]).then((results) => this.settled(results, Number(row.cost_units)));
+    // Only a row still in progress is finished and settled: one that the sweep closed (its hold
+    // already settled in full) is never settled twice; the transaction rolls back instead.
+    const finish = this.db
+      .updateTable('generations')
+      .set({
+        provider: row.provider,
+        upstream_model: row.upstream_model,
+        status: row.status,
+        error: row.error,
+        finish_reason: row.finish_reason,
+        text: row.text,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        cost_units: row.cost_units,
+        latency_ms: row.latency_ms,
+        attempts: row.attempts,
+        finished_at: row.finished_at,
+      })
+      .where('id', '=', row.id)
+      .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
+      .compile();
+    return this.database
+      .transaction([{ query: finish, expectChanges: 1, label: 'finish' }, ...settle])
+      .then((results) => this.settled(results, Number(row.cost_units)));
   }
 
   /**
