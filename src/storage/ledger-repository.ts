@@ -231,6 +231,16 @@ export class LedgerRepository {
         if (!(error instanceof TransactionConditionError)) throw error;
       }
     }
+    // The sweep runs every few seconds: an idle ledger should not write (or wake its threads) for nothing.
+    const open = await this.db
+      .selectFrom('generations')
+      .select('id')
+      .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
+      .where('created_at', '<', cutoff)
+      .where('budget_ids', 'is', null)
+      .limit(1)
+      .execute();
+    if (open.length === 0) return closed;
     const close = this.db
       .updateTable('generations')
       .set({ status: 'cancelled', error: INTERRUPTED_ERROR, latency_ms: 0, finished_at: closedAt })
