@@ -1,9 +1,8 @@
 import { Field, Float, ObjectType, registerEnumType } from 'type-graphql';
 import { BUDGET_PERIODS } from '../../storage/budget-periods';
 import { BUDGET_SCOPES } from '../../storage/budget-types';
+import { enumOf } from '../shared/enums';
 import { DateTimeISO } from '../shared/scalars';
-
-const enumOf = <T extends string>(values: readonly T[]) => Object.fromEntries(values.map((value) => [value, value])) as { [K in T]: K };
 
 export const BudgetScope = enumOf(BUDGET_SCOPES);
 registerEnumType(BudgetScope, {

@@ -1,9 +1,8 @@
 import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { GENERATION_STATUSES, LEDGER_SOURCES, USAGE_GROUP_BY } from '../../storage/ledger-types';
 import { GenerationMetrics, GenerationParameters } from '../generate/generate.type';
+import { enumOf } from '../shared/enums';
 import { DateTimeISO, SafeInt } from '../shared/scalars';
-
-const enumOf = <T extends string>(values: readonly T[]) => Object.fromEntries(values.map((value) => [value, value])) as { [K in T]: K };
 
 export const GenerationStatus = enumOf(GENERATION_STATUSES);
 registerEnumType(GenerationStatus, {
