@@ -1,4 +1,5 @@
-import { ApiError, budgetNotFound, conflict, forbidden, ledgerUnavailable, validationError } from '../errors/api-error';
+import { budgetNotFound, conflict, forbidden, ledgerUnavailable, validationError } from '../errors/api-error';
+import { callLedger } from './ledger-call';
 import type { Caller } from '../pipeline/caller';
 import { BudgetConflictError, BudgetVanishedError } from '../storage/budget-errors';
 import type { BudgetPeriod } from '../storage/budget-periods';
@@ -84,16 +85,13 @@ export class BudgetService {
     return this.repository;
   }
 
-  private async read<T>(query: () => Promise<T>): Promise<T> {
-    try {
-      return await query();
-    } catch (error) {
-      if (error instanceof ApiError || error instanceof BudgetConflictError) throw error;
+  private read<T>(query: () => Promise<T>): Promise<T> {
+    return callLedger(query, this.onError, (error) => {
+      if (error instanceof BudgetConflictError) return error;
       // Created, then removed by another request before it could be read back.
-      if (error instanceof BudgetVanishedError) throw budgetNotFound(error.budgetId);
-      this.onError(error);
-      throw ledgerUnavailable('the ledger database did not answer');
-    }
+      if (error instanceof BudgetVanishedError) return budgetNotFound(error.budgetId);
+      return undefined;
+    });
   }
 }
 

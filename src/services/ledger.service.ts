@@ -1,8 +1,9 @@
-import { ApiError, forbidden, generationNotFound, ledgerUnavailable, validationError } from '../errors/api-error';
+import { forbidden, generationNotFound, ledgerUnavailable, validationError } from '../errors/api-error';
 import type { Caller } from '../pipeline/caller';
 import type { LedgerRepository } from '../storage/ledger-repository';
 import type { Generation, GenerationPage, GenerationStatus, LedgerFilter, UsageGroupBy, UsageReport } from '../storage/ledger-types';
 import { InvalidCursorError } from '../storage/storage-errors';
+import { callLedger } from './ledger-call';
 
 /** The contract's paging: `limit` 1-200, default 50. */
 export const DEFAULT_PAGE_SIZE = 50;
@@ -71,18 +72,17 @@ export class LedgerService {
     return { ...(since ? { since } : {}), ...(until ? { until } : {}) };
   }
 
-  private async read<T>(query: (repository: LedgerRepository) => Promise<T>): Promise<T> {
-    if (!this.repository) throw ledgerUnavailable('the ledger is off (LEDGER=off): nothing is recorded');
-    try {
-      return await query(this.repository);
-    } catch (error) {
-      if (error instanceof ApiError) throw error;
-      if (error instanceof InvalidCursorError) {
-        throw validationError('Invalid request parameters', 'cursor: not a cursor that this ledger issued');
-      }
-      this.onError(error);
-      throw ledgerUnavailable('the ledger database did not answer');
-    }
+  private read<T>(query: (repository: LedgerRepository) => Promise<T>): Promise<T> {
+    const { repository } = this;
+    if (!repository) throw ledgerUnavailable('the ledger is off (LEDGER=off): nothing is recorded');
+    return callLedger(
+      () => query(repository),
+      this.onError,
+      (error) =>
+        error instanceof InvalidCursorError
+          ? validationError('Invalid request parameters', 'cursor: not a cursor that this ledger issued')
+          : undefined,
+    );
   }
 }
 
