@@ -137,6 +137,14 @@ const generateDocument = `mutation Generate($prompt: String!, $model_id: String!
   }
 }`;
 
+/** One side of an on/off comparison: its gateway and how the report names it. */
+interface ComparedGateway {
+  readonly gateway: RunningGateway;
+  readonly latencyLabel: string;
+  readonly loadLabel: string;
+  readonly problemTag: string;
+}
+
 interface Options {
   readonly entry: string;
   readonly quick: boolean;
@@ -291,6 +299,52 @@ async function main(): Promise<number> {
       running.splice(running.indexOf(gateway), 1);
     };
 
+    /**
+     * What `subject` adds over `baseline`, two gateways already warm: REST generate at one
+     * connection in alternating rounds (the median of each side counts), then requests/s and CPU per
+     * generate at 10 connections. Prints both sides and the difference; unexpected answers go to `problems`.
+     */
+    const compareAlternating = async (
+      subject: ComparedGateway,
+      baseline: ComparedGateway,
+      rounds: number,
+      addsLabel: string,
+      problems: string[],
+    ): Promise<{ readonly addedP50: number }> => {
+      const sides = [subject, baseline];
+      const runs = sides.map((): LoadResult[] => []);
+      for (let round = 0; round < rounds; round += 1) {
+        for (const [index, side] of sides.entries()) {
+          await load(restGenerate(side.gateway), 1, durations.warmUp);
+          const result = await load(restGenerate(side.gateway), 1, durations.latency);
+          problems.push(...unexpectedOutcomes(result).map((problem) => `${side.problemTag}: ${problem}`));
+          runs[index]!.push(result);
+        }
+      }
+      const medianOf = (index: number, quantile: 'p50' | 'p99'): number => median(runs[index]!.map((run) => run.latencyMs[quantile]));
+      const [subjectP50, subjectP99, baselineP50, baselineP99] = [
+        medianOf(0, 'p50'),
+        medianOf(0, 'p99'),
+        medianOf(1, 'p50'),
+        medianOf(1, 'p99'),
+      ];
+      line(subject.latencyLabel, `p50 ${formatMs(subjectP50)}, p99 ${formatMs(subjectP99)} (median of ${rounds} runs)`);
+      line(baseline.latencyLabel, `p50 ${formatMs(baselineP50)}, p99 ${formatMs(baselineP99)}`);
+      line(addsLabel, `p50 ${formatSigned(subjectP50 - baselineP50, formatMs)}, p99 ${formatSigned(subjectP99 - baselineP99, formatMs)}`);
+      for (const side of sides) {
+        await load(restGenerate(side.gateway), loadConnections, durations.warmUp);
+        const cpuBefore = side.gateway.cpuSeconds();
+        const result = await load(restGenerate(side.gateway), loadConnections, durations.latency);
+        const cpuPerGenerate = (side.gateway.cpuSeconds() - cpuBefore) / result.responses;
+        problems.push(...unexpectedOutcomes(result).map((problem) => `${side.problemTag} throughput: ${problem}`));
+        line(
+          `${side.loadLabel}, ${loadConnections} connections`,
+          `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
+        );
+      }
+      return { addedP50: subjectP50 - baselineP50 };
+    };
+
     console.log('LLMOP gateway bench');
     line('gateway', `${options.entry} (${describeBuild(options.entry)})`);
     line('machine', `${os.cpus().length} cores, node ${process.version}; servers on core ${serverCore}, wrk on core ${loadCore}`);
@@ -431,52 +485,19 @@ async function main(): Promise<number> {
     heading('Ledger on (SQLite in DATA_DIR) vs LEDGER=off: REST generate, 1 connection');
     const unrecorded = await launch({ ...highLimits, LEDGER: 'off' });
     await load(restGenerate(unrecorded), loadConnections, durations.freshWarmUp);
-    const ledgerRuns: Record<'on' | 'off', LoadResult[]> = { on: [], off: [] };
     const ledgerProblems: string[] = [];
-    for (let round = 0; round < ledgerRounds; round += 1) {
-      for (const [name, target] of [
-        ['on', gateway],
-        ['off', unrecorded],
-      ] as const) {
-        await load(restGenerate(target), 1, durations.warmUp);
-        const result = await load(restGenerate(target), 1, durations.latency);
-        ledgerProblems.push(...unexpectedOutcomes(result).map((problem) => `ledger ${name}: ${problem}`));
-        ledgerRuns[name].push(result);
-      }
-    }
-    const ledgerP50 = {
-      on: median(ledgerRuns.on.map((run) => run.latencyMs.p50)),
-      off: median(ledgerRuns.off.map((run) => run.latencyMs.p50)),
-    };
-    const ledgerP99 = {
-      on: median(ledgerRuns.on.map((run) => run.latencyMs.p99)),
-      off: median(ledgerRuns.off.map((run) => run.latencyMs.p99)),
-    };
-    line('ledger on', `p50 ${formatMs(ledgerP50.on)}, p99 ${formatMs(ledgerP99.on)} (median of ${ledgerRounds} runs)`);
-    line('LEDGER=off', `p50 ${formatMs(ledgerP50.off)}, p99 ${formatMs(ledgerP99.off)}`);
-    line(
+    const ledger = await compareAlternating(
+      { gateway, latencyLabel: 'ledger on', loadLabel: 'ledger on', problemTag: 'ledger on' },
+      { gateway: unrecorded, latencyLabel: 'LEDGER=off', loadLabel: 'ledger off', problemTag: 'ledger off' },
+      ledgerRounds,
       'recording adds',
-      `p50 ${formatSigned(ledgerP50.on - ledgerP50.off, formatMs)}, p99 ${formatSigned(ledgerP99.on - ledgerP99.off, formatMs)}`,
+      ledgerProblems,
     );
-    for (const [name, target] of [
-      ['on', gateway],
-      ['off', unrecorded],
-    ] as const) {
-      await load(restGenerate(target), loadConnections, durations.warmUp);
-      const cpuBefore = target.cpuSeconds();
-      const result = await load(restGenerate(target), loadConnections, durations.latency);
-      const cpuPerGenerate = (target.cpuSeconds() - cpuBefore) / result.responses;
-      ledgerProblems.push(...unexpectedOutcomes(result).map((problem) => `ledger ${name} throughput: ${problem}`));
-      line(
-        `ledger ${name}, ${loadConnections} connections`,
-        `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
-      );
-    }
     floors.push({
       name: 'ledger added latency p50 (SQLite)',
-      measured: formatSigned(ledgerP50.on - ledgerP50.off, formatMs),
+      measured: formatSigned(ledger.addedP50, formatMs),
       limit: `<= ${formatMs(floorsOfIssue.ledgerAddedP50Ms)}`,
-      pass: ledgerP50.on - ledgerP50.off <= floorsOfIssue.ledgerAddedP50Ms,
+      pass: ledger.addedP50 <= floorsOfIssue.ledgerAddedP50Ms,
     });
     floors.push({
       name: 'ledger runs answer all 200',
@@ -517,56 +538,23 @@ async function main(): Promise<number> {
       await checkGenerateWorks(target);
       await load(restGenerate(target), loadConnections, durations.freshWarmUp);
     }
-    const budgetRuns: Record<'budget' | 'none', LoadResult[]> = { budget: [], none: [] };
     const budgetProblems: string[] = [];
-    for (let round = 0; round < budgetRounds; round += 1) {
-      for (const [name, target] of [
-        ['budget', budgeted],
-        ['none', unbudgeted],
-      ] as const) {
-        await load(restGenerate(target), 1, durations.warmUp);
-        const result = await load(restGenerate(target), 1, durations.latency);
-        budgetProblems.push(...unexpectedOutcomes(result).map((problem) => `budget ${name}: ${problem}`));
-        budgetRuns[name].push(result);
-      }
-    }
-    const budgetP50 = {
-      budget: median(budgetRuns.budget.map((run) => run.latencyMs.p50)),
-      none: median(budgetRuns.none.map((run) => run.latencyMs.p50)),
-    };
-    const budgetP99 = {
-      budget: median(budgetRuns.budget.map((run) => run.latencyMs.p99)),
-      none: median(budgetRuns.none.map((run) => run.latencyMs.p99)),
-    };
-    line('one budget applying', `p50 ${formatMs(budgetP50.budget)}, p99 ${formatMs(budgetP99.budget)} (median of ${budgetRounds} runs)`);
-    line('no budget', `p50 ${formatMs(budgetP50.none)}, p99 ${formatMs(budgetP99.none)}`);
-    line(
+    const reservation = await compareAlternating(
+      { gateway: budgeted, latencyLabel: 'one budget applying', loadLabel: 'one budget', problemTag: 'budget budget' },
+      { gateway: unbudgeted, latencyLabel: 'no budget', loadLabel: 'no budget', problemTag: 'budget none' },
+      budgetRounds,
       'the reservation adds',
-      `p50 ${formatSigned(budgetP50.budget - budgetP50.none, formatMs)}, p99 ${formatSigned(budgetP99.budget - budgetP99.none, formatMs)}`,
+      budgetProblems,
     );
-    for (const [name, target] of [
-      ['budget', budgeted],
-      ['none', unbudgeted],
-    ] as const) {
-      await load(restGenerate(target), loadConnections, durations.warmUp);
-      const cpuBefore = target.cpuSeconds();
-      const result = await load(restGenerate(target), loadConnections, durations.latency);
-      const cpuPerGenerate = (target.cpuSeconds() - cpuBefore) / result.responses;
-      budgetProblems.push(...unexpectedOutcomes(result).map((problem) => `budget ${name} throughput: ${problem}`));
-      line(
-        `${name === 'budget' ? 'one budget' : 'no budget'}, ${loadConnections} connections`,
-        `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
-      );
-    }
     // The budget must really have applied: spend counted, and nothing held once the load is over.
     const spent = await readBudget();
     line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
     if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
     floors.push({
       name: 'budget reservation added latency p50 (SQLite)',
-      measured: formatSigned(budgetP50.budget - budgetP50.none, formatMs),
+      measured: formatSigned(reservation.addedP50, formatMs),
       limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
-      pass: budgetP50.budget - budgetP50.none <= floorsOfIssue.budgetAddedP50Ms,
+      pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
     });
     floors.push({
       name: 'budget runs answer all 200, budget applied',
