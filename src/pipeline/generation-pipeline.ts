@@ -8,8 +8,8 @@ import {
   type GenerationParameters,
   type RequestedParameters,
 } from '../services/generation-parameters';
-import { affordableMaxTokens, type BudgetLookup, budgetRefusal, inputTokensOf, worstCaseUnits } from './admission/budget-hold';
-import { admitPrompt, familyTokenizer, type AdmittedPrompt } from './admission/context-window';
+import { affordableMaxTokens, type BudgetLookup, budgetRefusal, worstCaseUnits } from './admission/budget-hold';
+import { admitPrompt, type AdmittedPrompt, inputTokensOf } from './admission/context-window';
 import type { CallContext } from './call-context';
 import { sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
@@ -19,7 +19,6 @@ import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSourc
 import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
-import { countPromptTokens } from './token-counter';
 import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAttempt, type RetryPolicy } from './routing';
 
 /*
@@ -253,7 +252,7 @@ export class GenerationPipeline {
         finishReason: null,
         text: null,
         // A failed row keeps the prompt's tokens: counted now if admission did not need to.
-        inputTokens: prompt.inputTokens ?? countPromptTokens(prompt.prompt, model.api, familyTokenizer(model)),
+        inputTokens: inputTokensOf(model, prompt),
         outputTokens: 0,
         costUsd: 0,
         latencyMs: Math.round(performance.now() - startedAt),

@@ -1,8 +1,8 @@
 import type { GenerationResult, ModelDescriptor } from '../providers/provider';
-import { familyTokenizer, type AdmittedPrompt } from './admission/context-window';
+import { type AdmittedPrompt, familyTokenizer, inputTokensOf } from './admission/context-window';
 import { computeCost } from './cost';
 import type { GenerationMetadata } from './generation-pipeline';
-import { countPromptTokens, countTextTokens } from './token-counter';
+import { countTextTokens } from './token-counter';
 
 export interface TokenCounts {
   readonly inputTokens: number;
@@ -18,8 +18,7 @@ export function meter(
   requestId: string,
   generationId: string,
 ): { counts: TokenCounts; metadata: GenerationMetadata } {
-  const inputTokens =
-    result.usage?.inputTokens ?? admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
+  const inputTokens = result.usage?.inputTokens ?? inputTokensOf(model, admitted);
   const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, familyTokenizer(model));
   return {
     counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },

@@ -3,8 +3,6 @@ import type { ModelDescriptor } from '../../providers/provider';
 import type { BudgetRefusal } from '../../storage/budget-types';
 import { costUnitsToUsd, usdToCostUnits } from '../../storage/cost-units';
 import { computeCost } from '../cost';
-import { countPromptTokens } from '../token-counter';
-import { familyTokenizer, type AdmittedPrompt } from './context-window';
 
 /** What the pipeline asks of budgets (BudgetRepository in production). */
 export interface BudgetLookup {
@@ -16,11 +14,6 @@ export interface BudgetLookup {
   }): Promise<readonly { readonly id: string }[]>;
   /** A budget's room left in the period containing `at`; undefined once deleted. */
   get(id: string, at: Date): Promise<{ readonly remainingUnits: number } | undefined>;
-}
-
-/** The prompt's input tokens, counted exactly (admission may have skipped counting a prompt that surely fits). */
-export function inputTokensOf(model: ModelDescriptor, prompt: AdmittedPrompt): number {
-  return prompt.inputTokens ?? countPromptTokens(prompt.prompt, model.api, familyTokenizer(model));
 }
 
 /** The most a prompt can cost, in cost units: its input tokens at the input price plus `maxTokens` at the output price. */

@@ -62,3 +62,7 @@ function checkContextWindow(model: ModelDescriptor, field: string, inputTokens: 
 
 // A provider that counts with the model's own tokenizer always reports usage; this is only a fallback.
 export const familyTokenizer = (model: ModelDescriptor): TokenizerName => (model.tokenizer === 'model' ? 'cl100k_base' : model.tokenizer);
+
+/** The prompt's input tokens: admission's count, or the model family's tokenizer when admission had no need to count. */
+export const inputTokensOf = (model: ModelDescriptor, admitted: AdmittedPrompt): number =>
+  admitted.inputTokens ?? countPromptTokens(admitted.prompt, model.api, familyTokenizer(model));
