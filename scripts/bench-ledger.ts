@@ -12,10 +12,10 @@
  *   first a steady 1,000 per second (judged), then flat out with up to 200 in flight (printed for
  *   information: it saturates both cores). Floor, on the steady stream: the longest
  *   synchronous step a write takes on the main thread (`start`/`finish` themselves and each group
- *   commit: compile the batch, post it to the SQLite writer thread) ≤ 1 ms, counting what the
+ *   commit: compile the batch, SQLite's commit) ≤ 1 ms, counting what the
  *   ledger's code holds the loop for: GC pauses within a step are taken out, and steps during which
  *   the main thread was switched out (context switches in /proc/thread-self/status: on a small
- *   machine the writer and checkpoint threads compete for the cores) are left out of the floor;
+ *   machine the checkpoint thread competes for the cores) are left out of the floor;
  *   the raw wall-clock figures are printed too. Printed beside it: each write's time
  *   until committed (what a request waits) and, for the whole process, the gaps between turns of
  *   the event loop (a setImmediate heartbeat) and the GC pauses. A warm-up of 2,000 generations
@@ -180,7 +180,8 @@ function preemptionsOfThisThread(): number {
 
 /**
  * Measures the main thread's share of every write: the synchronous part of `start`/`finish` (build
- * the row, queue it) and of each group commit (compile the batch, post it to the writer thread).
+ * the row, queue it, and commit it when it is the first write of an idle turn) and of each group
+ * commit (compile the batch, SQLite's commit).
  * The commit step is a private method of GroupCommitWriter; wrapping it here keeps the product free
  * of bench hooks.
  */

@@ -42,7 +42,7 @@ const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
  * row to lock: a concurrent reservation waits for the lock and re-checks the condition against
  * the committed counters, so two connections can never both pass. Budgets are always visited in
  * id order, so concurrent transactions lock rows in the same order and cannot deadlock. On SQLite
- * every transaction runs in the one writer thread, one after another.
+ * every transaction runs on the one writing connection, one after another.
  *
  * Every method that takes an instant `at` counts in the period containing it: pass the
  * generation's start time (the ledger row's `created_at`) to both `reserve` and `settle`, so the

@@ -5,7 +5,7 @@ import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
-import { type SqliteTransactionStatement, startSqliteWriter } from './sqlite-writer';
+import { openSqliteWriter, type SqliteTransactionStatement } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 /** Where the ledger lives. */
@@ -18,7 +18,7 @@ export interface DatabaseSettings {
   readonly pingTimeoutMs?: number;
   /** How often SQLite's WAL is checkpointed (from a worker thread). */
   readonly checkpointIntervalMs?: number;
-  /** Reports background failures (a checkpoint, the SQLite writer thread); a process warning by default. */
+  /** Reports background failures (a checkpoint); a process warning by default. */
   readonly onBackgroundError?: (message: string) => void;
 }
 
@@ -78,25 +78,25 @@ export interface LedgerDatabase {
   readonly db: Kysely<Database>;
   /**
    * Runs one write statement in its own transaction and resolves with the rows it changed once it
-   * is committed. On SQLite it runs in the writer thread, so the event loop never waits for the disk.
+   * is committed. On SQLite it runs on the writing connection, after the writes made before it.
    */
   write(query: CompiledQuery): Promise<number>;
   /**
    * Runs the statements in one transaction: all are committed together, or none is. Resolves, once
    * committed, with each statement's changes and returned rows, in order. A statement that throws
    * rolls everything back and rejects with its error; one that misses its `expectChanges` rolls
-   * everything back and rejects with TransactionConditionError. On SQLite it runs in the writer
-   * thread (BEGIN IMMEDIATE), after the writes already posted; on PostgreSQL on one connection,
+   * everything back and rejects with TransactionConditionError. On SQLite it runs on the writing
+   * connection (BEGIN IMMEDIATE), after the writes made before it; on PostgreSQL on one connection,
    * BEGIN … COMMIT at READ COMMITTED (a conditional UPDATE re-checks its condition on the row
    * version it locks, so concurrent ones never both pass).
    */
   transaction(statements: readonly TransactionStatement[]): Promise<StatementResult[]>;
   /**
-   * Runs one write statement on the calling thread and resolves with the rows it changed: for
-   * start-up only, before any request is served (it does not wait for SQLite's writer thread to boot).
+   * Runs one write statement on the reading connection and resolves with the rows it changed: for
+   * start-up only, before any request is served.
    */
   writeAtStartup(query: CompiledQuery): Promise<number>;
-  /** True when the database answers a query within the ping timeout (and, on SQLite, the writer thread runs); never throws. */
+  /** True when the database answers a query within the ping timeout (and, on SQLite, the writer is open); never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
 }
@@ -130,13 +130,14 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   }
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 5000');
-  // Checkpoints (which fsync) run in their own thread, never inside a commit or a read.
+  // Checkpoints (which fsync) run in their own thread, never inside a commit or a read: the
+  // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   await migrateOrDestroy(db);
 
   const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger: ${message}`));
-  const writer = startSqliteWriter(file, onError);
+  const writer = openSqliteWriter(file);
   // Started by the first write: until then there is nothing to checkpoint, and an idle server
   // (or one still starting) does not pay for a second thread.
   let checkpointer: ReturnType<typeof startSqliteCheckpointer> | undefined;

@@ -57,9 +57,8 @@ export const INTERRUPTED_ERROR = 'interrupted';
 
 const IN_PROGRESS = 'in_progress';
 const DAY_MS = 86_400_000;
-// One statement per batch. Measured with scripts/bench-ledger.ts: a 25-row commit takes the main
-// thread about 0.1 ms (parameters flattened and posted to the SQLite writer thread), and the
-// writer still commits several thousand generations a second.
+// One statement per batch. Measured with scripts/bench-ledger.ts: SQLite commits a 25-row batch on
+// the main thread in well under 1 ms (p99.9 0.8 ms flat out), and several thousand generations a second.
 const DEFAULT_MAX_BATCH_SIZE = 25;
 
 type GenerationRow = Insertable<GenerationsTable>;
@@ -193,7 +192,7 @@ export class LedgerRepository {
    * At start-up: generations still in progress (the process stopped while they ran) become
    * `cancelled` with error `interrupted`. Returns how many. With a shared PostgreSQL, pass the
    * oldest start a live replica could still finish; a row closed too early is set right by its `finish`.
-   * `atStartup`: run on the calling thread, without waiting for SQLite's writer thread (nothing is served yet).
+   * `atStartup`: run on the reading connection (nothing is served yet).
    */
   async closeInterrupted(startedBefore: Date = this.now(), options: { readonly atStartup?: boolean } = {}): Promise<number> {
     const cutoff = epochMs(startedBefore);

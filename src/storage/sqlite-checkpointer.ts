@@ -6,8 +6,8 @@ import { Worker } from 'node:worker_threads';
 // commits it never catches up with the last frame either, and SQLite only starts the WAL over
 // when a writer finds it fully checkpointed: the WAL grew without bound (600 MiB for a 21 MiB
 // database in 30 s of load). So once it holds more than maxWalFrames, a RESTART checkpoint right
-// after the PASSIVE one copies the few frames committed meanwhile, holding the writer thread for
-// that moment only (the event loop never waits), and the next commit starts the WAL over.
+// after the PASSIVE one copies the few frames committed meanwhile, holding the write lock for
+// that moment only (a write that finds it busy waits in the writer's queue, not on the event loop), and the next commit starts the WAL over.
 // (TRUNCATE also empties the file, but made p99 commit latency 10x worse.) The writer
 // connection's journal_size_limit trims the file when it starts over.
 const WORKER_SOURCE = `

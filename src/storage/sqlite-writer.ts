@@ -1,84 +1,17 @@
-import { Worker } from 'node:worker_threads';
+import type BetterSqlite3 from 'better-sqlite3';
 
-// The writer thread owns the ledger's only writing connection. better-sqlite3 is synchronous:
-// on the main thread every commit (a WAL append, index pages read from disk) would stall all
-// requests for as long as the disk takes. Here the main thread only posts the compiled statement.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.driverPath);
-const db = new Database(workerData.file);
-db.pragma('journal_mode = WAL');
-db.pragma('synchronous = NORMAL');
-db.pragma('busy_timeout = 5000');
-db.pragma('wal_autocheckpoint = 0');
-// When the WAL starts over after a checkpoint, a file grown past this under a burst is trimmed back.
-db.pragma('journal_size_limit = 67108864');
-const statements = new Map();
-const prepare = (sql) => {
-  let statement = statements.get(sql);
-  if (!statement) {
-    if (statements.size >= 256) statements.clear();
-    statement = db.prepare(sql);
-    statements.set(sql, statement);
-  }
-  return statement;
-};
-// One statement of a transaction: its changes, and the rows it returns (a SELECT, or RETURNING).
-const runStatement = (sql, parameters) => {
-  const statement = prepare(sql);
-  if (!statement.reader) return { changes: statement.run(parameters).changes, rows: [] };
-  const rows = statement.all(parameters);
-  // With RETURNING, a row for every row changed; a SELECT changes nothing.
-  return { changes: statement.readonly ? 0 : rows.length, rows };
-};
-class ConditionFailed {
-  constructor(index, label, changes, rows) {
-    Object.assign(this, { index, label, changes, rows });
-  }
-}
-// BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when a statement throws or misses its expected changes.
-const runTransaction = db.transaction((list) =>
-  list.map((item, index) => {
-    const result = runStatement(item.sql, item.parameters);
-    if (item.expectChanges !== undefined && result.changes !== item.expectChanges) {
-      const explained = item.explain ? runStatement(item.explain.sql, item.explain.parameters).rows : [];
-      throw new ConditionFailed(index, item.label, result.changes, explained);
-    }
-    return result;
-  }),
-);
-parentPort.on('message', (message) => {
-  if (message.stop) {
-    db.close();
-    parentPort.close();
-    return;
-  }
-  try {
-    if (message.transaction) {
-      parentPort.postMessage({ id: message.id, results: runTransaction.immediate(message.transaction) });
-      return;
-    }
-    const { changes } = prepare(message.sql).run(message.parameters);
-    parentPort.postMessage({ id: message.id, changes });
-  } catch (error) {
-    if (error instanceof ConditionFailed) {
-      parentPort.postMessage({ id: message.id, conditionFailed: { ...error } });
-      return;
-    }
-    parentPort.postMessage({ id: message.id, error: { message: String((error && error.message) || error), code: error && error.code } });
-  }
-});
-`;
+// The ledger's only writing connection, on the main thread. In WAL mode with synchronous=NORMAL a
+// commit is a write() of its pages into the WAL (no fsync: that is the checkpoint thread's work),
+// tens of microseconds; handing it to a worker thread cost more than that twice over (two thread
+// hand-offs per commit, and on a loaded core the two threads take turns). The group commit
+// bounds how much one commit writes, so the event loop is held for a bounded step.
+//
+// busy_timeout is 0: SQLite's busy handler sleeps, and on this thread that would stall every
+// request. The write lock is busy only while a RESTART checkpoint ends (or another process
+// writes); a write that finds it busy waits in a queue, retried from a timer, and every write after
+// it waits behind it, so writes still commit in the order they were made.
 
-interface WriteReply {
-  readonly id: number;
-  readonly changes?: number;
-  readonly results?: readonly SqliteStatementResult[];
-  readonly conditionFailed?: SqliteConditionFailure;
-  readonly error?: { readonly message: string; readonly code?: string };
-}
-
-/** One statement of a transaction, as the writer thread runs it. */
+/** One statement of a transaction. */
 export interface SqliteTransactionStatement {
   readonly sql: string;
   readonly parameters: readonly unknown[];
@@ -107,7 +40,7 @@ export type SqliteTransactionOutcome =
   | { readonly committed: true; readonly results: readonly SqliteStatementResult[] }
   | { readonly committed: false; readonly failure: SqliteConditionFailure };
 
-/** A write statement failed in the writer thread; `code` is SQLite's (SQLITE_CONSTRAINT_…). */
+/** A write statement failed; `code` is SQLite's (SQLITE_CONSTRAINT_…, SQLITE_BUSY when the lock never came free). */
 export class SqliteWriteError extends Error {
   override readonly name = 'SqliteWriteError';
 
@@ -123,81 +56,149 @@ export interface SqliteWriter {
   /** Runs one statement (atomic: its own transaction); resolves with the rows it changed once committed. */
   execute(sql: string, parameters: readonly unknown[]): Promise<number>;
   /**
-   * Runs the statements in one transaction (BEGIN IMMEDIATE): committed together, or rolled back
-   * together when one throws (the promise rejects with SqliteWriteError) or misses its `expectChanges`
-   * (the promise resolves with `committed: false`).
+   * Runs the statements in one transaction (BEGIN IMMEDIATE), after every write made before it:
+   * committed together, or rolled back together when one throws (the promise rejects with
+   * SqliteWriteError) or misses its `expectChanges` (the promise resolves with `committed: false`).
    */
   transaction(statements: readonly SqliteTransactionStatement[]): Promise<SqliteTransactionOutcome>;
-  /** False once the thread has stopped or died: nothing can be recorded. */
+  /** False once stopped: nothing can be recorded. */
   readonly alive: boolean;
+  /** Waits for the queued writes, then closes the connection. */
   stop(): Promise<void>;
 }
 
-/** Starts the writer thread for the SQLite file (already created, in WAL mode, migrated). */
-export function startSqliteWriter(file: string, onError: (message: string) => void): SqliteWriter {
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { file, driverPath: require.resolve('better-sqlite3') } });
-  worker.unref(); // referenced only while a write is pending (below)
-  const pending = new Map<number, { resolve: (reply: WriteReply) => void; reject: (error: Error) => void }>();
-  let nextId = 1;
-  let alive = true;
-  let stopping = false;
+export interface SqliteWriterSettings {
+  /** How long a write waits for a busy write lock before it fails with SQLITE_BUSY. */
+  readonly busyTimeoutMs?: number;
+  /** How often a write that found the lock busy tries again. */
+  readonly busyRetryMs?: number;
+}
 
-  const settle = (reply: WriteReply): void => {
-    const waiter = pending.get(reply.id);
-    if (!waiter) return;
-    pending.delete(reply.id);
-    if (pending.size === 0) worker.unref();
-    if (reply.error) waiter.reject(new SqliteWriteError(reply.error.message, reply.error.code));
-    else waiter.resolve(reply);
+const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+const DEFAULT_BUSY_RETRY_MS = 1;
+const MAX_CACHED_STATEMENTS = 256;
+// When the WAL starts over after a checkpoint, a file grown past this under a burst is trimmed back.
+const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
+
+class ConditionFailed {
+  constructor(readonly failure: SqliteConditionFailure) {}
+}
+
+interface QueuedWrite {
+  readonly run: () => unknown;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: Error) => void;
+  readonly giveUpAt: number;
+}
+
+/** Opens the writing connection to the SQLite file (already created, in WAL mode, migrated). */
+export function openSqliteWriter(file: string, settings: SqliteWriterSettings = {}): SqliteWriter {
+  const Database = require('better-sqlite3') as typeof BetterSqlite3;
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 0');
+  db.pragma('wal_autocheckpoint = 0');
+  db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT}`);
+  const busyTimeoutMs = settings.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const busyRetryMs = settings.busyRetryMs ?? DEFAULT_BUSY_RETRY_MS;
+
+  const statements = new Map<string, BetterSqlite3.Statement>();
+  const prepare = (sql: string): BetterSqlite3.Statement => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
+      statement = db.prepare(sql);
+      statements.set(sql, statement);
+    }
+    return statement;
   };
-  const failAll = (error: Error): void => {
-    for (const waiter of pending.values()) waiter.reject(error);
-    pending.clear();
+  // One statement of a transaction: its changes, and the rows it returns (a SELECT, or RETURNING).
+  const runStatement = (sql: string, parameters: readonly unknown[]): SqliteStatementResult => {
+    const statement = prepare(sql);
+    if (!statement.reader) return { changes: statement.run(...parameters).changes, rows: [] };
+    const rows = statement.all(...parameters) as Record<string, unknown>[];
+    // With RETURNING, a row for every row changed; a SELECT changes nothing.
+    return { changes: statement.readonly ? 0 : rows.length, rows };
   };
-  worker.on('message', settle);
-  worker.on('error', (error) => {
-    alive = false;
-    onError(`the ledger's writer thread failed: ${error.message}`);
-    failAll(error);
-  });
-  const exited = new Promise<void>((resolve) =>
-    worker.once('exit', () => {
-      alive = false;
-      if (!stopping) onError("the ledger's writer thread exited");
-      failAll(new Error("the ledger's writer thread has stopped"));
-      resolve();
+  const runTransaction = db.transaction((list: readonly SqliteTransactionStatement[]) =>
+    list.map((item, index) => {
+      const result = runStatement(item.sql, item.parameters);
+      if (item.expectChanges !== undefined && result.changes !== item.expectChanges) {
+        const rows = item.explain ? runStatement(item.explain.sql, item.explain.parameters).rows : [];
+        throw new ConditionFailed({ index, label: item.label, changes: result.changes, rows });
+      }
+      return result;
     }),
   );
 
-  const post = (message: object): Promise<WriteReply> => {
-    if (!alive || stopping) return Promise.reject(new Error("the ledger's writer thread has stopped"));
-    const id = nextId++;
-    return new Promise<WriteReply>((resolve, reject) => {
-      pending.set(id, { resolve, reject });
-      if (pending.size === 1) worker.ref(); // an awaited commit keeps the process alive
-      worker.postMessage({ ...message, id });
+  const queue: QueuedWrite[] = [];
+  let retryTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const drainWaiters: (() => void)[] = [];
+
+  const isBusy = (error: unknown): boolean => {
+    const code = (error as { code?: unknown } | null)?.code;
+    return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT' || code === 'SQLITE_LOCKED';
+  };
+  const asWriteError = (error: unknown): Error => {
+    if (error instanceof Error && !('code' in error)) return error;
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    return new SqliteWriteError(String(message ?? error), typeof code === 'string' ? code : undefined);
+  };
+
+  // Runs the queued writes in order until one finds the lock busy; that one is retried from a timer.
+  const drain = (): void => {
+    retryTimer = undefined;
+    while (queue.length > 0) {
+      const write = queue[0]!;
+      let value: unknown;
+      try {
+        value = write.run();
+      } catch (error) {
+        if (isBusy(error) && Date.now() < write.giveUpAt) {
+          retryTimer = setTimeout(drain, busyRetryMs);
+          return;
+        }
+        queue.shift();
+        write.reject(asWriteError(error));
+        continue;
+      }
+      queue.shift();
+      write.resolve(value);
+    }
+    for (const resolve of drainWaiters.splice(0)) resolve();
+  };
+
+  const submit = <T>(run: () => T): Promise<T> => {
+    if (stopped) return Promise.reject(new Error("the ledger's writer has stopped"));
+    return new Promise<T>((resolve, reject) => {
+      queue.push({ run, resolve: resolve as (value: unknown) => void, reject, giveUpAt: Date.now() + busyTimeoutMs });
+      // Behind a write waiting for the lock: its timer runs this one too, in order.
+      if (queue.length === 1) drain();
     });
   };
 
   return {
     get alive() {
-      return alive;
+      return !stopped;
     },
-    async execute(sql, parameters) {
-      return (await post({ sql, parameters })).changes ?? 0;
-    },
-    async transaction(statements) {
-      const reply = await post({ transaction: statements });
-      return reply.conditionFailed
-        ? { committed: false, failure: reply.conditionFailed }
-        : { committed: true, results: reply.results ?? [] };
-    },
+    execute: (sql, parameters) => submit(() => prepare(sql).run(...parameters).changes),
+    transaction: (list) =>
+      submit((): SqliteTransactionOutcome => {
+        try {
+          return { committed: true, results: runTransaction.immediate(list) };
+        } catch (error) {
+          if (error instanceof ConditionFailed) return { committed: false, failure: error.failure };
+          throw error;
+        }
+      }),
     async stop() {
-      if (!alive) return exited;
-      stopping = true;
-      worker.ref();
-      worker.postMessage({ stop: true }); // after every statement already posted
-      await exited;
+      if (stopped) return;
+      stopped = true;
+      if (queue.length > 0) await new Promise<void>((resolve) => drainWaiters.push(resolve));
+      if (retryTimer) clearTimeout(retryTimer);
+      db.close();
     },
   };
 }

@@ -166,7 +166,7 @@ describe.each([
       expect(await budgets.get(budget.id)).toMatchObject({ spentUnits: 0, reservedUnits: 10 * X, remainingUnits: 0 });
     });
 
-    it('from two connections (two pools, two writer threads on SQLite), 25 each: exactly 10 in all', async () => {
+    it('from two connections (two pools, two writing connections on SQLite), 25 each: exactly 10 in all', async () => {
       const budget = await create();
       const second = await openDatabase(settings);
       try {

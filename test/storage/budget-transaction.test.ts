@@ -10,7 +10,7 @@ import { type LedgerStore, postgresStore, sqliteStore } from './ledger-stores';
 
 /*
  * LedgerDatabase.transaction, the groundwork of budget reservations: several statements commit
- * together or not at all, on the embedded SQLite file (in its writer thread) and on PostgreSQL.
+ * together or not at all, on the embedded SQLite file (on its one writing connection) and on PostgreSQL.
  */
 
 describe.each([
@@ -29,7 +29,7 @@ describe.each([
     await store.setUp();
     const settings = await store.freshDatabase();
     database = await openDatabase(settings);
-    other = await openDatabase(settings); // another connection (on SQLite, another writer thread too)
+    other = await openDatabase(settings); // another connection (on SQLite, another writing connection too)
     await sql`create table tx_items (id integer primary key, value text not null, counter integer not null default 0)`.execute(database.db);
   });
   beforeEach(async () => {
@@ -70,7 +70,7 @@ describe.each([
     await expect(failing).rejects.toMatchObject({ code: database.kind === 'sqlite' ? 'SQLITE_CONSTRAINT_PRIMARYKEY' : '23505' });
     expect(await values()).toEqual(['kept']);
     expect(await values(other)).toEqual(['kept']);
-    // The connection (the writer thread, on SQLite) goes on committing.
+    // The connection goes on committing.
     await database.transaction([insert(3, 'after')]);
     expect(await database.write(insert(4, 'single'))).toBe(1);
     expect(await values()).toEqual(['kept', 'after', 'single']);

@@ -36,15 +36,25 @@ async function stateOf(promise: Promise<unknown>): Promise<'resolved' | 'rejecte
 }
 
 describe('the group commit writer', () => {
-  it('commits the writes of one turn of the event loop together, as one batch', async () => {
+  it('commits the first write of an idle turn at once, and the later writes of that turn together, as one batch', async () => {
     const commits = controlledCommits();
-    const writer = new GroupCommitWriter({ commit: commits.commit, maxBatchSize: 100 });
-    const written = ['a', 'b', 'c'].map((write) => writer.write(write));
-    expect(commits.batches).toEqual([]); // nothing is committed within the turn that wrote
-    await nextTurn();
-    expect(commits.batches).toEqual([['a', 'b', 'c']]);
+    const writer = new GroupCommitWriter<string>({ commit: commits.commit, maxBatchSize: 100 });
+    const first = writer.write('a');
+    expect(commits.batches).toEqual([['a']]); // one request in flight does not wait for the turn to end
     commits.finish(0);
+    await first;
+    // Still the same turn: these wait for its end and share one commit.
+    const written = ['b', 'c', 'd'].map((write) => writer.write(write));
+    expect(commits.batches).toEqual([['a']]);
+    await nextTurn();
+    expect(commits.batches).toEqual([['a'], ['b', 'c', 'd']]);
+    commits.finish(1);
     await Promise.all(written);
+    // A new turn: its first write goes at once again.
+    const next = writer.write('e');
+    expect(commits.batches).toEqual([['a'], ['b', 'c', 'd'], ['e']]);
+    commits.finish(2);
+    await next;
   });
 
   it('resolves a write only once the commit holding it has finished', async () => {
@@ -84,22 +94,26 @@ describe('the group commit writer', () => {
       maxBatchSize: 2,
     });
     await Promise.all(['a', 'b', 'c', 'd', 'e'].map((write) => writer.write(write)));
-    expect(events).toEqual(['commit ab', 'other work', 'commit cd', 'other work', 'commit e']);
+    // 'a', the first write of an idle turn, went at once; the rest queued behind its commit.
+    expect(events).toEqual(['commit a', 'other work', 'commit bc', 'other work', 'commit de']);
   });
 
   it('rejects every write of a failed commit with its error, and commits the next batch as usual', async () => {
     const commits = controlledCommits();
     const writer = new GroupCommitWriter({ commit: commits.commit, maxBatchSize: 100 });
-    const failing = [writer.write('a'), writer.write('b')];
+    const first = writer.write('a'); // committed alone, at once
+    const failing = [writer.write('b'), writer.write('c')];
+    commits.finish(0);
+    await first;
     await nextTurn();
     const broken = new Error('database unreachable');
-    commits.fail(0, broken);
+    commits.fail(1, broken);
     for (const write of failing) await expect(write).rejects.toBe(broken);
-    const next = writer.write('c');
+    const next = writer.write('d');
     await nextTurn();
-    commits.finish(1);
+    commits.finish(2);
     await next;
-    expect(commits.batches).toEqual([['a', 'b'], ['c']]);
+    expect(commits.batches).toEqual([['a'], ['b', 'c'], ['d']]);
   });
 
   it('waits for queued writes on close, and refuses writes after it', async () => {

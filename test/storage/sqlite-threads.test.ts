@@ -6,12 +6,12 @@ import { CompiledQuery, sql } from 'kysely';
 import { openDatabase, type LedgerDatabase } from '../../src/storage/database';
 import { newGenerationId } from '../../src/storage/generation-id';
 import { LedgerRepository } from '../../src/storage/ledger-repository';
-import { SqliteWriteError } from '../../src/storage/sqlite-writer';
+import { openSqliteWriter, SqliteWriteError } from '../../src/storage/sqlite-writer';
 import { poll } from '../support/polling';
 
 /*
- * The embedded store keeps the disk off the event loop: commits run in a writer thread and WAL
- * checkpoints (which fsync) in a checkpoint thread; the main thread's connection only reads.
+ * The embedded store keeps fsync off the event loop: commits are WAL appends on the writing
+ * connection, and WAL checkpoints (which fsync) run in a checkpoint thread; the reading connection never checkpoints.
  */
 
 describe('the SQLite ledger threads', () => {
@@ -83,7 +83,7 @@ describe('the SQLite ledger threads', () => {
     let largest = 0;
     let written = 0;
     const total = 12_000;
-    // 20 writers without a pause: the writer thread always has a commit in flight while a checkpoint runs.
+    // 20 writers without a pause: a commit is always due while a checkpoint runs.
     await Promise.all(
       Array.from({ length: 20 }, async () => {
         while (written < total) {
@@ -133,6 +133,44 @@ describe('the SQLite ledger threads', () => {
     const removed = await database.write(CompiledQuery.raw('delete from generations where id = ?', ['gen_none']));
     expect(removed).toBe(0);
     expect(await database.ping()).toBe(true);
+  });
+
+  it('queues writes while another connection holds the write lock, without blocking the event loop, and commits them in order once it is free', async () => {
+    const holder = new Sqlite(file);
+    holder.exec('begin immediate');
+    const first = database.write(CompiledQuery.raw("insert into budgets values ('b1', 'global', null, null, 1, 'day', 0, 0)", []));
+    const second = database.write(CompiledQuery.raw("update budgets set limit_units = 2 where id = 'b1'", []));
+    let settled = false;
+    void Promise.allSettled([first, second]).then(() => (settled = true));
+    // The loop goes on turning while the writes wait for the lock.
+    let turns = 0;
+    await new Promise<void>((resolve) => {
+      const turn = () => (++turns < 20 ? setTimeout(turn, 1) : resolve());
+      turn();
+    });
+    expect(settled).toBe(false);
+    holder.exec('commit');
+    holder.close();
+    expect(await first).toBe(1);
+    expect(await second).toBe(1); // after the insert: the queue kept their order
+    const rows = await sql<{ limit_units: number }>`select limit_units from budgets where id = 'b1'`.execute(database.db);
+    expect(rows.rows).toEqual([{ limit_units: 2 }]);
+  });
+
+  it('fails a write with SQLITE_BUSY when the write lock stays taken past the busy timeout, and goes on writing after', async () => {
+    const writer = openSqliteWriter(file, { busyTimeoutMs: 30, busyRetryMs: 5 });
+    const holder = new Sqlite(file);
+    try {
+      holder.exec('begin immediate');
+      const refused = writer.execute('delete from budgets', []);
+      await expect(refused).rejects.toBeInstanceOf(SqliteWriteError);
+      await expect(refused).rejects.toMatchObject({ code: 'SQLITE_BUSY' });
+      holder.exec('rollback');
+      expect(await writer.execute('delete from budgets', [])).toBe(0);
+    } finally {
+      holder.close();
+      await writer.stop();
+    }
   });
 
   it('refuses writes and answers ping false once closed', async () => {
