@@ -26,6 +26,7 @@ import { unrecordedLedger } from './pipeline/generation-ledger';
 import { defaultRetryDelays } from './pipeline/routing';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
+import { FeedbackService } from './services/feedback.service';
 import { ModelService } from './services/model.service';
 import { LedgerService } from './services/ledger.service';
 import { SystemStatusService } from './services/system-status.service';
@@ -82,6 +83,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     ...config.ledger,
     longestGenerationMs: config.upstream.timeoutMs,
     onBackgroundError: (message) => logger.error(`ledger: ${message}`),
+    // The SQL text only: parameters hold prompts and answers.
+    onQuery: logger.isLevelEnabled('trace') ? (sql, durationMs) => logger.trace({ sql, durationMs }, 'ledger query') : undefined,
     onBudgetSettled: (counters, addedUnits) => alerts?.observe(counters, addedUnits),
   });
   if (ledger.budgets && config.budgetAlerts.webhookUrl) {
@@ -111,6 +114,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     models: new ModelService(registry),
     ledger: new LedgerService(ledger.repository, onLedgerError),
     budgets: new BudgetService(ledger.budgets, onLedgerError),
+    feedback: new FeedbackService(ledger.feedback, onLedgerError),
     status: new SystemStatusService(registry, {
       ledgerReachable: ledger.ping,
       version: config.version,
@@ -154,6 +158,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     contract: new OpenApiContract(defaultContractPath),
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    rateLimiter,
   });
   const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
   const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys, webPages });

@@ -3,6 +3,7 @@ import type { Caller } from './pipeline/caller';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
 import type { BudgetService } from './services/budget.service';
+import type { FeedbackService } from './services/feedback.service';
 import type { LedgerService } from './services/ledger.service';
 import type { ModelService } from './services/model.service';
 import type { SystemStatusService } from './services/system-status.service';
@@ -12,6 +13,7 @@ export interface Services {
   readonly models: ModelService;
   readonly ledger: LedgerService;
   readonly budgets: BudgetService;
+  readonly feedback: FeedbackService;
   readonly status: SystemStatusService;
 }
 

@@ -10,12 +10,21 @@ import { createErrorMaskingMiddleware } from './middlewares/error-masking.middle
 import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { BudgetResolver } from './resolvers/budgets/budget.resolver';
+import { FeedbackResolver, GenerationFeedbackResolver } from './resolvers/feedback/feedback.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
 import { LedgerResolver } from './resolvers/ledger/ledger.resolver';
 import { resolveModelReference } from './resolvers/models/model.reference';
 import { ModelResolver } from './resolvers/models/model.resolver';
 
-export const resolvers = [HealthResolver, ModelResolver, GenerateResolver, LedgerResolver, BudgetResolver] as const;
+export const resolvers = [
+  HealthResolver,
+  ModelResolver,
+  GenerateResolver,
+  LedgerResolver,
+  BudgetResolver,
+  FeedbackResolver,
+  GenerationFeedbackResolver,
+] as const;
 
 /** Federation v2 features this subgraph uses. */
 export const federationLink = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])';

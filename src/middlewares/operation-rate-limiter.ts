@@ -53,11 +53,29 @@ export class OperationRateLimiter {
   ) {}
 
   /** Counts the call; sets the X-RateLimit headers; throws `rate_limit_exceeded` (with Retry-After) past the limit. */
-  async check(context: RequestContext, info: GraphQLResolveInfo, args: Record<string, unknown>): Promise<void> {
+  check(context: RequestContext, info: GraphQLResolveInfo, args: Record<string, unknown>): Promise<void> {
     const limit = this.limitFor(info.fieldName, context);
+    return this.enforce(context, info.fieldName, limit, () => this.decide(context, info, args, limit));
+  }
+
+  /**
+   * The same count for a hand-written route (a stream that no resolver answers), straight from the
+   * engine: `operation` names its bucket, and it counts as one of the "other" operations.
+   */
+  checkRoute(context: RequestContext, operation: string): Promise<void> {
+    const limit = this.limitFor(operation, context);
+    return this.enforce(context, operation, limit, () => this.engine.consume(context.caller.id, operation, limit));
+  }
+
+  private async enforce(
+    context: RequestContext,
+    operation: string,
+    limit: number,
+    decide: () => Promise<RateLimitDecision>,
+  ): Promise<void> {
     let decision: RateLimitDecision;
     try {
-      decision = await this.decide(context, info, args, limit);
+      decision = await decide();
     } catch (error) {
       // A broken counter store must not take the API down with it: log and let the call through.
       this.logger?.error({ err: error, requestId: context.requestId }, 'rate limit store failed; request not limited');
@@ -73,8 +91,8 @@ export class OperationRateLimiter {
     throw new ApiError(
       'rate_limit_exceeded',
       429,
-      `Rate limit exceeded for ${info.fieldName}`,
-      `at most ${limit} ${info.fieldName} requests per ${this.engine.windowMs / 1000} s; retry after ${retryAfterSeconds} s`,
+      `Rate limit exceeded for ${operation}`,
+      `at most ${limit} ${operation} requests per ${this.engine.windowMs / 1000} s; retry after ${retryAfterSeconds} s`,
     );
   }
 

@@ -4,6 +4,8 @@ import type { RequestContext } from '../context';
 import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
 import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
+import type { OperationRateLimiter } from '../middlewares/operation-rate-limiter';
+import { exportFeedback } from './feedback-export.route';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
 import { matchRoute, methodsWithBody, restBasePath, successStatus, type OperationName } from './routes';
@@ -15,6 +17,8 @@ export interface RestHandlerSettings {
   readonly contract: OpenApiContract;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /** Counts the hand-written routes' calls (the operations are counted by their resolvers). */
+  readonly rateLimiter?: OperationRateLimiter;
 }
 
 /**
@@ -51,6 +55,8 @@ export function createRestHandler(settings: RestHandlerSettings) {
       response.end(asYaml ? contract.yaml : contract.json);
       return;
     }
+
+    if (route.kind === 'hand_written') return exportFeedback(response, context, searchParams, settings);
 
     let body: Record<string, unknown> = {};
     if (methodsWithBody.has(method)) {

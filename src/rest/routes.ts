@@ -24,6 +24,9 @@ export const operationRoutes = {
   'Query.budget': { method: 'GET', path: '/budgets/:budget_id' },
   'Mutation.update_budget': { method: 'PATCH', path: '/budgets/:budget_id' },
   'Mutation.delete_budget': { method: 'DELETE', path: '/budgets/:budget_id', responseStatus: 204 },
+  'Mutation.submit_feedback': { method: 'POST', path: '/feedback', responseStatus: 201 },
+  'Query.feedback': { method: 'GET', path: '/feedback' },
+  'Query.feedback_summary': { method: 'GET', path: '/feedback/summary' },
 } as const satisfies Record<string, RouteConfig>;
 
 export type OperationName = keyof typeof operationRoutes;
@@ -43,10 +46,18 @@ export const documentRoutes = {
   '/openapi.yaml': { method: 'GET' },
 } as const;
 
+/** Routes written by hand in src/rest (answers SOFA cannot give: JSON Lines, streams), documented in the same contract. */
+export const handWrittenRoutes = {
+  '/feedback/export': { method: 'GET' },
+} as const;
+
+export type HandWrittenRoute = keyof typeof handWrittenRoutes;
+
 export type RouteMatch =
   /** `pathParameters` hold the raw (still percent-encoded) segments, by parameter name. */
   | { kind: 'operation'; operation: OperationName; openApiPath: string; pathParameters: ReadonlyMap<string, string> }
   | { kind: 'document'; path: keyof typeof documentRoutes }
+  | { kind: 'hand_written'; path: HandWrittenRoute }
   | { kind: 'wrong_method'; allowed: string[] }
   | { kind: 'none' };
 
@@ -72,6 +83,11 @@ export function matchRoute(method: string, relativePath: string): RouteMatch {
   if (relativePath in documentRoutes) {
     const path = relativePath as keyof typeof documentRoutes;
     return method === 'GET' ? { kind: 'document', path } : { kind: 'wrong_method', allowed: ['GET'] };
+  }
+  if (relativePath in handWrittenRoutes) {
+    const path = relativePath as HandWrittenRoute;
+    const allowed = handWrittenRoutes[path].method;
+    return method === allowed ? { kind: 'hand_written', path } : { kind: 'wrong_method', allowed: [allowed] };
   }
   const candidates = compiled.filter((route) => route.pattern.test(relativePath));
   const exact = candidates.find((route) => route.method === method);

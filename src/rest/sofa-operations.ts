@@ -1,6 +1,16 @@
 import path from 'node:path';
 import { buildOperationNodeForField } from '@graphql-tools/utils';
-import { Kind, OperationTypeNode, validate, type DocumentNode, type GraphQLSchema, type TypeNode } from 'graphql';
+import {
+  Kind,
+  OperationTypeNode,
+  TypeInfo,
+  validate,
+  visit,
+  visitWithTypeInfo,
+  type DocumentNode,
+  type GraphQLSchema,
+  type TypeNode,
+} from 'graphql';
 import type { createSofa as CreateSofa } from 'sofa-api';
 import { operationRoutes, restBasePath, type OperationName } from './routes';
 
@@ -42,7 +52,7 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
       ignore: sofa.ignore,
       circularReferenceDepth: sofa.depthLimit,
     });
-    const document: DocumentNode = { kind: Kind.DOCUMENT, definitions: [definition] };
+    const document = withoutGraphQLOnlyFields(schema, { kind: Kind.DOCUMENT, definitions: [definition] });
     const errors = validate(schema, document);
     if (errors.length > 0) {
       throw new Error(
@@ -62,6 +72,22 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
   }
   // Every route was prepared above, or start-up stopped.
   return prepared as Record<OperationName, PreparedOperation>;
+}
+
+/** Fields the REST contract's types do not have: GraphQL clients ask for them; REST answers never carry them. */
+const graphQLOnlyFields: ReadonlySet<string> = new Set(['Generation.feedback']);
+
+function withoutGraphQLOnlyFields(schema: GraphQLSchema, document: DocumentNode): DocumentNode {
+  const typeInfo = new TypeInfo(schema);
+  return visit(
+    document,
+    visitWithTypeInfo(typeInfo, {
+      Field(node) {
+        const parent = typeInfo.getParentType();
+        return parent && graphQLOnlyFields.has(`${parent.name}.${node.name.value}`) ? null : undefined;
+      },
+    }),
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type CompiledQuery, Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { type CompiledQuery, Kysely, type LogEvent, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
@@ -18,6 +18,8 @@ export interface DatabaseSettings {
   readonly pingTimeoutMs?: number;
   /** How often SQLite's WAL is checkpointed (from a worker thread). */
   readonly checkpointIntervalMs?: number;
+  /** Told the SQL text (never the parameters) and duration of every query Kysely runs: LOG_LEVEL=trace. */
+  readonly onQuery?: (sql: string, durationMs: number) => void;
   /** Reports background failures (a checkpoint); a process warning by default. */
   readonly onBackgroundError?: (message: string) => void;
 }
@@ -133,7 +135,7 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // Checkpoints (which fsync) run in their own thread, never inside a commit or a read: the
   // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), log: queryLog(settings) });
   await migrateOrDestroy(db);
 
   const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger: ${message}`));
@@ -181,7 +183,7 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
   });
   // An idle client's error (the server restarted) must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(settings) });
   await migrateOrDestroy(db);
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   return {
@@ -206,6 +208,14 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: () => answers(db, pingTimeoutMs),
     close: () => db.destroy(),
+  };
+}
+
+/** Kysely's query log, only when asked for: without it Kysely does not time queries at all. */
+function queryLog({ onQuery }: DatabaseSettings): ((event: LogEvent) => void) | undefined {
+  if (!onQuery) return undefined;
+  return (event) => {
+    if (event.level === 'query') onQuery(event.query.sql, event.queryDurationMillis);
   };
 }
 

@@ -6,8 +6,8 @@ const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 const TIME_CHARACTERS = 10; // 50 bits of milliseconds
 const RANDOM_CHARACTERS = 16; // 80 random bits
 
-/** A new generation id: `gen_`, 10 characters of creation time, 16 random characters. */
-export function newGenerationId(createdAt: Date): string {
+/** `prefix`, 10 characters of the time, 16 random characters: ids that sort by time. */
+function timeOrderedId(prefix: string, createdAt: Date): string {
   let time = createdAt.getTime();
   if (!Number.isSafeInteger(time) || time < 0) throw new RangeError(`cannot make an id for the time ${createdAt.toString()}`);
   let timePart = '';
@@ -17,5 +17,11 @@ export function newGenerationId(createdAt: Date): string {
   }
   let randomPart = '';
   for (const byte of randomBytes(RANDOM_CHARACTERS)) randomPart += ALPHABET[byte % 32];
-  return `gen_${timePart}${randomPart}`;
+  return `${prefix}${timePart}${randomPart}`;
 }
+
+/** A new generation id: `gen_` and a time-ordered random part. */
+export const newGenerationId = (createdAt: Date): string => timeOrderedId('gen_', createdAt);
+
+/** A new feedback id: `fb_` and a time-ordered random part. */
+export const newFeedbackId = (createdAt: Date): string => timeOrderedId('fb_', createdAt);

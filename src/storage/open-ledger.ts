@@ -1,6 +1,7 @@
 import { openDatabase, type DatabaseKind } from './database';
 import { BudgetRepository } from './budget-repository';
 import type { BudgetCounter } from './budget-types';
+import { FeedbackRepository } from './feedback-repository';
 import { LedgerRepository } from './ledger-repository';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
@@ -14,6 +15,8 @@ export interface LedgerSettings {
   /** The longest a generation can run (UPSTREAM_TIMEOUT_MS): an older in-progress row on a shared database belongs to a dead replica. */
   readonly longestGenerationMs: number;
   readonly onBackgroundError: (message: string) => void;
+  /** Told every query's SQL text and duration (LOG_LEVEL=trace). */
+  readonly onQuery?: (sql: string, durationMs: number) => void;
   /** Told of every committed budget settlement (budget alerts). */
   readonly onBudgetSettled?: (counters: readonly BudgetCounter[], addedUnits: number) => void;
 }
@@ -24,6 +27,8 @@ export interface OpenLedger {
   readonly repository: LedgerRepository | undefined;
   /** Budgets and their counters, in the same database; undefined when the ledger is off. */
   readonly budgets: BudgetRepository | undefined;
+  /** Human feedback on the generations, in the same database; undefined when the ledger is off. */
+  readonly feedback: FeedbackRepository | undefined;
   /** Whether the database answers; never throws. */
   ping(): Promise<boolean>;
   /** Waits for every pending write, then closes the database. */
@@ -42,13 +47,21 @@ const SWEEP_MARGIN_MS = 15_000;
  */
 export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> {
   if (!settings.enabled) {
-    return { kind: 'off', repository: undefined, budgets: undefined, ping: async () => true, close: async () => undefined };
+    return {
+      kind: 'off',
+      repository: undefined,
+      budgets: undefined,
+      feedback: undefined,
+      ping: async () => true,
+      close: async () => undefined,
+    };
   }
   const store = settings.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite (${settings.sqliteFile})`;
   const database = await openDatabase({
     databaseUrl: settings.databaseUrl,
     sqliteFile: settings.sqliteFile,
     onBackgroundError: settings.onBackgroundError,
+    onQuery: settings.onQuery,
   }).catch((error: unknown) => {
     if (error instanceof DatabaseSchemaTooNewError) throw error;
     // The driver's message names the host or file, never the URL's password.
@@ -76,6 +89,7 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     kind: database.kind,
     repository,
     budgets,
+    feedback: new FeedbackRepository(database),
     ping: () => database.ping(),
     async close() {
       clearInterval(sweeper);

@@ -82,8 +82,30 @@ export interface BudgetUsageTable {
   reserved_units: number;
 }
 
+/** A piece of human feedback on a generation (migration 0003). */
+export interface FeedbackTable {
+  /** `fb_` + time-ordered random. */
+  id: string;
+  generation_id: string;
+  /** The generation's model, copied when the feedback is given. */
+  model_id: string;
+  /** Who gave it (the reviewer's key name). */
+  caller: string;
+  /** 0 to 1. */
+  score: number | null;
+  /** up | down */
+  thumbs: string | null;
+  comment: string | null;
+  correction: string | null;
+  /** JSON array of strings. */
+  tags: string;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  created_at: number;
+}
+
 export interface Database {
   generations: GenerationsTable;
+  feedback: FeedbackTable;
   budgets: BudgetsTable;
   budget_usage: BudgetUsageTable;
 }
