@@ -191,7 +191,7 @@ export function withQuery(pathname: string, query: Query = {}): string {
 /** GET below /api/v1 with a query, validated against the served contract for `contractPath`. */
 export async function getChecked<TBody = any>(
   gateway: { url: string },
-  contractPath: '/generations' | '/generations/{generation_id}' | '/usage' | '/ready',
+  contractPath: '/generations' | '/generations/{generation_id}' | '/usage' | '/ready' | '/feedback' | '/feedback/summary',
   pathname: string,
   query: Query = {},
   headers: Record<string, string> = {},
