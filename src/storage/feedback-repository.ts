@@ -13,7 +13,7 @@ import {
   type Thumbs,
 } from './feedback-types';
 import { newFeedbackId } from './generation-id';
-import { decodeCursor, encodeCursor } from './ledger-cursor';
+import { decodeCursor, pageOf } from './ledger-cursor';
 import type { Database, FeedbackTable } from './schema';
 
 /** Generations per export chunk: what one chunk holds in memory, whatever the export's size. */
@@ -89,9 +89,7 @@ export class FeedbackRepository {
       .orderBy('f.id', 'desc')
       .limit(page.limit + 1)
       .execute();
-    const feedback = rows.slice(0, page.limit).map(toFeedback);
-    const last = feedback.at(-1);
-    const nextCursor = rows.length > page.limit && last ? encodeCursor({ createdAtMs: last.createdAt.getTime(), id: last.id }) : null;
+    const { items: feedback, nextCursor } = pageOf(rows.map(toFeedback), page.limit);
     return { feedback, nextCursor };
   }
 

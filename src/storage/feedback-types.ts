@@ -19,17 +19,10 @@ export interface FeedbackSubmission {
   readonly tags: readonly string[];
 }
 
-export interface Feedback {
+/** A recorded piece: what was submitted, with its id, the generation's model and its time. */
+export interface Feedback extends FeedbackSubmission {
   readonly id: string;
-  readonly generationId: string;
   readonly modelId: string;
-  /** Who gave it. */
-  readonly caller: string;
-  readonly score: number | null;
-  readonly thumbs: Thumbs | null;
-  readonly comment: string | null;
-  readonly correction: string | null;
-  readonly tags: readonly string[];
   readonly createdAt: Date;
 }
 

@@ -12,6 +12,22 @@ export function encodeCursor(position: LedgerPosition): string {
   return Buffer.from(`${position.createdAtMs}.${position.id}`, 'utf8').toString('base64url');
 }
 
+/**
+ * A page from rows read with `limit + 1` (newest first): the first `limit` items, and the cursor
+ * after the last of them when the extra row shows that more follow.
+ */
+export function pageOf<Item extends { readonly id: string; readonly createdAt: Date }>(
+  items: readonly Item[],
+  limit: number,
+): { readonly items: Item[]; readonly nextCursor: string | null } {
+  const page = items.slice(0, limit);
+  const last = page.at(-1);
+  return {
+    items: page,
+    nextCursor: items.length > limit && last ? encodeCursor({ createdAtMs: last.createdAt.getTime(), id: last.id }) : null,
+  };
+}
+
 /** Reads a cursor that `encodeCursor` made; anything else is an InvalidCursorError. */
 export function decodeCursor(cursor: string): LedgerPosition {
   const match = POSITION.exec(Buffer.from(cursor, 'base64url').toString('utf8'));

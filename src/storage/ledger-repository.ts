@@ -12,7 +12,7 @@ import {
 import { costUnitsToUsd, usdToCostUnits } from './cost-units';
 import type { LedgerDatabase } from './database';
 import { GroupCommitWriter } from './group-commit-writer';
-import { decodeCursor, encodeCursor } from './ledger-cursor';
+import { decodeCursor, pageOf } from './ledger-cursor';
 import {
   GENERATION_STATUSES,
   LEDGER_SOURCES,
@@ -279,9 +279,7 @@ export class LedgerRepository {
       .orderBy('id', 'desc')
       .limit(page.limit + 1)
       .execute();
-    const generations = rows.slice(0, page.limit).map(toGeneration);
-    const last = generations.at(-1);
-    const nextCursor = rows.length > page.limit && last ? encodeCursor({ createdAtMs: last.createdAt.getTime(), id: last.id }) : null;
+    const { items: generations, nextCursor } = pageOf(rows.map(toGeneration), page.limit);
     return { generations, nextCursor };
   }
 
