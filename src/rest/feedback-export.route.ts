@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import type { RequestContext } from '../context';
 import { ApiError, validationError } from '../errors/api-error';
@@ -62,10 +61,22 @@ export async function exportFeedback(
   }
 }
 
-/** Resolves when the client has taken what was written, or has gone. */
-async function drained(response: ServerResponse): Promise<void> {
-  if (response.destroyed) return;
-  await Promise.race([once(response, 'drain'), once(response, 'close')]);
+/**
+ * Resolves when the client has taken what was written, or has gone. Both listeners are removed
+ * whichever fires: a race of two `once` promises left the loser's listeners on the response, one
+ * pair per wait, for the whole export.
+ */
+function drained(response: ServerResponse): Promise<void> {
+  if (response.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      response.off('drain', done);
+      response.off('close', done);
+      resolve();
+    };
+    response.on('drain', done);
+    response.on('close', done);
+  });
 }
 
 /** One example in OpenAI's fine-tuning formats (chat, or preference for DPO). */

@@ -265,6 +265,10 @@ describe('feedback export at volume (SQLite: 100,000 generations with feedback)'
     let corrections = 0;
     const watch = watchMemory();
     let chunks = 0;
+    // Waiting for the client must not leave listeners behind (a pile of them was once 15 MiB of this export).
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on('warning', onWarning);
     const startedAt = performance.now();
     const response = await fetch(exportUrl({ format: 'chat' }));
     expect(response.status).toBe(200);
@@ -289,6 +293,8 @@ describe('feedback export at volume (SQLite: 100,000 generations with feedback)'
       },
     );
     const seconds = (performance.now() - startedAt) / 1000;
+    process.off('warning', onWarning);
+    expect(warnings.filter((warning) => warning.startsWith('MaxListenersExceededWarning'))).toEqual([]);
     const { peakRss, peakHeapUsed, samples } = watch.stop();
     const rssGrowth = peakRss - watch.baseline.rss;
     const heapGrowth = peakHeapUsed - watch.baseline.heapUsed;
