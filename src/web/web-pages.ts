@@ -96,10 +96,47 @@ mutation GenerateWithDemoModel {
       total_tokens
     }
     metadata {
+      generation_id
       finish_reason
       provider
       cost_usd {
         total
+      }
+    }
+  }
+}
+
+# Rate an answer: paste a generation_id (from an answer's metadata, or from Spend). A correction
+# becomes training data: GET /api/v1/feedback/export?format=chat downloads it as JSON Lines.
+mutation RateAnswer {
+  submit_feedback(generation_id: "paste-a-generation-id", thumbs: down, correction: "What the answer should have been", tags: ["example"]) {
+    id
+    created_at
+  }
+}
+
+# What reviewers said, per model (or per prompt version: group_by: prompt).
+query Feedback {
+  feedback_summary(group_by: model) {
+    rows {
+      group
+      count
+      mean_score
+      thumbs_up
+      thumbs_down
+      corrections
+    }
+  }
+  generations(limit: 5) {
+    generations {
+      id
+      prompt
+      text
+      feedback {
+        caller
+        score
+        thumbs
+        correction
       }
     }
   }
