@@ -387,8 +387,8 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('human 
       non_preferred_output: Array<{ content: string }>;
     }>;
     const pair = pairs.find((line) => line.input.messages[0]!.content === 'Export: corrected twice');
-    expect(pair?.preferred_output[0]!.content).toBe('Second fix');
-    expect(pair?.non_preferred_output[0]!.content).toBe(corrected.text);
+    expect(pair?.preferred_output[0]?.content).toBe('Second fix');
+    expect(pair?.non_preferred_output[0]?.content).toBe(corrected.text);
     expect(pairs.every((line) => line.input.messages[0]!.content !== 'Export: liked')).toBe(true);
 
     for (const [query, parameter] of [
@@ -467,5 +467,32 @@ describe('feedback on a ledger recorded without content (LEDGER_CONTENT=false)',
       const exported = await download(gateway, `format=${format}`, {});
       expect([exported.status, exported.bytes.length]).toEqual([200, 0]);
     }
+  });
+});
+
+describe('the feedback export counts against the rate limit of other operations', () => {
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    gateway = await startGateway({ env: { RATE_LIMIT_DEFAULT: '2', RATE_LIMIT_WINDOW_MS: '600000' } });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+  });
+
+  it('serves two exports in the window, then answers 429 with Retry-After and the X-RateLimit headers', async () => {
+    for (const remaining of ['1', '0']) {
+      const served = await download(gateway, 'format=chat', {});
+      expect([served.status, served.headers.get('x-ratelimit-limit'), served.headers.get('x-ratelimit-remaining')]).toEqual([
+        200,
+        '2',
+        remaining,
+      ]);
+    }
+    const refused = await fetch(`${gateway.url}/api/v1/feedback/export?format=chat`);
+    const body = (await refused.json()) as { error: string; details: string };
+    expect([refused.status, body.error]).toEqual([429, 'rate_limit_exceeded']);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(body.details).toContain('feedback_export');
   });
 });
