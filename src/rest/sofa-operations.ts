@@ -77,7 +77,8 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
 /** Fields the REST contract's types do not have: GraphQL clients ask for them; REST answers never carry them. */
 const graphQLOnlyFields: ReadonlySet<string> = new Set(['Generation.feedback']);
 
-function withoutGraphQLOnlyFields(schema: GraphQLSchema, document: DocumentNode): DocumentNode {
+/** The document without the fields of `graphQLOnlyFields`. */
+export function withoutGraphQLOnlyFields(schema: GraphQLSchema, document: DocumentNode): DocumentNode {
   const typeInfo = new TypeInfo(schema);
   return visit(
     document,
