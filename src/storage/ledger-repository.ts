@@ -88,6 +88,8 @@ export class LedgerRepository {
     this.writer = new GroupCommitWriter({
       commit: (rows) => this.upsert(rows),
       maxBatchSize: settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
+      // With other generations in flight their writes are due soon: share a commit with them.
+      mayCommitAlone: () => this.inFlight.size <= 1,
     });
   }
 

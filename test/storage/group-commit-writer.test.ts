@@ -57,6 +57,24 @@ describe('the group commit writer', () => {
     await next;
   });
 
+  it('keeps even the first write for the end of the turn when mayCommitAlone says other writes are due', async () => {
+    const commits = controlledCommits();
+    let busy = true;
+    const writer = new GroupCommitWriter<string>({ commit: commits.commit, maxBatchSize: 100, mayCommitAlone: () => !busy });
+    const written = ['a', 'b'].map((write) => writer.write(write));
+    expect(commits.batches).toEqual([]);
+    await nextTurn();
+    expect(commits.batches).toEqual([['a', 'b']]);
+    commits.finish(0);
+    await Promise.all(written);
+    await nextTurn();
+    busy = false;
+    const alone = writer.write('c');
+    expect(commits.batches).toEqual([['a', 'b'], ['c']]);
+    commits.finish(1);
+    await alone;
+  });
+
   it('resolves a write only once the commit holding it has finished', async () => {
     const commits = controlledCommits();
     const writer = new GroupCommitWriter({ commit: commits.commit, maxBatchSize: 100 });
