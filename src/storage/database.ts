@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type CompiledQuery, Kysely, type LogEvent, Migrator, PostgresDialect, SqliteDialect, type SqliteDatabase, sql } from 'kysely';
+import { type CompiledQuery, Kysely, type LogEvent, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
+import { preparedOnce } from './statement-cache';
 import { openSqliteWriter, type SqliteTransactionStatement } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
@@ -135,7 +136,11 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // Checkpoints (which fsync) run in their own thread, never inside a commit or a read: the
   // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: reusingStatements(sqlite) }), log: queryLog(settings) });
+  // Kysely's driver would prepare every query it runs; nothing streams through Kysely here.
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare: preparedOnce(sqlite) } }),
+    log: queryLog(settings),
+  });
   await migrateOrDestroy(db);
 
   const onError = settings.onBackgroundError ?? ((message: string) => process.emitWarning(`ledger: ${message}`));
@@ -143,16 +148,19 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // Started by the first write: until then there is nothing to checkpoint, and an idle server
   // (or one still starting) does not pay for a second thread.
   let checkpointer: ReturnType<typeof startSqliteCheckpointer> | undefined;
+  const startCheckpointer = (): void => {
+    checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+  };
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   return {
     kind: 'sqlite',
     db,
     write: (query) => {
-      checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+      startCheckpointer();
       return writer.execute(query.sql, query.parameters);
     },
     async transaction(statements) {
-      checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
+      startCheckpointer();
       const outcome = await writer.transaction(statements.map(toSqliteStatement));
       if (!outcome.committed) {
         const { index, label, changes, rows } = outcome.failure;
@@ -208,31 +216,6 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: () => answers(db, pingTimeoutMs),
     close: () => db.destroy(),
-  };
-}
-
-const MAX_CACHED_STATEMENTS = 256;
-
-/**
- * The reading connection as Kysely sees it, preparing each distinct SQL text once: Kysely's SQLite
- * driver prepares a statement for every query it runs (tens of microseconds for the ledger's and
- * the budgets' queries, on every request that reads them). Safe because nothing streams through
- * Kysely here (a statement being iterated could not run again meanwhile); SQLite re-prepares a
- * statement by itself when the schema changes.
- */
-function reusingStatements(sqlite: import('better-sqlite3').Database): SqliteDatabase {
-  const statements = new Map<string, import('better-sqlite3').Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(text) {
-      let statement = statements.get(text);
-      if (!statement) {
-        if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
-        statement = sqlite.prepare(text);
-        statements.set(text, statement);
-      }
-      return statement;
-    },
   };
 }
 

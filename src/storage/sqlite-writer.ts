@@ -1,4 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
+import { preparedOnce } from './statement-cache';
 
 // The ledger's only writing connection, on the main thread. In WAL mode with synchronous=NORMAL a
 // commit is a write() of its pages into the WAL (no fsync: that is the checkpoint thread's work),
@@ -76,7 +77,6 @@ export interface SqliteWriterSettings {
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 const DEFAULT_BUSY_RETRY_MS = 1;
-const MAX_CACHED_STATEMENTS = 256;
 // When the WAL starts over after a checkpoint, a file grown past this under a burst is trimmed back.
 const JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
@@ -103,16 +103,7 @@ export function openSqliteWriter(file: string, settings: SqliteWriterSettings = 
   const busyTimeoutMs = settings.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
   const busyRetryMs = settings.busyRetryMs ?? DEFAULT_BUSY_RETRY_MS;
 
-  const statements = new Map<string, BetterSqlite3.Statement>();
-  const prepare = (sql: string): BetterSqlite3.Statement => {
-    let statement = statements.get(sql);
-    if (!statement) {
-      if (statements.size >= MAX_CACHED_STATEMENTS) statements.clear();
-      statement = db.prepare(sql);
-      statements.set(sql, statement);
-    }
-    return statement;
-  };
+  const prepare = preparedOnce(db);
   // One statement of a transaction: its changes, and the rows it returns (a SELECT, or RETURNING).
   const runStatement = (sql: string, parameters: readonly unknown[]): SqliteStatementResult => {
     const statement = prepare(sql);
