@@ -13,9 +13,8 @@ import {
   THUMBS,
   type Thumbs,
 } from '../storage/feedback-types';
-import { InvalidCursorError } from '../storage/storage-errors';
 import { callLedger } from './ledger-call';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './ledger.service';
+import { invalidCursor, pageLimit, periodOf } from './paging';
 
 /** The contract's bounds on a piece of feedback. */
 export const FEEDBACK_LIMITS = {
@@ -85,22 +84,13 @@ export class FeedbackService {
   }
 
   list(caller: Caller, query: FeedbackQuery): Promise<FeedbackPage> {
-    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-      throw validationError('Invalid request parameters', `limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
-    }
+    const limit = pageLimit(query.limit);
     // Another caller's generation_id simply matches nothing of a member's: an empty page.
     const filter: FeedbackFilter = {
       ...this.filterOf(caller, query),
       ...(query.generationId ? { generationId: query.generationId } : {}),
     };
-    return this.call(
-      (repository) => repository.list(filter, { limit, cursor: query.cursor }),
-      (error) =>
-        error instanceof InvalidCursorError
-          ? validationError('Invalid request parameters', 'cursor: not a cursor that this ledger issued')
-          : undefined,
-    );
+    return this.call((repository) => repository.list(filter, { limit, cursor: query.cursor }), invalidCursor);
   }
 
   /** The feedback on generations the caller already sees, by generation id (the Generation.feedback field's batch). */
@@ -141,16 +131,11 @@ export class FeedbackService {
     caller: Caller,
     query: { readonly modelId?: string | null; readonly since?: Date | null; readonly until?: Date | null },
   ): FeedbackFilter {
-    const { since, until } = query;
-    if (since && until && since.getTime() > until.getTime()) {
-      throw validationError('Invalid request parameters', 'until: must not be before since');
-    }
     const owner = ownerOf(caller);
     return {
       ...(owner !== undefined ? { owner } : {}),
       ...(query.modelId ? { modelId: query.modelId } : {}),
-      ...(since ? { since } : {}),
-      ...(until ? { until } : {}),
+      ...periodOf(query),
     };
   }
 

@@ -1,13 +1,9 @@
-import { forbidden, generationNotFound, ledgerUnavailable, validationError } from '../errors/api-error';
+import { forbidden, generationNotFound, ledgerUnavailable } from '../errors/api-error';
 import type { Caller } from '../pipeline/caller';
 import type { LedgerRepository } from '../storage/ledger-repository';
 import type { Generation, GenerationPage, GenerationStatus, LedgerFilter, UsageGroupBy, UsageReport } from '../storage/ledger-types';
-import { InvalidCursorError } from '../storage/storage-errors';
 import { callLedger } from './ledger-call';
-
-/** The contract's paging: `limit` 1-200, default 50. */
-export const DEFAULT_PAGE_SIZE = 50;
-export const MAX_PAGE_SIZE = 200;
+import { invalidCursor, pageLimit, periodOf } from './paging';
 
 export interface GenerationsQuery {
   readonly modelId?: string | null;
@@ -39,12 +35,9 @@ export class LedgerService {
   ) {}
 
   list(caller: Caller, query: GenerationsQuery): Promise<GenerationPage> {
-    const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-      throw validationError('Invalid request parameters', `limit must be an integer from 1 to ${MAX_PAGE_SIZE}`);
-    }
+    const limit = pageLimit(query.limit);
     const filter: LedgerFilter = {
-      ...this.period(query),
+      ...periodOf(query),
       caller: visibleCaller(caller, query.caller),
       ...(query.modelId ? { modelId: query.modelId } : {}),
       ...(query.status ? { status: query.status } : {}),
@@ -60,29 +53,14 @@ export class LedgerService {
   }
 
   usage(caller: Caller, query: UsageQuery): Promise<UsageReport> {
-    const filter: LedgerFilter = { ...this.period(query), caller: visibleCaller(caller, undefined) };
+    const filter: LedgerFilter = { ...periodOf(query), caller: visibleCaller(caller, undefined) };
     return this.read((repository) => repository.usage(filter, query.groupBy));
-  }
-
-  private period(query: { readonly since?: Date | null; readonly until?: Date | null }): Pick<LedgerFilter, 'since' | 'until'> {
-    const { since, until } = query;
-    if (since && until && since.getTime() > until.getTime()) {
-      throw validationError('Invalid request parameters', 'until: must not be before since');
-    }
-    return { ...(since ? { since } : {}), ...(until ? { until } : {}) };
   }
 
   private read<T>(query: (repository: LedgerRepository) => Promise<T>): Promise<T> {
     const { repository } = this;
     if (!repository) throw ledgerUnavailable('the ledger is off (LEDGER=off): nothing is recorded');
-    return callLedger(
-      () => query(repository),
-      this.onError,
-      (error) =>
-        error instanceof InvalidCursorError
-          ? validationError('Invalid request parameters', 'cursor: not a cursor that this ledger issued')
-          : undefined,
-    );
+    return callLedger(() => query(repository), this.onError, invalidCursor);
   }
 }
 

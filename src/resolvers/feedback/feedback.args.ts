@@ -1,5 +1,5 @@
 import { ArgsType, Field, Float, Int } from 'type-graphql';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/ledger.service';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/paging';
 import { FEEDBACK_LIMITS } from '../../services/feedback.service';
 import { PeriodArgs } from '../ledger/ledger.args';
 import { FeedbackGroupBy, Thumbs } from './feedback.type';

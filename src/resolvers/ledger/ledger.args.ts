@@ -1,5 +1,5 @@
 import { ArgsType, Field, Int } from 'type-graphql';
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/ledger.service';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../services/paging';
 import { DateTimeISO } from '../shared/scalars';
 import { GenerationStatus, UsageGroupBy } from './ledger.type';
 
