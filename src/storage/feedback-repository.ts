@@ -153,38 +153,36 @@ export class FeedbackRepository {
   async *exportLines(request: FeedbackExportRequest): AsyncGenerator<ExportLine> {
     let after = '';
     for (;;) {
-      const chunk = await this.db
+      // The chunk's generations with their content (grouped by the primary key, so PostgreSQL
+      // accepts the other columns of `g`), then the feedback that decides each one's line.
+      const generations = await this.db
         .selectFrom('feedback as f')
         .innerJoin('generations as g', 'g.id', 'f.generation_id')
-        .select('f.generation_id')
+        .select(['g.id', 'g.prompt', 'g.text'])
         .where((eb) => {
           const conditions = feedbackConditions(eb as unknown as ExpressionBuilder<Tables, 'f'>, request.filter, 'g');
-          conditions.push(eb('f.generation_id', '>', after), eb('g.prompt', 'is not', null), eb('g.text', 'is not', null));
+          conditions.push(eb('g.id', '>', after), eb('g.prompt', 'is not', null), eb('g.text', 'is not', null));
           return eb.and(conditions);
         })
-        .groupBy('f.generation_id')
-        .orderBy('f.generation_id')
+        .groupBy('g.id')
+        .orderBy('g.id')
         .limit(EXPORT_CHUNK)
         .execute();
-      if (chunk.length === 0) return;
-      const ids = chunk.map((row) => row.generation_id);
+      if (generations.length === 0) return;
+      const ids = generations.map((row) => row.id);
       after = ids.at(-1)!;
-      const [generations, pieces] = await Promise.all([
-        this.db.selectFrom('generations').select(['id', 'prompt', 'text']).where('id', 'in', ids).execute(),
-        this.db
-          .selectFrom('feedback as f')
-          .select(['f.generation_id', 'f.score', 'f.thumbs', 'f.correction', 'f.created_at', 'f.id'])
-          .where((eb) =>
-            eb.and([
-              ...feedbackConditions(eb as unknown as ExpressionBuilder<Tables, 'f'>, { ...request.filter, owner: undefined }),
-              eb('f.generation_id', 'in', ids),
-            ]),
-          )
-          .orderBy('f.created_at', 'desc')
-          .orderBy('f.id', 'desc')
-          .execute(),
-      ]);
-      const content = new Map(generations.map((row) => [row.id, row]));
+      const pieces = await this.db
+        .selectFrom('feedback as f')
+        .select(['f.generation_id', 'f.score', 'f.thumbs', 'f.correction', 'f.created_at', 'f.id'])
+        .where((eb) =>
+          eb.and([
+            ...feedbackConditions(eb as unknown as ExpressionBuilder<Tables, 'f'>, { ...request.filter, owner: undefined }),
+            eb('f.generation_id', 'in', ids),
+          ]),
+        )
+        .orderBy('f.created_at', 'desc')
+        .orderBy('f.id', 'desc')
+        .execute();
       const newestCorrection = new Map<string, string>();
       const liked = new Set<string>();
       for (const piece of pieces) {
@@ -192,17 +190,15 @@ export class FeedbackRepository {
           newestCorrection.set(piece.generation_id, piece.correction);
         if (piece.thumbs === 'up' || (piece.score !== null && Number(piece.score) >= request.minScore)) liked.add(piece.generation_id);
       }
-      for (const id of ids) {
-        const generation = content.get(id);
-        if (!generation?.prompt || generation.text === null) continue;
+      for (const { id, prompt, text } of generations) {
+        if (!prompt || text === null) continue;
         const correction = newestCorrection.get(id);
         if (request.format === 'preference') {
-          if (correction !== undefined)
-            yield { format: 'preference', prompt: generation.prompt, preferred: correction, nonPreferred: generation.text };
+          if (correction !== undefined) yield { format: 'preference', prompt: prompt, preferred: correction, nonPreferred: text };
         } else if (correction !== undefined) {
-          yield { format: 'chat', prompt: generation.prompt, answer: correction };
-        } else if (liked.has(id) && generation.text !== '') {
-          yield { format: 'chat', prompt: generation.prompt, answer: generation.text };
+          yield { format: 'chat', prompt: prompt, answer: correction };
+        } else if (liked.has(id) && text !== '') {
+          yield { format: 'chat', prompt: prompt, answer: text };
         }
       }
     }
