@@ -15,7 +15,7 @@ import { sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
 import { BudgetRefusedError } from '../storage/budget-errors';
 import { newGenerationId } from '../storage/generation-id';
-import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource } from '../storage/ledger-types';
+import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource, PromptRef } from '../storage/ledger-types';
 import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
@@ -38,10 +38,24 @@ import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAtte
  * GraphQL resolvers' declarative layer, or a hand-written route), with the same engine.
  */
 
+/** Where a single generation comes from, as its ledger row records it (a plain `generate` when absent). */
+export interface GenerationOrigin {
+  /** `generate` (the default), `prompt`, `compare` or `evaluation`. */
+  readonly source?: SingleSource;
+  /** The prompt version the prompt was filled from. */
+  readonly promptRef?: PromptRef | null;
+  /** The evaluation run the generation is a cell (or a judge's grade) of. */
+  readonly evaluationId?: string | null;
+}
+
+/** The sources of one-prompt generations; `batch` has its own entry point. */
+export type SingleSource = Exclude<LedgerSource, 'batch'>;
+
 export interface GenerateInput extends RequestedParameters {
   readonly prompt: string;
   readonly modelId: string;
   readonly seed?: number | null;
+  readonly origin?: GenerationOrigin;
 }
 
 export interface GenerateBatchInput extends RequestedParameters {
@@ -60,6 +74,8 @@ export interface GenerationMetadata {
   readonly upstreamRequestId?: string;
   readonly tokenSource: 'upstream' | 'tokenizer';
   readonly costUsd: CostBreakdown;
+  /** The prompt version the prompt was filled from, when one was. */
+  readonly promptRef?: PromptRef;
 }
 
 export interface GenerateOutcome {
@@ -133,12 +149,18 @@ export class GenerationPipeline {
     const prompt = checkPrompt(input.prompt);
     const route = await routeModel(this.settings.registry, input.modelId);
     const admitted = await admitPrompt(route, prompt, 'prompt', parameters);
+    const origin: RowOrigin = {
+      source: input.origin?.source ?? 'generate',
+      promptRef: input.origin?.promptRef ?? null,
+      evaluationId: input.origin?.evaluationId ?? null,
+    };
     const {
       settled: [settled],
       parameters: applied,
-    } = await this.run(route, [admitted], parameters, input.seed, call, 'generate');
+    } = await this.run(route, [admitted], parameters, input.seed, call, origin);
     if (!settled!.ok) throw settled!.error;
-    const { text, counts, metadata, latencyMs } = settled!;
+    const { text, counts, latencyMs } = settled!;
+    const metadata = origin.promptRef ? { ...settled!.metadata, promptRef: origin.promptRef } : settled!.metadata;
     // `applied`: max_tokens may have been lowered to what a budget's money left buys.
     return {
       text,
@@ -158,7 +180,7 @@ export class GenerationPipeline {
     const admitted: AdmittedPrompt[] = [];
     for (const [index, prompt] of prompts.entries()) admitted.push(await admitPrompt(route, prompt, `prompts[${index}]`, parameters));
     const startedAt = performance.now();
-    const { settled } = await this.run(route, admitted, parameters, input.seed, call, 'batch');
+    const { settled } = await this.run(route, admitted, parameters, input.seed, call, batchOrigin);
     const totalLatencyMs = Math.round(performance.now() - startedAt);
 
     const succeeded: Array<GenerationMetadata & TokenCounts & { readonly latencyMs: number }> = [];
@@ -208,9 +230,9 @@ export class GenerationPipeline {
     parameters: GenerationParameters,
     seed: number | null | undefined,
     call: CallContext,
-    source: LedgerSource,
+    origin: RowOrigin,
   ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
-    const { starts, parameters: applied } = await this.startRows(route, admitted, parameters, call, source);
+    const { starts, parameters: applied } = await this.startRows(route, admitted, parameters, call, origin);
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       const settled = await Promise.all(
@@ -294,7 +316,7 @@ export class GenerationPipeline {
     admitted: readonly AdmittedPrompt[],
     requested: GenerationParameters,
     call: CallContext,
-    source: LedgerSource,
+    origin: RowOrigin,
   ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
     const createdAt = new Date();
     const startsWith = (parameters: GenerationParameters): GenerationStart[] =>
@@ -304,19 +326,19 @@ export class GenerationPipeline {
           requestId: call.requestId,
           caller: call.caller.name,
           team: call.caller.team ?? null,
-          source,
+          source: origin.source,
           modelId: model.id,
           provider: model.provider,
           upstreamModel: model.upstreamModel,
           prompt: prompt.prompt,
-          promptRef: null,
-          evaluationId: null,
+          promptRef: origin.promptRef,
+          evaluationId: origin.evaluationId,
           parameters: { maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP },
           createdAt,
         }),
       );
     const budgetIds = await this.applyingBudgets(model, call);
-    if (budgetIds.length > 0) return this.startHeld(model, admitted, requested, budgetIds, createdAt, startsWith, source);
+    if (budgetIds.length > 0) return this.startHeld(model, admitted, requested, budgetIds, createdAt, startsWith, origin.source);
 
     const starts = startsWith(requested);
     const written = await Promise.allSettled(starts.map((start) => this.settings.ledger.start(start)));
@@ -364,9 +386,9 @@ export class GenerationPipeline {
       try {
         return { starts: await hold(requested), parameters: requested };
       } catch (error) {
-        if (!(error instanceof BudgetRefusedError) || source !== 'generate' || admitted.length !== 1) throw error;
-        // One generation that does not fit its worst case may still fit a shorter answer: the least
-        // room left on any applying budget decides how many output tokens it buys.
+        if (!(error instanceof BudgetRefusedError) || !mayLowerMaxTokens.has(source) || admitted.length !== 1) throw error;
+        // One interactive generation that does not fit its worst case may still fit a shorter answer:
+        // the least room left on any applying budget decides how many output tokens it buys.
         const rooms = await Promise.all(budgetIds.map((id) => this.settings.budgets!.get(id, createdAt)));
         const room = Math.min(...rooms.map((state) => state?.remainingUnits ?? Number.POSITIVE_INFINITY));
         const maxTokens = affordableMaxTokens(model, inputTokens[0]!, room, requested.maxTokens - 1);
@@ -427,6 +449,21 @@ export class GenerationPipeline {
     }));
   }
 }
+
+/** What a request's ledger rows record about where they come from. */
+interface RowOrigin {
+  readonly source: LedgerSource;
+  readonly promptRef: PromptRef | null;
+  readonly evaluationId: string | null;
+}
+
+const batchOrigin: RowOrigin = { source: 'batch', promptRef: null, evaluationId: null };
+
+/**
+ * Single interactive generations run with a lowered max_tokens rather than being refused; a batch is
+ * all or nothing, and an evaluation's cells all run with the parameters the run was given.
+ */
+const mayLowerMaxTokens: ReadonlySet<LedgerSource> = new Set(['generate', 'prompt', 'compare', 'stream', 'openai']);
 
 /** How a row that was started for a refused request is closed. */
 const notStarted = (start: GenerationStart): GenerationOutcome => ({

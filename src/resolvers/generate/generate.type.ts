@@ -71,6 +71,15 @@ export class GenerationMetrics {
   totalTokens!: number;
 }
 
+@ObjectType({ description: 'A prompt template version a generation used.' })
+export class PromptRef {
+  @Field({ description: "The prompt's name." })
+  name!: string;
+
+  @Field(() => Int, { description: 'The version used.' })
+  version!: number;
+}
+
 @ObjectType({ description: 'Facts about how a generation was served.' })
 export class GenerationMetadata {
   @Field({ name: 'generation_id', description: "The generation's row in the ledger (GET /api/v1/generations/{generation_id})." })
@@ -96,6 +105,9 @@ export class GenerationMetadata {
 
   @Field(() => CostBreakdown, { name: 'cost_usd', description: 'Cost of the call in USD.' })
   costUsd!: CostBreakdown;
+
+  @Field(() => PromptRef, { name: 'prompt_ref', nullable: true, description: 'The prompt template version the prompt was filled from.' })
+  promptRef?: PromptRef;
 }
 
 @ObjectType({ description: 'Generated text with its parameters, metrics and metadata.' })

@@ -1,6 +1,6 @@
-import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, ObjectType, registerEnumType } from 'type-graphql';
 import { GENERATION_STATUSES, LEDGER_SOURCES, USAGE_GROUP_BY } from '../../storage/ledger-types';
-import { GenerationMetrics, GenerationParameters } from '../generate/generate.type';
+import { GenerationMetrics, GenerationParameters, PromptRef } from '../generate/generate.type';
 import { enumOf } from '../shared/enums';
 import { DateTimeISO, SafeInt } from '../shared/scalars';
 
@@ -41,15 +41,6 @@ registerEnumType(UsageGroupBy, {
     day: { description: 'By UTC day (YYYY-MM-DD).' },
   },
 });
-
-@ObjectType({ description: 'A prompt template version a generation used.' })
-export class PromptRef {
-  @Field({ description: "The prompt's name." })
-  name!: string;
-
-  @Field(() => Int, { description: 'The version used.' })
-  version!: number;
-}
 
 @ObjectType({ description: 'One row of the ledger. Every generation is recorded, whichever surface or run made it.' })
 export class Generation {
