@@ -16,6 +16,9 @@ export type ApiErrorCode =
   | 'budget_not_found'
   | 'conflict'
   | 'generation_not_found'
+  | 'prompt_not_found'
+  | 'dataset_not_found'
+  | 'evaluation_not_found'
   | 'ledger_unavailable'
   | 'internal_error';
 
@@ -67,5 +70,18 @@ export const budgetExceeded = (details: string): ApiError =>
   new ApiError('budget_exceeded', 402, 'The request would exceed a budget, so it was not sent to the provider', details);
 
 export const budgetNotFound = (budgetId: string): ApiError => new ApiError('budget_not_found', 404, `Budget "${budgetId}" was not found`);
+
+export const promptNotFound = (name: string, version?: number): ApiError =>
+  new ApiError(
+    'prompt_not_found',
+    404,
+    version === undefined ? `Prompt "${name}" was not found` : `Prompt "${name}" has no version ${version}`,
+  );
+
+export const datasetNotFound = (datasetId: string): ApiError =>
+  new ApiError('dataset_not_found', 404, `Dataset "${datasetId}" was not found`);
+
+export const evaluationNotFound = (evaluationId: string): ApiError =>
+  new ApiError('evaluation_not_found', 404, `Evaluation "${evaluationId}" was not found`);
 
 export const conflict = (message: string, details?: string): ApiError => new ApiError('conflict', 409, message, details);
