@@ -26,8 +26,15 @@ import { unrecordedLedger } from './pipeline/generation-ledger';
 import { defaultRetryDelays } from './pipeline/routing';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
+import { CompareService } from './services/compare.service';
+import { DatasetService } from './services/dataset.service';
+import { EvaluationService } from './services/evaluation.service';
+import { openBullCaseQueue } from './jobs/bullmq-case-queue';
+import { EvaluationRunner } from './jobs/evaluation-runner';
+import { InProcessCaseQueue } from './jobs/in-process-case-queue';
 import { FeedbackService } from './services/feedback.service';
 import { ModelService } from './services/model.service';
+import { PromptService } from './services/prompt.service';
 import { LedgerService } from './services/ledger.service';
 import { SystemStatusService } from './services/system-status.service';
 import { openLedger } from './storage/open-ledger';
@@ -109,12 +116,25 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     timeoutMs: config.upstream.timeoutMs,
     retry: { maxRetries: config.upstream.maxRetries, ...defaultRetryDelays, random: Math.random },
   });
+  const models = new ModelService(registry);
+  const runner = await startEvaluationRunner(config, ledger, pipeline, logger);
   const services: Services = {
     generation: pipeline,
-    models: new ModelService(registry),
+    models,
     ledger: new LedgerService(ledger.repository, onLedgerError),
     budgets: new BudgetService(ledger.budgets, onLedgerError),
     feedback: new FeedbackService(ledger.feedback, onLedgerError),
+    compare: new CompareService(pipeline, registry),
+    prompts: new PromptService(ledger.prompts, models, pipeline, onLedgerError),
+    datasets: new DatasetService(ledger.datasets, onLedgerError),
+    evaluations: new EvaluationService(
+      ledger.evaluations && ledger.prompts && ledger.datasets
+        ? { evaluations: ledger.evaluations, prompts: ledger.prompts, datasets: ledger.datasets }
+        : undefined,
+      runner,
+      registry,
+      onLedgerError,
+    ),
     status: new SystemStatusService(registry, {
       ledgerReachable: ledger.ping,
       version: config.version,
@@ -172,6 +192,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
     http.server.closeAllConnections();
     await stopped;
+    // Cells in flight are aborted (their rows cancelled) and redone by whoever resumes the run.
+    await runner?.close();
     await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
     // Last: every answered generation's row is committed before the database closes.
     await alerts?.close();
@@ -194,4 +216,38 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       }),
     close: () => (closing ??= close()),
   };
+}
+
+/**
+ * Evaluation runs, resumed where a previous process left them: cases in this process, or in BullMQ
+ * on REDIS_URL shared by every replica. None when the ledger is off (runs live in its database).
+ */
+async function startEvaluationRunner(
+  config: AppConfig,
+  ledger: Awaited<ReturnType<typeof openLedger>>,
+  pipeline: GenerationPipeline,
+  logger: Logger,
+): Promise<EvaluationRunner | undefined> {
+  const { evaluations, prompts, datasets } = ledger;
+  if (!evaluations || !prompts || !datasets) return undefined;
+  const { concurrency, leaseMs, redisUrl } = config.evaluations;
+  const runner = new EvaluationRunner({
+    evaluations,
+    prompts,
+    datasets,
+    pipeline,
+    logger,
+    concurrency,
+    leaseMs,
+    recordContent: config.ledger.recordContent,
+    ownsDatabase: ledger.kind === 'sqlite',
+  });
+  const queue = redisUrl
+    ? await openBullCaseQueue(
+        { redisUrl, concurrency, leaseMs, onError: (message, error) => logger.error({ err: error }, message) },
+        runner.processCase,
+      )
+    : new InProcessCaseQueue(runner.processCase, concurrency, runner.caseFailed);
+  await runner.start(queue);
+  return runner;
 }

@@ -3,9 +3,13 @@ import type { Caller } from './pipeline/caller';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
 import type { BudgetService } from './services/budget.service';
+import type { CompareService } from './services/compare.service';
+import type { DatasetService } from './services/dataset.service';
+import type { EvaluationService } from './services/evaluation.service';
 import type { FeedbackService } from './services/feedback.service';
 import type { LedgerService } from './services/ledger.service';
 import type { ModelService } from './services/model.service';
+import type { PromptService } from './services/prompt.service';
 import type { SystemStatusService } from './services/system-status.service';
 
 export interface Services {
@@ -14,6 +18,10 @@ export interface Services {
   readonly ledger: LedgerService;
   readonly budgets: BudgetService;
   readonly feedback: FeedbackService;
+  readonly compare: CompareService;
+  readonly prompts: PromptService;
+  readonly datasets: DatasetService;
+  readonly evaluations: EvaluationService;
   readonly status: SystemStatusService;
 }
 

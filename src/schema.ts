@@ -10,11 +10,15 @@ import { createErrorMaskingMiddleware } from './middlewares/error-masking.middle
 import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { BudgetResolver } from './resolvers/budgets/budget.resolver';
+import { CompareResolver } from './resolvers/compare/compare.resolver';
+import { DatasetResolver } from './resolvers/datasets/dataset.resolver';
+import { EvaluationResolver } from './resolvers/evaluations/evaluation.resolver';
 import { FeedbackResolver, GenerationFeedbackResolver } from './resolvers/feedback/feedback.resolver';
 import { HealthResolver } from './resolvers/health/health.resolver';
 import { LedgerResolver } from './resolvers/ledger/ledger.resolver';
 import { resolveModelReference } from './resolvers/models/model.reference';
 import { ModelResolver } from './resolvers/models/model.resolver';
+import { PromptResolver } from './resolvers/prompts/prompt.resolver';
 
 export const resolvers = [
   HealthResolver,
@@ -24,6 +28,10 @@ export const resolvers = [
   BudgetResolver,
   FeedbackResolver,
   GenerationFeedbackResolver,
+  CompareResolver,
+  PromptResolver,
+  DatasetResolver,
+  EvaluationResolver,
 ] as const;
 
 /** Federation v2 features this subgraph uses. */

@@ -2,7 +2,7 @@ interface RouteConfig {
   readonly method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   readonly path: string;
   /** The status of a successful answer (SOFA's own name for it); 200 when absent. 204 answers carry no body. */
-  readonly responseStatus?: 200 | 201 | 204;
+  readonly responseStatus?: 200 | 201 | 202 | 204;
 }
 
 export const restBasePath = '/api/v1';
@@ -16,6 +16,7 @@ export const operationRoutes = {
   'Query.model': { method: 'GET', path: '/models/:model_id' },
   'Mutation.generate': { method: 'POST', path: '/generate' },
   'Mutation.generate_batch': { method: 'POST', path: '/generate/batch' },
+  'Mutation.compare': { method: 'POST', path: '/generate/compare' },
   'Query.generations': { method: 'GET', path: '/generations' },
   'Query.generation': { method: 'GET', path: '/generations/:generation_id' },
   'Query.usage': { method: 'GET', path: '/usage' },
@@ -27,6 +28,21 @@ export const operationRoutes = {
   'Mutation.submit_feedback': { method: 'POST', path: '/feedback', responseStatus: 201 },
   'Query.feedback': { method: 'GET', path: '/feedback' },
   'Query.feedback_summary': { method: 'GET', path: '/feedback/summary' },
+  'Query.prompts': { method: 'GET', path: '/prompts' },
+  'Mutation.create_prompt_version': { method: 'POST', path: '/prompts', responseStatus: 201 },
+  'Query.prompt': { method: 'GET', path: '/prompts/:name' },
+  'Query.prompt_version': { method: 'GET', path: '/prompts/:name/versions/:version' },
+  'Mutation.generate_from_prompt': { method: 'POST', path: '/prompts/:name/generate' },
+  'Query.datasets': { method: 'GET', path: '/datasets' },
+  'Mutation.create_dataset': { method: 'POST', path: '/datasets', responseStatus: 201 },
+  'Query.dataset': { method: 'GET', path: '/datasets/:dataset_id' },
+  'Query.dataset_items': { method: 'GET', path: '/datasets/:dataset_id/items' },
+  'Mutation.add_dataset_items': { method: 'POST', path: '/datasets/:dataset_id/items' },
+  'Query.evaluations': { method: 'GET', path: '/evaluations' },
+  'Mutation.start_evaluation': { method: 'POST', path: '/evaluations', responseStatus: 202 },
+  'Query.evaluation': { method: 'GET', path: '/evaluations/:evaluation_id' },
+  'Query.evaluation_results': { method: 'GET', path: '/evaluations/:evaluation_id/results' },
+  'Mutation.cancel_evaluation': { method: 'POST', path: '/evaluations/:evaluation_id/cancel' },
 } as const satisfies Record<string, RouteConfig>;
 
 export type OperationName = keyof typeof operationRoutes;

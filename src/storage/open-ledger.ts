@@ -1,8 +1,11 @@
 import { openDatabase, type DatabaseKind } from './database';
 import { BudgetRepository } from './budget-repository';
 import type { BudgetCounter } from './budget-types';
+import { DatasetRepository } from './dataset-repository';
+import { EvaluationRepository } from './evaluation-repository';
 import { FeedbackRepository } from './feedback-repository';
 import { LedgerRepository } from './ledger-repository';
+import { PromptRepository } from './prompt-repository';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 export interface LedgerSettings {
@@ -29,6 +32,12 @@ export interface OpenLedger {
   readonly budgets: BudgetRepository | undefined;
   /** Human feedback on the generations, in the same database; undefined when the ledger is off. */
   readonly feedback: FeedbackRepository | undefined;
+  /** Versioned prompt templates, in the same database; undefined when the ledger is off. */
+  readonly prompts: PromptRepository | undefined;
+  /** Evaluation datasets, in the same database; undefined when the ledger is off. */
+  readonly datasets: DatasetRepository | undefined;
+  /** Evaluation runs and their cells, in the same database; undefined when the ledger is off. */
+  readonly evaluations: EvaluationRepository | undefined;
   /** Whether the database answers; never throws. */
   ping(): Promise<boolean>;
   /** Waits for every pending write, then closes the database. */
@@ -52,6 +61,9 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
       repository: undefined,
       budgets: undefined,
       feedback: undefined,
+      prompts: undefined,
+      datasets: undefined,
+      evaluations: undefined,
       ping: async () => true,
       close: async () => undefined,
     };
@@ -90,6 +102,9 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     repository,
     budgets,
     feedback: new FeedbackRepository(database),
+    prompts: new PromptRepository(database),
+    datasets: new DatasetRepository(database),
+    evaluations: new EvaluationRepository(database),
     ping: () => database.ping(),
     async close() {
       clearInterval(sweeper);

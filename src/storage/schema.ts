@@ -103,9 +103,128 @@ export interface FeedbackTable {
   created_at: number;
 }
 
+/** One immutable version of a prompt template, shared by every caller (migration 0004). */
+export interface PromptsTable {
+  name: string;
+  /** 1, 2, 3... per name. */
+  version: number;
+  template: string;
+  /** JSON array of the placeholders' names, in order of first use. */
+  variables: string;
+  description: string | null;
+  /** The default model; null for none. */
+  model_id: string | null;
+  /** Default parameters; null when the version sets none. */
+  max_tokens: number | null;
+  temperature: number | null;
+  top_p: number | null;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  created_at: number;
+}
+
+/** An evaluation dataset: named test cases, shared by every caller (migration 0005). */
+export interface DatasetsTable {
+  /** `ds_` + time-ordered random. */
+  id: string;
+  name: string;
+  description: string | null;
+  /** How many items it holds: also the next item's index. */
+  item_count: number;
+  /** Epoch milliseconds, UTC (BIGINT). */
+  created_at: number;
+}
+
+/** One test case of a dataset (migration 0005). */
+export interface DatasetItemsTable {
+  dataset_id: string;
+  /** 0-based, in the order the items were given. */
+  item_index: number;
+  /** JSON object of string values: the prompt's variables. */
+  variables: string;
+  expected: string | null;
+}
+
+/** An evaluation run (migration 0006). */
+export interface EvaluationsTable {
+  /** `ev_` + time-ordered random. */
+  id: string;
+  name: string | null;
+  /** queued | running | succeeded | failed | cancelled */
+  status: string;
+  dataset_id: string;
+  /** JSON array of {name, version}: the versions resolved when the run was created. */
+  prompts: string;
+  /** JSON array of model ids. */
+  model_ids: string;
+  /** JSON array of normalized scorers (services/scorers.ts ScorerSpec). */
+  scorers: string;
+  /** JSON {max_tokens?, temperature?, top_p?}: the run's overrides. */
+  parameters: string;
+  /** Who started it: its cells are that caller's generations (budgets, usage). */
+  caller: string;
+  team: string | null;
+  role: string;
+  /** The dataset's cases when the run was created (cases appended later are not in the run). */
+  case_count: number;
+  /** case_count x prompts x models. */
+  total: number;
+  /** Cells recorded (failed ones included), moved with each cell. */
+  completed: Generated<number>;
+  /** Cells whose generation failed. */
+  failed: Generated<number>;
+  error: string | null;
+  /** JSON of the variants, frozen when the run ends; null while it runs. */
+  variants: string | null;
+  /** The process working the run without BullMQ, and until when its claim holds (epoch ms). */
+  lease_owner: string | null;
+  lease_until: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** One cell of a run: a case x prompt version x model (migration 0006). */
+export interface EvaluationCellsTable {
+  evaluation_id: string;
+  item_index: number;
+  /** Position in the run's `prompts`. */
+  prompt_index: number;
+  /** Position in the run's `model_ids`. */
+  model_index: number;
+  /** The candidate generation's ledger row; null when none was started. */
+  generation_id: string | null;
+  text: string | null;
+  /** The error code when the generation failed. */
+  error: string | null;
+  /** JSON array of {scorer, score, passed, note}. */
+  scores: string;
+  mean_score: number;
+  /** 1 when every scorer passed. */
+  passed: number;
+  latency_ms: number | null;
+  total_tokens: number;
+  cost_units: number;
+  finished_at: number;
+  score_0: number | null;
+  score_1: number | null;
+  score_2: number | null;
+  score_3: number | null;
+  score_4: number | null;
+  score_5: number | null;
+  score_6: number | null;
+  score_7: number | null;
+  score_8: number | null;
+  score_9: number | null;
+}
+
 export interface Database {
   generations: GenerationsTable;
   feedback: FeedbackTable;
   budgets: BudgetsTable;
   budget_usage: BudgetUsageTable;
+  prompts: PromptsTable;
+  datasets: DatasetsTable;
+  dataset_items: DatasetItemsTable;
+  evaluations: EvaluationsTable;
+  evaluation_cells: EvaluationCellsTable;
 }
