@@ -114,7 +114,8 @@ export class OperationRateLimiter {
 
   private limitFor(fieldName: string, context: RequestContext): number {
     const own = context.caller.limits;
-    if (fieldName === 'generate') return own?.generate ?? this.limits.generate;
+    // A generation filled from a prompt counts as a generate (the contract's rate-limit convention).
+    if (fieldName === 'generate' || fieldName === 'generate_from_prompt') return own?.generate ?? this.limits.generate;
     if (fieldName === 'generate_batch') return own?.generateBatch ?? this.limits.generateBatch;
     return own?.other ?? this.limits.other;
   }
