@@ -116,7 +116,8 @@ export class OperationRateLimiter {
     const own = context.caller.limits;
     // A generation filled from a prompt counts as a generate (the contract's rate-limit convention).
     if (fieldName === 'generate' || fieldName === 'generate_from_prompt') return own?.generate ?? this.limits.generate;
-    if (fieldName === 'generate_batch') return own?.generateBatch ?? this.limits.generateBatch;
+    // A comparison runs several models at once: it counts as a batch (the contract's rate-limit convention).
+    if (fieldName === 'generate_batch' || fieldName === 'compare') return own?.generateBatch ?? this.limits.generateBatch;
     return own?.other ?? this.limits.other;
   }
 }
