@@ -56,6 +56,8 @@ const environmentSchema = z.object({
   RATE_LIMIT_DEFAULT: integer(1000, 1),
   RATE_LIMIT_WINDOW_MS: integer(60_000, 100),
   REDIS_URL: optionalText.pipe(z.url().optional()),
+  EVAL_CONCURRENCY: integer(4, 1, 256),
+  EVAL_LEASE_MS: integer(30_000, 500),
   BUDGET_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
   BUDGET_WEBHOOK_RETRY_MS: integer(1000, 1),
   INTROSPECTION: z.enum(['true', 'false']).default('true'),
@@ -133,6 +135,15 @@ export interface AppConfig {
     readonly other: number;
     readonly windowMs: number;
     /** Shared counters for several replicas; in memory without it. */
+    readonly redisUrl: string | undefined;
+  };
+  /** Evaluation runs: jobs in this process, or BullMQ on REDIS_URL shared by every replica. */
+  readonly evaluations: {
+    /** Cells in flight per process, so interactive traffic keeps its speed. */
+    readonly concurrency: number;
+    /** How long a run's work claimed by a process that stopped (kill -9) waits before another process takes it. */
+    readonly leaseMs: number;
+    /** BullMQ's Redis; cells run in this process only without it. A secret: never logged. */
     readonly redisUrl: string | undefined;
   };
   readonly graphql: {
@@ -227,6 +238,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       windowMs: env.RATE_LIMIT_WINDOW_MS,
       redisUrl: env.REDIS_URL,
     },
+    evaluations: { concurrency: env.EVAL_CONCURRENCY, leaseMs: env.EVAL_LEASE_MS, redisUrl: env.REDIS_URL },
     graphql: {
       introspection: env.INTROSPECTION === 'true',
       maxDepth: env.GRAPHQL_MAX_DEPTH,

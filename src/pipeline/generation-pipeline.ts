@@ -137,6 +137,13 @@ type Settled =
     }
   | { readonly ok: false; readonly generationId: string; readonly error: ApiError };
 
+const failedGenerationIds = new WeakMap<object, string>();
+
+/** The ledger row of a generation that `generate` threw for, when one was started (null when it was refused before). */
+export function failedGenerationId(error: unknown): string | null {
+  return (typeof error === 'object' && error !== null && failedGenerationIds.get(error)) || null;
+}
+
 export class GenerationPipeline {
   constructor(private readonly settings: PipelineSettings) {}
 
@@ -158,7 +165,10 @@ export class GenerationPipeline {
       settled: [settled],
       parameters: applied,
     } = await this.run(route, [admitted], parameters, input.seed, call, origin);
-    if (!settled!.ok) throw settled!.error;
+    if (!settled!.ok) {
+      failedGenerationIds.set(settled!.error, settled!.generationId);
+      throw settled!.error;
+    }
     const { text, counts, latencyMs } = settled!;
     const metadata = origin.promptRef ? { ...settled!.metadata, promptRef: origin.promptRef } : settled!.metadata;
     // `applied`: max_tokens may have been lowered to what a budget's money left buys.

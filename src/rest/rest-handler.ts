@@ -111,6 +111,8 @@ async function readJsonObject(request: IncomingMessage, limitBytes: number): Pro
     if (!(error instanceof BodyTooLargeError)) throw error;
     return { error: { status: 413, body: errorBody('payload_too_large', 'Request body is too large', error.message), headers: {} } };
   }
+  // No body at all is no arguments (POST /evaluations/{id}/cancel): the operation's own checks name what is missing.
+  if (raw.trim() === '') return { body: {} };
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);

@@ -60,6 +60,8 @@ export interface FakeUpstream {
   defaultBehaviour: FakeBehaviour;
   /** Generation requests whose prompt contains this substring fail with HTTP 500. */
   failPromptsContaining?: string;
+  /** A reply of the test's own for a prompt (a judge's grade); the echo when it returns undefined. */
+  answerFor?: (prompt: string) => string | undefined;
   /** Behaviour of GET /v1/models ('no-usage' acts as 'ok'). */
   modelsBehaviour: FakeBehaviour;
   /** Clears requests, maxInFlight, queue, latency and behaviours. */
@@ -216,7 +218,11 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
 
     const answer = (): void => {
       if (applyFailure(res, behaviour)) return;
-      const replies = prompts.map((prompt) => expectedReply(prompt, maxTokens));
+      const replies = prompts.map((prompt): ExpectedReply => {
+        const own = fake.answerFor?.(prompt);
+        if (own === undefined) return expectedReply(prompt, maxTokens);
+        return { text: own, finishReason: 'stop', promptTokens: words(prompt).length + 3, completionTokens: words(own).length };
+      });
       const created = Math.floor(Date.now() / 1000);
       const promptTokens = replies.reduce((sum, reply) => sum + reply.promptTokens, 0);
       const completionTokens = replies.reduce((sum, reply) => sum + reply.completionTokens, 0);
@@ -301,6 +307,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       fake.defaultBehaviour = { kind: 'ok' };
       fake.modelsBehaviour = { kind: 'ok' };
       fake.failPromptsContaining = undefined;
+      fake.answerFor = undefined;
     },
     close: () =>
       new Promise<void>((resolve, reject) => {

@@ -1,0 +1,72 @@
+import type { Queue, Worker } from 'bullmq';
+import type { CaseJob, CaseProcessor, CaseQueue } from './case-queue';
+
+export interface BullCaseQueueSettings {
+  /** REDIS_URL: a secret (it may hold a password), never logged. */
+  readonly redisUrl: string;
+  /** Cases in flight in this process. */
+  readonly concurrency: number;
+  /** How long a case stays claimed by a worker that stopped answering (kill -9) before another takes it. */
+  readonly leaseMs: number;
+  readonly onError: (message: string, error: unknown) => void;
+}
+
+const QUEUE_NAME = 'evaluation-cases';
+/** Jobs added per round trip when a run is enqueued (a run has up to 10,000 cases). */
+const ENQUEUE_CHUNK = 1000;
+
+/**
+ * Runs' cases in BullMQ on Redis, shared by every replica: each replica's worker takes cases, and
+ * a case whose worker died (its lock not renewed for `leaseMs`) goes back to the queue for another
+ * one. A case's job id is derived from the run and the case, so enqueueing a run again adds only
+ * what is missing. BullMQ is loaded only when REDIS_URL is set.
+ */
+export async function openBullCaseQueue(settings: BullCaseQueueSettings, process: CaseProcessor): Promise<CaseQueue> {
+  const { Queue, Worker } = await import('bullmq');
+  // Workers block on Redis: BullMQ requires maxRetriesPerRequest null for their connections.
+  const connection = { url: settings.redisUrl, maxRetriesPerRequest: null, enableOfflineQueue: true };
+  const queue: Queue<CaseJob> = new Queue<CaseJob>(QUEUE_NAME, { connection, prefix: 'llmop' });
+  const worker: Worker<CaseJob> = new Worker<CaseJob>(QUEUE_NAME, async (job) => process(job.data), {
+    connection,
+    prefix: 'llmop',
+    concurrency: settings.concurrency,
+    lockDuration: settings.leaseMs,
+    stalledInterval: Math.max(250, Math.floor(settings.leaseMs / 2)),
+    // A case is redone after each crash of its worker, however many: cells already recorded are skipped.
+    maxStalledCount: 1000,
+  });
+  // Without listeners these are unhandled 'error' events; the connection retries on its own.
+  queue.on('error', (error) => settings.onError('evaluation queue (Redis) error', error));
+  worker.on('error', (error) => settings.onError('evaluation worker (Redis) error', error));
+  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+
+  return {
+    shared: true,
+    async enqueueRun(run) {
+      for (let first = 0; first < run.caseCount; first += ENQUEUE_CHUNK) {
+        const jobs = [];
+        for (let itemIndex = first; itemIndex < Math.min(run.caseCount, first + ENQUEUE_CHUNK); itemIndex += 1) {
+          jobs.push({
+            name: 'case',
+            data: { evaluationId: run.id, itemIndex },
+            opts: {
+              jobId: `${run.id}.${itemIndex}`,
+              attempts: 5,
+              backoff: { type: 'exponential', delay: 1000 },
+              removeOnComplete: true,
+              removeOnFail: 1000,
+            },
+          });
+        }
+        await queue.addBulk(jobs);
+      }
+    },
+    forget() {
+      // Waiting cases of an ended run are taken and dropped at once by whichever worker gets them.
+    },
+    async close() {
+      await worker.close();
+      await queue.close();
+    },
+  };
+}
