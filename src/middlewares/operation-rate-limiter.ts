@@ -32,7 +32,7 @@ class EngineVerdictStore extends Store {
   }
 
   override getForIdentity(identity: Identity): Promise<readonly number[]> {
-    this.decision = this.engine.consume(identity.contextIdentity, identity.fieldIdentity, this.limit);
+    this.decision = this.engine.consume(identity.contextIdentity, bucketOf(identity.fieldIdentity), this.limit);
     // The blocking entry is "a call now": it stays inside the library's window filter for a whole window.
     return this.decision.then((decision) => (decision.allowed ? [] : [Date.now()]));
   }
@@ -43,6 +43,18 @@ class EngineVerdictStore extends Store {
 }
 
 const identifyCaller = (context: RequestContext): string => context.caller.id;
+
+/**
+ * Operations that spend another operation's allowance (the contract's rate-limit conventions): a
+ * generation filled from a prompt is a `generate`, a comparison of several models a `generate_batch`.
+ * One counter each, so switching surfaces does not multiply a caller's limit.
+ */
+const sharedBuckets: Readonly<Record<string, 'generate' | 'generate_batch'>> = {
+  generate_from_prompt: 'generate',
+  compare: 'generate_batch',
+};
+
+const bucketOf = (operation: string): string => sharedBuckets[operation] ?? operation;
 
 /** The spec's limits per root operation, per caller, shared by GraphQL and REST (both run these resolvers). */
 export class OperationRateLimiter {
@@ -64,7 +76,7 @@ export class OperationRateLimiter {
    */
   checkRoute(context: RequestContext, operation: string): Promise<void> {
     const limit = this.limitFor(operation, context);
-    return this.enforce(context, operation, limit, () => this.engine.consume(context.caller.id, operation, limit));
+    return this.enforce(context, operation, limit, () => this.engine.consume(context.caller.id, bucketOf(operation), limit));
   }
 
   private async enforce(
@@ -114,10 +126,9 @@ export class OperationRateLimiter {
 
   private limitFor(fieldName: string, context: RequestContext): number {
     const own = context.caller.limits;
-    // A generation filled from a prompt counts as a generate (the contract's rate-limit convention).
-    if (fieldName === 'generate' || fieldName === 'generate_from_prompt') return own?.generate ?? this.limits.generate;
-    // A comparison runs several models at once: it counts as a batch (the contract's rate-limit convention).
-    if (fieldName === 'generate_batch' || fieldName === 'compare') return own?.generateBatch ?? this.limits.generateBatch;
+    const bucket = bucketOf(fieldName);
+    if (bucket === 'generate') return own?.generate ?? this.limits.generate;
+    if (bucket === 'generate_batch') return own?.generateBatch ?? this.limits.generateBatch;
     return own?.other ?? this.limits.other;
   }
 }

@@ -155,7 +155,10 @@ export function restVariables(
     const { name, isList } = variable;
     const segment = pathParameters.get(name);
     if (segment !== undefined) {
-      values[name] = decodeSegment(segment);
+      // As SOFA does: a segment is read as its variable's type (`/prompts/x/versions/2` is the Int 2).
+      const read = fromQueryString(variable, decodeSegment(segment));
+      if ('problem' in read) return read;
+      values[name] = read.value;
       continue;
     }
     if (query) {

@@ -17,7 +17,13 @@ const sampleBodies: Partial<Record<OperationName, Record<string, unknown>>> = {
   'Mutation.generate_batch': { prompts: ['one', 'two'], model_id: 'some-model', max_tokens: 5 },
 };
 
-const requestPath = (operation: OperationName): string => operationRoutes[operation].path.replace(/:([a-z_]+)/g, 'some%20$1');
+/** Path parameters of a number type need a number: SOFA refuses anything else before it runs the operation. */
+const numericPathParameters: ReadonlySet<string> = new Set(['version']);
+
+const requestPath = (operation: OperationName): string =>
+  operationRoutes[operation].path.replace(/:([a-z_]+)/g, (_match, name: string) =>
+    numericPathParameters.has(name) ? '3' : `some%20${name}`,
+  );
 
 /** What SOFA's own router hands its executor for one request: the operation it generated for the route, and its variables. */
 async function runThroughSofaRouter(operation: OperationName): Promise<SofaRun> {

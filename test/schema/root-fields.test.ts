@@ -7,6 +7,7 @@ import {
   execute,
   getNamedType,
   isEnumType,
+  isInputObjectType,
   isCompositeType,
   isNonNullType,
   isRequiredArgument,
@@ -33,7 +34,13 @@ function sampleValue(type: GraphQLInputType): unknown {
   if ('ofType' in inner) return []; // a list
   const named = getNamedType(inner);
   if (isEnumType(named)) return named.getValues()[0]?.value;
+  if (isInputObjectType(named)) {
+    const fields = Object.values(named.getFields()).filter((field) => isNonNullType(field.type));
+    return Object.fromEntries(fields.map((field) => [field.name, sampleValue(field.type)]));
+  }
   switch (named.name) {
+    case 'JSONObject':
+      return {};
     case 'Int':
     case 'Float':
       return 1;
