@@ -5,7 +5,7 @@ import { createGenerationLoader } from '../pipeline/generation-loader';
 import { failedGenerationId, type GenerationPipeline } from '../pipeline/generation-pipeline';
 import type { CallContext } from '../pipeline/call-context';
 import { fillTemplate } from '../services/prompt-template';
-import { scoreCell, type ScorerSpec } from '../services/scorers';
+import { JudgeFailedError, scoreCell, type ScorerSpec } from '../services/scorers';
 import { usdToCostUnits } from '../storage/cost-units';
 import type { DatasetRepository } from '../storage/dataset-repository';
 import { cellId, type EvaluationRepository } from '../storage/evaluation-repository';
@@ -32,6 +32,9 @@ export interface EvaluationRunnerSettings {
 
 /** How often this process looks for runs that were cancelled or ended elsewhere, while it works on some. */
 const WATCH_INTERVAL_MS = 250;
+/** Errors that stop or retry the run's work rather than fail one cell. */
+const runErrors: ReadonlySet<string> = new Set(['budget_exceeded', 'ledger_unavailable']);
+
 /** max_tokens of a judge's answer: a grade and a few words. */
 const JUDGE_MAX_TOKENS = 32;
 
@@ -176,18 +179,26 @@ export class EvaluationRunner {
         call,
       );
       const judge = async (judgePrompt: string, judgeModelId: string): Promise<string> => {
-        const grade = await this.settings.pipeline.generate(
-          {
-            prompt: judgePrompt,
-            modelId: judgeModelId,
-            maxTokens: JUDGE_MAX_TOKENS,
-            temperature: 0,
-            topP: 1,
-            origin: { source: 'evaluation', evaluationId: run.id },
-          },
-          this.callContext(run, abort.signal),
-        );
-        return grade.text;
+        try {
+          const grade = await this.settings.pipeline.generate(
+            {
+              prompt: judgePrompt,
+              modelId: judgeModelId,
+              maxTokens: JUDGE_MAX_TOKENS,
+              temperature: 0,
+              topP: 1,
+              origin: { source: 'evaluation', evaluationId: run.id },
+            },
+            this.callContext(run, abort.signal),
+          );
+          return grade.text;
+        } catch (error) {
+          // An upstream failure of the judge is that score's (0, with a note); budgets, the ledger and aborts are the run's.
+          if (error instanceof ApiError && !runErrors.has(error.extensions.code) && !abort.signal.aborted) {
+            throw new JudgeFailedError(error.extensions.code);
+          }
+          throw error;
+        }
       };
       const scores = await scoreCell(scorers, outcome.text, item.expected, judge);
       result = {
@@ -205,7 +216,7 @@ export class EvaluationRunner {
       if (abort.signal.aborted) return;
       if (error instanceof ApiError && error.extensions.code === 'budget_exceeded') throw new RunStopped('budget_exceeded');
       if (!(error instanceof ApiError) || error.extensions.code === 'ledger_unavailable') throw error;
-      // The generation (or its judge) failed: a failed cell, every scorer 0.
+      // The generation failed: a failed cell, every scorer 0.
       const code = error.extensions.code;
       result = {
         ...cell,

@@ -53,7 +53,19 @@ export interface CellScore {
   readonly note: string | null;
 }
 
-/** Asks `judgeModelId` the prompt and answers its text; what it throws propagates to the runner. */
+/**
+ * The judge's generation failed in a way that is the cell's to report (an upstream error): that
+ * scorer scores 0 with a note. Anything else a JudgeCall throws propagates to the runner.
+ */
+export class JudgeFailedError extends Error {
+  override readonly name = 'JudgeFailedError';
+
+  constructor(readonly code: string) {
+    super(`the judge's generation failed: ${code}`);
+  }
+}
+
+/** Asks `judgeModelId` the prompt and answers its text; a JudgeFailedError is the cell's, anything else propagates to the runner. */
 export type JudgeCall = (prompt: string, judgeModelId: string) => Promise<string>;
 
 /** The grade scale llm_judge asks for. */
@@ -170,7 +182,13 @@ function isJson(text: string): boolean {
 
 async function judgeVerdict(scorer: ScorerSpec, text: string, reference: string | undefined, judge: JudgeCall): Promise<Verdict> {
   // normalizeScorers refuses an llm_judge without a judge model.
-  const answer = await judge(judgePrompt(scorer.rubric, text, reference ?? null), scorer.judgeModelId!);
+  let answer: string;
+  try {
+    answer = await judge(judgePrompt(scorer.rubric, text, reference ?? null), scorer.judgeModelId!);
+  } catch (error) {
+    if (!(error instanceof JudgeFailedError)) throw error;
+    return { score: 0, note: `no grade: the judge ${scorer.judgeModelId} failed (${error.code})` };
+  }
   const grade = parseGrade(answer);
   if (grade === undefined) {
     return { score: 0, note: `the judge's answer holds no grade from 0 to ${MAX_GRADE}: ${JSON.stringify(excerpt(answer))}` };

@@ -10,7 +10,7 @@ import {
   type NewDataset,
   type NewDatasetItem,
 } from './dataset-types';
-import { newGenerationId } from './generation-id';
+import { newDatasetId } from './generation-id';
 import type { Database, DatasetItemsTable, DatasetsTable } from './schema';
 import { InvalidCursorError } from './storage-errors';
 
@@ -23,8 +23,6 @@ const MAX_CHUNK_ROWS = 1024;
 /** The largest page `items` serves. */
 export const MAX_DATASET_PAGE_SIZE = 1000;
 
-/** `ds_` and the time-ordered random part of generation-id.ts. */
-const newDatasetId = (createdAt: Date): string => `ds_${newGenerationId(createdAt).slice('gen_'.length)}`;
 
 /**
  * Datasets of test cases, shared by every caller. A dataset's `item_count` is reserved and its

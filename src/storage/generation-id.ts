@@ -40,5 +40,8 @@ export const newGenerationId = (createdAt: Date): string => timeOrderedId('gen_'
 /** A new feedback id: `fb_` and a time-ordered random part. */
 export const newFeedbackId = (createdAt: Date): string => timeOrderedId('fb_', createdAt);
 
+/** A new dataset id: `ds_` and a time-ordered random part. */
+export const newDatasetId = (createdAt: Date): string => timeOrderedId('ds_', createdAt);
+
 /** A new evaluation run id: `ev_` and a time-ordered random part. */
 export const newEvaluationId = (createdAt: Date): string => timeOrderedId('ev_', createdAt);

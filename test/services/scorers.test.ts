@@ -7,6 +7,7 @@ import { ApiError } from '../../src/errors/api-error';
 import {
   type CellScore,
   type JudgeCall,
+  JudgeFailedError,
   judgePrompt,
   levenshtein,
   normalizeScorers,
@@ -390,6 +391,24 @@ describe('llm_judge', () => {
     await expect(scoreCell(normalizeScorers([{ type: 'llm_judge', judgeModelId: 'j' }]), 't', null, failing)).rejects.toThrow(
       'judge unavailable',
     );
+  });
+});
+
+describe('a judge that failed upstream', () => {
+  it('scores 0 with a note naming the judge and the error, and the next scorers still run', async () => {
+    const failing = async (): Promise<string> => {
+      throw new JudgeFailedError('model_unavailable');
+    };
+    const scores = await scoreCell(
+      normalizeScorers([{ type: 'llm_judge', judgeModelId: 'judge-x' }, { type: 'contains', value: 't' }]),
+      't',
+      null,
+      failing,
+    );
+    expect(scores).toEqual([
+      { scorer: 'llm_judge', score: 0, passed: false, note: 'no grade: the judge judge-x failed (model_unavailable)' },
+      { scorer: 'contains', score: 1, passed: true, note: null },
+    ]);
   });
 });
 
