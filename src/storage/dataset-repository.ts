@@ -23,7 +23,6 @@ const MAX_CHUNK_ROWS = 1024;
 /** The largest page `items` serves. */
 export const MAX_DATASET_PAGE_SIZE = 1000;
 
-
 /**
  * Datasets of test cases, shared by every caller. A dataset's `item_count` is reserved and its
  * items inserted in one transaction, so concurrent appends get disjoint, gapless index ranges and
