@@ -400,7 +400,10 @@ describe('a judge that failed upstream', () => {
       throw new JudgeFailedError('model_unavailable');
     };
     const scores = await scoreCell(
-      normalizeScorers([{ type: 'llm_judge', judgeModelId: 'judge-x' }, { type: 'contains', value: 't' }]),
+      normalizeScorers([
+        { type: 'llm_judge', judgeModelId: 'judge-x' },
+        { type: 'contains', value: 't' },
+      ]),
       't',
       null,
       failing,
