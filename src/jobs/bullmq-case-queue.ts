@@ -61,6 +61,7 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
         await queue.addBulk(jobs);
       }
     },
+    localRuns: () => [],
     forget() {
       // Waiting cases of an ended run are taken and dropped at once by whichever worker gets them.
     },

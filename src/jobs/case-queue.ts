@@ -16,6 +16,8 @@ export interface CaseQueue {
   /** Whether cases survive this process and are shared with other replicas (BullMQ). */
   readonly shared: boolean;
   enqueueRun(run: { readonly id: string; readonly caseCount: number }): Promise<void>;
+  /** The runs with cases waiting or running here (this process's leases cover them); none for a shared queue. */
+  localRuns(): string[];
   /** Drops a run's waiting cases (cancelled or ended); cases already running finish or abort on their own. */
   forget(evaluationId: string): void;
   /** Stops handing out cases and waits for the running ones. */

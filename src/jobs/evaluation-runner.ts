@@ -313,9 +313,15 @@ export class EvaluationRunner {
     }
   }
 
+  /**
+   * Keeps this process's claims on the runs it works or has queued. A claim that was lost (this
+   * process stalled past its lease and another took the run over) stops the work here.
+   */
   private async renewLeases(): Promise<void> {
     if (this.queue?.shared !== false) return;
-    await this.settings.evaluations.renew(this.owner, [...this.active.keys()], this.settings.leaseMs);
+    const mine = [...new Set([...this.active.keys(), ...this.queue.localRuns()])];
+    const held = new Set(await this.settings.evaluations.renew(this.owner, mine, this.settings.leaseMs));
+    for (const id of mine) if (!held.has(id)) await this.stopLocally(id);
   }
 
   /** Stops cells of runs that ended elsewhere (a cancel on another replica, a budget stop). */

@@ -40,6 +40,10 @@ export class InProcessCaseQueue implements CaseQueue {
     return this.runs.some((run) => run.id === evaluationId);
   }
 
+  localRuns(): string[] {
+    return this.runs.map((run) => run.id);
+  }
+
   forget(evaluationId: string): void {
     const index = this.runs.findIndex((run) => run.id === evaluationId);
     if (index >= 0) this.runs.splice(index, 1);

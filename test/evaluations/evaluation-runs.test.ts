@@ -394,6 +394,48 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('evalua
     expect(rows.filter((row) => row.status === 'cancelled').length).toBeLessThanOrEqual(4);
   }, 60_000);
 
+  it('ends a run failed with budget_exceeded when a budget runs out, keeping the cells it finished', async () => {
+    // About six cells' worst case (prompt + max_tokens at tiny-chat's prices) fit Bob's budget.
+    const budget = await rest(gateway, 'POST', '/budgets', { scope: 'key', subject: 'bob', limit_usd: 0.001, period: 'total' }, asAdmin);
+    expect(budget.status).toBe(201);
+    try {
+      const started = await checked(
+        'POST',
+        '/evaluations',
+        '/evaluations',
+        {
+          dataset_id: datasetId,
+          prompts: [{ name: 'say', version: 1 }],
+          model_ids: [CHAT_MODEL],
+          scorers: [{ type: 'exact_match' }],
+          max_tokens: 10,
+        },
+        asBob,
+      );
+      expect(started.status).toBe(202);
+      const run = await waitForEnd((started.body as Evaluation).id);
+      expect(run).toMatchObject({ status: 'failed', error: 'budget_exceeded' });
+      expect(run.progress.completed).toBeGreaterThan(0);
+      expect(run.progress.completed).toBeLessThan(CASES);
+      expect(run.variants[0]!.completed).toBe(run.progress.completed);
+      const results = await allResults(run.id);
+      expect(results).toHaveLength(run.progress.completed);
+      expect(results.every((result) => result.passed && result.error === null)).toBe(true);
+      // Every candidate that ran is in the ledger and charged: nothing held, spend within the limit.
+      const after = await rest(gateway, 'GET', `/budgets/${budget.body.id}`, undefined, asAdmin);
+      expect(after.body.reserved_usd).toBe(0);
+      expect(after.body.spent_usd).toBeLessThanOrEqual(0.001);
+      const rows = (await walkGenerations(gateway, { limit: 200 }, asAdmin)).filter((row) => row.evaluation_id === run.id);
+      expect(rows.filter((row) => row.status === 'succeeded')).toHaveLength(run.progress.completed);
+      expect(after.body.spent_usd).toBeCloseTo(
+        rows.reduce((sum, row) => sum + row.cost_usd, 0),
+        12,
+      );
+    } finally {
+      await rest(gateway, 'DELETE', `/budgets/${budget.body.id}`, undefined, asAdmin);
+    }
+  }, 60_000);
+
   it('refuses bad runs before anything runs: 404 for unknown dataset, prompt, version or model, 400 for bad scorers and sizes', async () => {
     const base = {
       dataset_id: datasetId,
