@@ -141,6 +141,66 @@ query Feedback {
     }
   }
 }
+
+# Which prompt is best, on which model, for the money: save two versions of a prompt, a dataset of
+# test cases, and start a run (it works in the background; follow it with EvaluationProgress).
+mutation ComparePrompts {
+  v1: create_prompt_version(name: "greet", template: "Say hello to {{name}}.", model_id: "llmop-demo-tiny") {
+    version
+  }
+  v2: create_prompt_version(name: "greet", template: "Write a warm one-line welcome for {{name}}.", model_id: "llmop-demo-tiny") {
+    version
+  }
+  create_dataset(name: "names", items: [{ variables: { name: "Ada" }, expected: "Hello, Ada!" }, { variables: { name: "Grace" }, expected: "Hello, Grace!" }]) {
+    id
+  }
+}
+
+# Paste the dataset id and the two versions from ComparePrompts.
+mutation StartEvaluation {
+  start_evaluation(
+    dataset_id: "paste-a-dataset-id"
+    prompts: [{ name: "greet", version: 1 }, { name: "greet", version: 2 }]
+    model_ids: ["llmop-demo-tiny"]
+    scorers: [{ type: similarity }, { type: contains, name: "names them", value: "a" }]
+    max_tokens: 12
+    temperature: 0
+  ) {
+    id
+    status
+  }
+}
+
+query EvaluationProgress {
+  evaluations(limit: 1) {
+    evaluations {
+      id
+      status
+      progress {
+        total
+        completed
+        failed
+      }
+      variants {
+        prompt {
+          name
+          version
+        }
+        model_id
+        pass_rate
+        mean_score
+        scores
+        cost_usd
+      }
+      best {
+        prompt {
+          version
+        }
+        model_id
+      }
+    }
+  }
+}
 `;
 
 export interface WebPagesSettings {
