@@ -103,8 +103,10 @@ export class EvaluationService {
         owner: { name: caller.name, team: caller.team ?? null, role: caller.role },
         caseCount: dataset.itemCount,
       });
+      // The answer is the run as accepted: read before its first cell can be recorded.
+      const accepted = await this.view(run);
       await runner.enqueue(run);
-      return this.view(run);
+      return accepted;
     });
   }
 
