@@ -1,5 +1,5 @@
-import type { Queue, Worker } from 'bullmq';
-import type { CaseJob, CaseProcessor, CaseQueue } from './case-queue';
+import type { Job, Queue, Worker } from 'bullmq';
+import { CaseInterrupted, type CaseJob, type CaseProcessor, type CaseQueue } from './case-queue';
 
 export interface BullCaseQueueSettings {
   /** REDIS_URL: a secret (it may hold a password), never logged. */
@@ -22,11 +22,22 @@ const ENQUEUE_CHUNK = 1000;
  * what is missing. BullMQ is loaded only when REDIS_URL is set.
  */
 export async function openBullCaseQueue(settings: BullCaseQueueSettings, process: CaseProcessor): Promise<CaseQueue> {
-  const { Queue, Worker } = await import('bullmq');
+  const { Queue, WaitingError, Worker } = await import('bullmq');
   // Workers block on Redis: BullMQ requires maxRetriesPerRequest null for their connections.
   const connection = { url: settings.redisUrl, maxRetriesPerRequest: null, enableOfflineQueue: true };
   const queue: Queue<CaseJob> = new Queue<CaseJob>(QUEUE_NAME, { connection, prefix: 'llmop' });
-  const worker: Worker<CaseJob> = new Worker<CaseJob>(QUEUE_NAME, async (job) => process(job.data), {
+  const work = async (job: Job<CaseJob>, token?: string): Promise<void> => {
+    try {
+      await process(job.data);
+    } catch (error) {
+      if (!(error instanceof CaseInterrupted)) throw error;
+      // This replica is stopping (SIGTERM) and aborted the case's cells: back to the queue for another worker,
+      // without counting an attempt (completed, the case would be lost and its run never end).
+      await job.moveToWait(token);
+      throw new WaitingError();
+    }
+  };
+  const worker: Worker<CaseJob> = new Worker<CaseJob>(QUEUE_NAME, work, {
     connection,
     prefix: 'llmop',
     concurrency: settings.concurrency,

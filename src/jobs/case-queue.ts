@@ -8,6 +8,17 @@ export interface CaseJob {
 export type CaseProcessor = (job: CaseJob) => Promise<void>;
 
 /**
+ * Thrown by the processor when this process is stopping and aborted the case's cells: the case is
+ * not done. BullMQ puts it back for another replica (no attempt counted); in this process it is
+ * dropped, and whichever process resumes the run does it.
+ */
+export class CaseInterrupted extends Error {
+  constructor(job: CaseJob) {
+    super(`case ${job.itemIndex} of ${job.evaluationId} was interrupted: this process is stopping`);
+  }
+}
+
+/**
  * Where a run's cases wait for a worker: in this process (InProcessCaseQueue), or in BullMQ on
  * Redis, shared by every replica (BullCaseQueue). Enqueueing a run twice is harmless: a case's
  * cells that are already recorded are skipped.

@@ -11,7 +11,7 @@ import type { DatasetRepository } from '../storage/dataset-repository';
 import { cellId, type EvaluationRepository } from '../storage/evaluation-repository';
 import type { CellKey, Evaluation, FinishedCell } from '../storage/evaluation-types';
 import type { PromptRepository, PromptVersionRecord } from '../storage/prompt-repository';
-import type { CaseJob, CaseQueue } from './case-queue';
+import { CaseInterrupted, type CaseJob, type CaseQueue } from './case-queue';
 import { rankVariants } from './variant-ranking';
 
 export interface EvaluationRunnerSettings {
@@ -92,7 +92,11 @@ export class EvaluationRunner {
   /** Queues a new run's cases. */
   async enqueue(run: Evaluation): Promise<void> {
     if (!this.queue) throw new Error('the evaluation runner has not started');
-    if (!this.queue.shared) await this.settings.evaluations.claim(this.owner, this.settings.leaseMs, { ids: [run.id] });
+    if (!this.queue.shared) {
+      const claimed = await this.settings.evaluations.claim(this.owner, this.settings.leaseMs, { ids: [run.id] });
+      // Another replica's sweep claimed the new run between its insert and this claim: that replica works it, alone.
+      if (!claimed.includes(run.id)) return;
+    }
     await this.queue.enqueueRun(run);
   }
 
@@ -122,8 +126,10 @@ export class EvaluationRunner {
   };
 
   /** The queue's processor: one case's cells not yet recorded, each within the process's cell slots. */
-  readonly processCase = async ({ evaluationId, itemIndex }: CaseJob): Promise<void> => {
+  readonly processCase = async (job: CaseJob): Promise<void> => {
+    const { evaluationId, itemIndex } = job;
     const active = await this.activate(evaluationId);
+    if (active && this.closed) throw new CaseInterrupted(job);
     if (!active || active.abort.signal.aborted) return;
     const { run } = active;
     if (!active.started) {
@@ -148,6 +154,8 @@ export class EvaluationRunner {
     }
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
     if (failure) throw (failure as PromiseRejectedResult).reason;
+    // close() aborted this case's cells in flight: they were not recorded, so the case is not done.
+    if (this.closed) throw new CaseInterrupted(job);
     await this.endIfComplete(run.id);
   };
 

@@ -1,4 +1,4 @@
-import type { CaseJob, CaseProcessor, CaseQueue } from './case-queue';
+import { CaseInterrupted, type CaseJob, type CaseProcessor, type CaseQueue } from './case-queue';
 
 interface QueuedRun {
   readonly id: string;
@@ -81,6 +81,7 @@ export class InProcessCaseQueue implements CaseQueue {
     try {
       await this.process(job);
     } catch (error) {
+      if (error instanceof CaseInterrupted) return;
       if (attempt >= MAX_CASE_ATTEMPTS || this.closed) {
         this.onCaseFailed(job, error);
         return;
