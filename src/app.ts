@@ -244,7 +244,7 @@ async function startEvaluationRunner(
   });
   const queue = redisUrl
     ? await openBullCaseQueue(
-        { redisUrl, concurrency, leaseMs, onError: (message, error) => logger.error({ err: error }, message) },
+        { redisUrl, concurrency, leaseMs, onError: throttledErrorLog(logger, 'evaluation queue (Redis) error', 30_000) },
         runner.processCase,
       )
     : new InProcessCaseQueue(runner.processCase, concurrency, runner.caseFailed);

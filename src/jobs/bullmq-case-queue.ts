@@ -8,10 +8,19 @@ export interface BullCaseQueueSettings {
   readonly concurrency: number;
   /** How long a case stays claimed by a worker that stopped answering (kill -9) before another takes it. */
   readonly leaseMs: number;
-  readonly onError: (message: string, error: unknown) => void;
+  /** Told of Redis connection errors (throttled by the caller: a dead Redis reports them again and again). */
+  readonly onError: (error: unknown) => void;
 }
 
 const QUEUE_NAME = 'evaluation-cases';
+/** The longest close() waits for BullMQ. */
+const CLOSE_TIMEOUT_MS = 5000;
+
+const delay = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
 /** Jobs added per round trip when a run is enqueued (a run has up to 10,000 cases). */
 const ENQUEUE_CHUNK = 1000;
 
@@ -23,9 +32,12 @@ const ENQUEUE_CHUNK = 1000;
  */
 export async function openBullCaseQueue(settings: BullCaseQueueSettings, process: CaseProcessor): Promise<CaseQueue> {
   const { Queue, WaitingError, Worker } = await import('bullmq');
-  // Workers block on Redis: BullMQ requires maxRetriesPerRequest null for their connections.
-  const connection = { url: settings.redisUrl, maxRetriesPerRequest: null, enableOfflineQueue: true };
-  const queue: Queue<CaseJob> = new Queue<CaseJob>(QUEUE_NAME, { connection, prefix: 'llmop' });
+  // Adding cases fails fast while Redis is down (the run stays queued and the runner's sweep adds it
+  // again); the worker waits for Redis as long as it takes (BullMQ requires maxRetriesPerRequest null).
+  const queue: Queue<CaseJob> = new Queue<CaseJob>(QUEUE_NAME, {
+    connection: { url: settings.redisUrl, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+    prefix: 'llmop',
+  });
   const work = async (job: Job<CaseJob>, token?: string): Promise<void> => {
     try {
       await process(job.data);
@@ -38,7 +50,7 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
     }
   };
   const worker: Worker<CaseJob> = new Worker<CaseJob>(QUEUE_NAME, work, {
-    connection,
+    connection: { url: settings.redisUrl, maxRetriesPerRequest: null },
     prefix: 'llmop',
     concurrency: settings.concurrency,
     lockDuration: settings.leaseMs,
@@ -46,10 +58,10 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
     // A case is redone after each crash of its worker, however many: cells already recorded are skipped.
     maxStalledCount: 1000,
   });
-  // Without listeners these are unhandled 'error' events; the connection retries on its own.
-  queue.on('error', (error) => settings.onError('evaluation queue (Redis) error', error));
-  worker.on('error', (error) => settings.onError('evaluation worker (Redis) error', error));
-  await Promise.all([queue.waitUntilReady(), worker.waitUntilReady()]);
+  // Without listeners these are unhandled 'error' events; the connections retry on their own, and
+  // start-up does not wait for Redis (the API serves everything else meanwhile).
+  queue.on('error', settings.onError);
+  worker.on('error', settings.onError);
 
   return {
     shared: true,
@@ -77,8 +89,8 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
       // Waiting cases of an ended run are taken and dropped at once by whichever worker gets them.
     },
     async close() {
-      await worker.close();
-      await queue.close();
+      // Bounded: a Redis that went away must not hold up the shutdown (cases in flight go back to the queue).
+      await Promise.race([Promise.allSettled([worker.close(), queue.close()]), delay(CLOSE_TIMEOUT_MS)]);
     },
   };
 }
