@@ -46,6 +46,10 @@ interface ActiveRun {
   readonly abort: AbortController;
   /** Set once this process has moved the run from queued to running. */
   started: boolean;
+  /** Why the run is stopping (budget_exceeded): no new cell starts; those in flight finish and are recorded. */
+  stopping: string | null;
+  /** This process's cells of the run that are generating or scoring. */
+  readonly inFlight: Set<Promise<void>>;
 }
 
 /** A cell's generation refused for budget: the run ends `failed` with this code. */
@@ -146,10 +150,11 @@ export class EvaluationRunner {
         if (!finished.has(cellId(cell))) cells.push(cell);
       }
     }
-    const outcomes = await Promise.allSettled(cells.map((cell) => this.cellSlots.run(() => this.runCell(active, cell, item))));
-    const stopped = outcomes.find((outcome) => outcome.status === 'rejected' && outcome.reason instanceof RunStopped);
-    if (stopped) {
-      await this.endRun(run.id, 'failed', ((stopped as PromiseRejectedResult).reason as RunStopped).code);
+    const outcomes = await Promise.allSettled(cells.map((cell) => this.cellSlots.run(() => this.tracked(active, cell, item))));
+    if (active.stopping) {
+      // The cells this process still has in flight (other cases') are recorded before the run ends.
+      await Promise.allSettled([...active.inFlight]);
+      await this.endRun(run.id, 'failed', active.stopping);
       return;
     }
     const failure = outcomes.find((outcome) => outcome.status === 'rejected');
@@ -159,6 +164,20 @@ export class EvaluationRunner {
     await this.endIfComplete(run.id);
   };
 
+  private tracked(
+    active: ActiveRun,
+    cell: CellKey,
+    item: { variables: Readonly<Record<string, string>>; expected: string | null },
+  ): Promise<void> {
+    const work = this.runCell(active, cell, item);
+    active.inFlight.add(work);
+    const untrack = (): void => {
+      active.inFlight.delete(work);
+    };
+    work.then(untrack, untrack);
+    return work;
+  }
+
   /** One cell: fill, generate, score, record. Throws RunStopped when a budget refused; other failures are the cell's result. */
   private async runCell(
     active: ActiveRun,
@@ -166,7 +185,7 @@ export class EvaluationRunner {
     item: { variables: Readonly<Record<string, string>>; expected: string | null },
   ): Promise<void> {
     const { run, versions, scorers, abort } = active;
-    if (abort.signal.aborted) return;
+    if (abort.signal.aborted || active.stopping) return;
     const version = versions[cell.promptIndex]!;
     const promptRef = run.prompts[cell.promptIndex]!;
     const modelId = run.modelIds[cell.modelIndex]!;
@@ -222,7 +241,10 @@ export class EvaluationRunner {
       };
     } catch (error) {
       if (abort.signal.aborted) return;
-      if (error instanceof ApiError && error.extensions.code === 'budget_exceeded') throw new RunStopped('budget_exceeded');
+      if (error instanceof ApiError && error.extensions.code === 'budget_exceeded') {
+        active.stopping ??= 'budget_exceeded';
+        throw new RunStopped('budget_exceeded');
+      }
       if (!(error instanceof ApiError) || error.extensions.code === 'ledger_unavailable') throw error;
       // The generation failed: a failed cell, every scorer 0.
       const code = error.extensions.code;
@@ -283,7 +305,15 @@ export class EvaluationRunner {
       }
       versions.push(version);
     }
-    return { run, versions, scorers: run.scorers as readonly ScorerSpec[], abort: new AbortController(), started: false };
+    return {
+      run,
+      versions,
+      scorers: run.scorers as readonly ScorerSpec[],
+      abort: new AbortController(),
+      started: false,
+      stopping: null,
+      inFlight: new Set(),
+    };
   }
 
   /** Ends the run once (the first end wins), with its variants frozen, and stops its cells here. */

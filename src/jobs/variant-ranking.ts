@@ -1,7 +1,16 @@
 import type { VariantSummary } from '../storage/evaluation-types';
 
+/**
+ * Means summed in a different order (PostgreSQL and SQLite aggregate as they like) differ in their
+ * last bits: closer than this they are a tie, and the next criterion decides.
+ */
+const TIE = 1e-9;
+
 /** Higher first, a variant with no value (nothing completed) last. */
-const descending = (a: number | null, b: number | null): number => (b ?? Number.NEGATIVE_INFINITY) - (a ?? Number.NEGATIVE_INFINITY);
+function descending(a: number | null, b: number | null): number {
+  if (a === null || b === null) return a === b ? 0 : a === null ? 1 : -1;
+  return Math.abs(a - b) < TIE ? 0 : b - a;
+}
 
 /** Best first: pass rate, then mean score, then cost (cheaper first); ties keep the run's order. */
 export function rankVariants(variants: readonly VariantSummary[]): VariantSummary[] {
