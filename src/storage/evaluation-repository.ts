@@ -320,14 +320,24 @@ export class EvaluationRepository {
     options: { readonly ids?: readonly string[]; readonly evenIfHeld?: boolean } = {},
   ): Promise<string[]> {
     const now = this.now().getTime();
+    // Read first: an idle database is swept every few seconds, and a write would commit (and, on
+    // SQLite, wake its checkpoint thread) for nothing.
+    let candidates = this.db
+      .selectFrom('evaluations')
+      .select('id')
+      .where('status', 'in', [...UNFINISHED_STATUSES]);
+    if (options.ids) candidates = candidates.where('id', 'in', [...options.ids]);
+    const ids = (await candidates.execute()).map((row) => row.id);
+    if (ids.length === 0) return [];
+    // The update checks the claim again: a replica racing for the same run finds it held.
     let query = this.db
       .updateTable('evaluations')
       .set({ lease_owner: owner, lease_until: now + leaseMs })
-      .where('status', 'in', [...UNFINISHED_STATUSES]);
+      .where('status', 'in', [...UNFINISHED_STATUSES])
+      .where('id', 'in', ids);
     if (!options.evenIfHeld) {
       query = query.where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now), eb('lease_owner', '=', owner)]));
     }
-    if (options.ids) query = query.where('id', 'in', [...options.ids]);
     const claimed = await this.database.transaction([query.returning('id').compile()]);
     return claimed[0]!.rows.map((row) => String(row.id));
   }
