@@ -34,8 +34,12 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
   const { Queue, WaitingError, Worker } = await import('bullmq');
   // Adding cases fails fast while Redis is down (the run stays queued and the runner's sweep adds it
   // again); the worker waits for Redis as long as it takes (BullMQ requires maxRetriesPerRequest null).
+  // Reconnect while open (ioredis's backoff, capped at 2 s); once closing, a lost connection stays
+  // closed, or a dead Redis would keep the process alive with reconnect timers after close().
+  let closing = false;
+  const retryStrategy = (attempt: number): number | null => (closing ? null : Math.min(attempt * 200, 2000));
   const queue: Queue<CaseJob> = new Queue<CaseJob>(QUEUE_NAME, {
-    connection: { url: settings.redisUrl, enableOfflineQueue: false, maxRetriesPerRequest: 1 },
+    connection: { url: settings.redisUrl, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy },
     prefix: 'llmop',
   });
   const work = async (job: Job<CaseJob>, token?: string): Promise<void> => {
@@ -50,7 +54,7 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
     }
   };
   const worker: Worker<CaseJob> = new Worker<CaseJob>(QUEUE_NAME, work, {
-    connection: { url: settings.redisUrl, maxRetriesPerRequest: null },
+    connection: { url: settings.redisUrl, maxRetriesPerRequest: null, retryStrategy },
     prefix: 'llmop',
     concurrency: settings.concurrency,
     lockDuration: settings.leaseMs,
@@ -89,8 +93,13 @@ export async function openBullCaseQueue(settings: BullCaseQueueSettings, process
       // Waiting cases of an ended run are taken and dropped at once by whichever worker gets them.
     },
     async close() {
-      // Bounded: a Redis that went away must not hold up the shutdown (cases in flight go back to the queue).
+      // Bounded: a Redis that went away must not hold up the shutdown (cases in flight go back to the
+      // queue). Then the connections are cut, or they would go on reconnecting and keep the process alive.
+      closing = true;
       await Promise.race([Promise.allSettled([worker.close(), queue.close()]), delay(CLOSE_TIMEOUT_MS)]);
+      // Not awaited: against a dead Redis, BullMQ's close and disconnect never resolve, but the
+      // disconnect does stop the reconnecting at once.
+      void Promise.allSettled([worker.disconnect(), queue.disconnect()]);
     },
   };
 }
