@@ -1,5 +1,6 @@
 /**
- * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>]
+ * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>] [-- --phase all|evaluation]
+ *                        [-- --eval-delay-ms N]
  *
  * Decides whether the request path is fast enough (the speed floors of issue 10). The gateway runs
  * as a real child process (`node <entry>`, dist/src/main.js by default; `--gateway` measures another
@@ -26,6 +27,15 @@
  *   the medians' difference is what holding and settling a reservation adds.
  * - flood: a fresh gateway at the default limits, one key flooding REST generate for 30 s in 5 s
  *   slices: refusals per second must stay steady and RSS flat.
+ * - evaluation (issue 14; scripts/bench/evaluation-phase.ts): a fresh gateway (ledger on, its own
+ *   DATA_DIR, EVAL_CONCURRENCY left at its default of 4), a prompt and a dataset of 1,000 cases, so a
+ *   run of 1 prompt x 1 model is 1,000 cells. The run's model sits on a second fake upstream (same core)
+ *   that answers after `--eval-delay-ms` (default 100 ms, a fast real model; a timer, no CPU), so a run
+ *   lasts through a round. REST generate of the bench model at one connection, alternating rounds on
+ *   that one gateway: with a run going (started for the round, replaced if it ends, cancelled after it)
+ *   and with none; the medians' ratio must stay <= 1.2. Prints the run's cells/s and the gateway's CPU.
+ * `--phase evaluation` runs only that phase (no upstream baseline, no other floor); the default, `all`,
+ * runs every phase.
  * Each measurement follows a warm-up (longer on a fresh process, so V8 has optimised the hot path).
  *
  * Cores: the gateway and the upstream share core 0; wrk (and this script, idle during loads) core 1,
@@ -39,6 +49,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, wrkPath, type LoadResult, type LoadTarget } from './bench/load-generator';
+import { runEvaluationPhase } from './bench/evaluation-phase';
 import { cpuSeconds, sendRequest, startFakeUpstream, startGateway, type RunningGateway } from './bench/processes';
 import {
   describeOutcome,
@@ -104,6 +115,10 @@ const floorsOfIssue = {
 const ledgerRounds = 3;
 /** With/without pairs for a budget's cost; the median of each side counts. */
 const budgetRounds = 3;
+/** With/without pairs for an evaluation run's cost to interactive traffic; the median of each side counts. */
+const evaluationRounds = 3;
+/** The evaluation model's upstream answers after this long (ms) unless --eval-delay-ms says otherwise. */
+const defaultEvaluationDelayMs = 100;
 /** The bench model's price in the budget phase (USD per million tokens): a budget applies only to a priced model. */
 const benchPricing = { input_per_million: 1, output_per_million: 2 };
 /** USD: far above what the phase spends, within what the ledger counts exactly (2^53 units of 1e-10 USD). */
@@ -145,10 +160,15 @@ interface ComparedGateway {
   readonly problemTag: string;
 }
 
+const phases = ['all', 'evaluation'] as const;
+type Phase = (typeof phases)[number];
+
 interface Options {
   readonly entry: string;
   readonly quick: boolean;
   readonly durations: Durations;
+  readonly phase: Phase;
+  readonly evaluationDelayMs: number;
 }
 
 function readOptions(): Options {
@@ -156,15 +176,23 @@ function readOptions(): Options {
     options: {
       quick: { type: 'boolean', default: false },
       gateway: { type: 'string', default: path.resolve(__dirname, '../src/main.js') },
+      phase: { type: 'string', default: 'all' },
+      'eval-delay-ms': { type: 'string', default: String(defaultEvaluationDelayMs) },
     },
   });
+  const phase = values.phase as Phase;
+  if (!phases.includes(phase)) throw new Error(`--phase must be one of ${phases.join(', ')}; got ${values.phase}`);
+  const evaluationDelayMs = Number(values['eval-delay-ms']);
+  if (!Number.isInteger(evaluationDelayMs) || evaluationDelayMs < 0) {
+    throw new Error(`--eval-delay-ms must be a whole number of ms >= 0; got ${values['eval-delay-ms']}`);
+  }
   const entry = path.resolve(values.gateway);
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: build it first (npm run build), or pass --gateway <main.js>`);
   const quick = values.quick;
   const durations = Object.fromEntries(
     Object.entries(fullDurations).map(([name, seconds]) => [name, quick ? Math.max(1, Math.round(seconds / 10)) : seconds]),
   ) as Durations;
-  return { entry, quick, durations };
+  return { entry, quick, durations, phase, evaluationDelayMs };
 }
 
 const jsonHeaders = { 'content-type': 'application/json', authorization: `Bearer ${benchKey}` };
@@ -349,310 +377,335 @@ async function main(): Promise<number> {
     line('gateway', `${options.entry} (${describeBuild(options.entry)})`);
     line('machine', `${os.cpus().length} cores, node ${process.version}; servers on core ${serverCore}, wrk on core ${loadCore}`);
     line('mode', options.quick ? 'QUICK (durations / 10): a smoke run, figures are noisy' : "full (the issue's durations)");
+    line('phases', options.phase === 'all' ? 'all' : `${options.phase} only`);
 
-    // -- baseline
-    heading(`Baseline: the fake upstream alone`);
-    const direct = directCall(upstream.url);
-    await load(direct, loadConnections, durations.warmUp);
-    const upstreamCpuBefore = cpuSeconds(upstream.pid);
-    const baseline = await load(direct, loadConnections, durations.baseline);
-    const upstreamCpuPerRequest = (cpuSeconds(upstream.pid) - upstreamCpuBefore) / baseline.responses;
-    const baselineRate = successRate(baseline);
-    line(
-      `throughput, ${loadConnections} connections`,
-      `${formatCount(baselineRate)} requests/s, ${Math.round(upstreamCpuPerRequest * 1e6)} µs CPU per request`,
-    );
-    line('', describeOutcome(baseline));
-    await load(direct, 1, durations.warmUp);
-    const directLatency = await load(direct, 1, durations.latency);
-    line('latency, 1 connection', `p50 ${formatMs(directLatency.latencyMs.p50)}, p99 ${formatMs(directLatency.latencyMs.p99)}`);
-    line('', describeOutcome(directLatency));
-    const baselineProblems = [...unexpectedOutcomes(baseline), ...unexpectedOutcomes(directLatency)];
-    if (baselineProblems.length > 0) throw new Error(`the fake upstream failed under load: ${baselineProblems.join(', ')}`);
-
-    // -- start
-    heading('Gateway with high rate limits: start, latency, throughput, RSS');
-    const gateway = await launch(highLimits);
-    line('start to ready', formatMs(gateway.startToReadyMs));
-    await new Promise((resolve) => setTimeout(resolve, idleSettleMs));
-    const idleRss = gateway.residentMiB();
-    line('idle RSS', formatMiB(idleRss));
-    floors.push({
-      name: 'idle RSS',
-      measured: formatMiB(idleRss),
-      limit: `<= ${formatMiB(floorsOfIssue.idleRssMiB)}`,
-      pass: idleRss <= floorsOfIssue.idleRssMiB,
-    });
-    await checkGenerateWorks(gateway);
-    const generateProblems: string[] = [];
-    const rest = { name: 'REST', target: restGenerate(gateway), slices: [] as LoadResult[] };
-    const graphql = { name: 'GraphQL', target: graphqlGenerate(gateway), slices: [] as LoadResult[] };
-    const surfaces = [rest, graphql];
-    // A fresh process: both surfaces under load first, so V8 has optimised the path before any figure.
-    for (const surface of surfaces) {
-      const warmUp = await load(surface.target, loadConnections, durations.warmUp);
-      generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
-    }
-
-    // -- latency
-    for (const surface of surfaces) {
-      await load(surface.target, 1, durations.warmUp);
-      const result = await load(surface.target, 1, durations.latency);
-      generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} latency: ${problem}`));
-      const added = { p50: result.latencyMs.p50 - directLatency.latencyMs.p50, p99: result.latencyMs.p99 - directLatency.latencyMs.p99 };
+    if (options.phase === 'all') {
+      // -- baseline
+      heading(`Baseline: the fake upstream alone`);
+      const direct = directCall(upstream.url);
+      await load(direct, loadConnections, durations.warmUp);
+      const upstreamCpuBefore = cpuSeconds(upstream.pid);
+      const baseline = await load(direct, loadConnections, durations.baseline);
+      const upstreamCpuPerRequest = (cpuSeconds(upstream.pid) - upstreamCpuBefore) / baseline.responses;
+      const baselineRate = successRate(baseline);
       line(
-        `${surface.name} generate, 1 connection`,
-        `p50 ${formatMs(result.latencyMs.p50)} (x${(result.latencyMs.p50 / directLatency.latencyMs.p50).toFixed(1)} direct, added ${formatSigned(added.p50, formatMs)}), ` +
-          `p99 ${formatMs(result.latencyMs.p99)} (x${(result.latencyMs.p99 / directLatency.latencyMs.p99).toFixed(1)} direct, added ${formatSigned(added.p99, formatMs)})`,
+        `throughput, ${loadConnections} connections`,
+        `${formatCount(baselineRate)} requests/s, ${Math.round(upstreamCpuPerRequest * 1e6)} µs CPU per request`,
       );
-      line('', describeOutcome(result));
+      line('', describeOutcome(baseline));
+      await load(direct, 1, durations.warmUp);
+      const directLatency = await load(direct, 1, durations.latency);
+      line('latency, 1 connection', `p50 ${formatMs(directLatency.latencyMs.p50)}, p99 ${formatMs(directLatency.latencyMs.p99)}`);
+      line('', describeOutcome(directLatency));
+      const baselineProblems = [...unexpectedOutcomes(baseline), ...unexpectedOutcomes(directLatency)];
+      if (baselineProblems.length > 0) throw new Error(`the fake upstream failed under load: ${baselineProblems.join(', ')}`);
+
+      // -- start
+      heading('Gateway with high rate limits: start, latency, throughput, RSS');
+      const gateway = await launch(highLimits);
+      line('start to ready', formatMs(gateway.startToReadyMs));
+      await new Promise((resolve) => setTimeout(resolve, idleSettleMs));
+      const idleRss = gateway.residentMiB();
+      line('idle RSS', formatMiB(idleRss));
+      floors.push({
+        name: 'idle RSS',
+        measured: formatMiB(idleRss),
+        limit: `<= ${formatMiB(floorsOfIssue.idleRssMiB)}`,
+        pass: idleRss <= floorsOfIssue.idleRssMiB,
+      });
+      await checkGenerateWorks(gateway);
+      const generateProblems: string[] = [];
+      const rest = { name: 'REST', target: restGenerate(gateway), slices: [] as LoadResult[] };
+      const graphql = { name: 'GraphQL', target: graphqlGenerate(gateway), slices: [] as LoadResult[] };
+      const surfaces = [rest, graphql];
+      // A fresh process: both surfaces under load first, so V8 has optimised the path before any figure.
+      for (const surface of surfaces) {
+        const warmUp = await load(surface.target, loadConnections, durations.warmUp);
+        generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
+      }
+
+      // -- latency
+      for (const surface of surfaces) {
+        await load(surface.target, 1, durations.warmUp);
+        const result = await load(surface.target, 1, durations.latency);
+        generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} latency: ${problem}`));
+        const added = { p50: result.latencyMs.p50 - directLatency.latencyMs.p50, p99: result.latencyMs.p99 - directLatency.latencyMs.p99 };
+        line(
+          `${surface.name} generate, 1 connection`,
+          `p50 ${formatMs(result.latencyMs.p50)} (x${(result.latencyMs.p50 / directLatency.latencyMs.p50).toFixed(1)} direct, added ${formatSigned(added.p50, formatMs)}), ` +
+            `p99 ${formatMs(result.latencyMs.p99)} (x${(result.latencyMs.p99 / directLatency.latencyMs.p99).toFixed(1)} direct, added ${formatSigned(added.p99, formatMs)})`,
+        );
+        line('', describeOutcome(result));
+        floors.push(
+          {
+            name: `${surface.name} added latency p50`,
+            measured: formatSigned(added.p50, formatMs),
+            limit: `<= ${formatMs(floorsOfIssue.addedP50Ms)}`,
+            pass: added.p50 <= floorsOfIssue.addedP50Ms,
+          },
+          {
+            name: `${surface.name} added latency p99`,
+            measured: formatSigned(added.p99, formatMs),
+            limit: `<= ${formatMs(floorsOfIssue.addedP99Ms)}`,
+            pass: added.p99 <= floorsOfIssue.addedP99Ms,
+          },
+        );
+      }
+
+      // -- throughput and loaded RSS
+      for (const surface of surfaces) {
+        const warmUp = await load(surface.target, loadConnections, durations.warmUp);
+        generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
+      }
+      const gatewayCpuBefore = gateway.cpuSeconds();
+      for (let slice = 0; slice < generateSlices; slice += 1) {
+        const surface = slice % 2 === 0 ? rest : graphql;
+        const result = await load(surface.target, loadConnections, durations.generateSlice);
+        surface.slices.push(result);
+        generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} throughput: ${problem}`));
+      }
+      const gatewayCpu = gateway.cpuSeconds() - gatewayCpuBefore;
+      const loadedRss = gateway.residentMiB();
+      const allSlices = [...rest.slices, ...graphql.slices];
+      const generateSeconds = allSlices.reduce((sum, result) => sum + result.seconds, 0);
+      const generateResponses = allSlices.reduce((sum, result) => sum + result.responses, 0);
+      for (const surface of surfaces) {
+        const { succeeded, seconds, rate } = combined(surface.slices);
+        line(
+          `${surface.name} generate, ${loadConnections} connections`,
+          `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream (${formatCount(succeeded)} in ${seconds.toFixed(1)} s)`,
+        );
+        for (const result of surface.slices) line('', describeOutcome(result));
+        floors.push({
+          name: `${surface.name} throughput vs upstream`,
+          measured: formatPercent(rate / baselineRate),
+          limit: `>= ${formatPercent(floorsOfIssue.throughputShareOfUpstream)}`,
+          pass: rate / baselineRate >= floorsOfIssue.throughputShareOfUpstream,
+        });
+      }
+      const restOverGraphql = combined(rest.slices).rate / combined(graphql.slices).rate;
+      line('REST / GraphQL', `${restOverGraphql.toFixed(2)}`);
+      line(
+        'gateway CPU per generate',
+        `${Math.round((gatewayCpu / generateResponses) * 1e6)} µs (x${(gatewayCpu / generateResponses / upstreamCpuPerRequest).toFixed(1)} the upstream's own)`,
+      );
+      line(`RSS after ${Math.round(generateSeconds)} s of generate load`, formatMiB(loadedRss));
       floors.push(
         {
-          name: `${surface.name} added latency p50`,
-          measured: formatSigned(added.p50, formatMs),
-          limit: `<= ${formatMs(floorsOfIssue.addedP50Ms)}`,
-          pass: added.p50 <= floorsOfIssue.addedP50Ms,
+          name: 'REST within 15% of GraphQL',
+          measured: `REST/GraphQL ${restOverGraphql.toFixed(2)}`,
+          limit: `${(1 - floorsOfIssue.restVersusGraphql).toFixed(2)}..${(1 + floorsOfIssue.restVersusGraphql).toFixed(2)}`,
+          pass: Math.abs(restOverGraphql - 1) <= floorsOfIssue.restVersusGraphql,
         },
         {
-          name: `${surface.name} added latency p99`,
-          measured: formatSigned(added.p99, formatMs),
-          limit: `<= ${formatMs(floorsOfIssue.addedP99Ms)}`,
-          pass: added.p99 <= floorsOfIssue.addedP99Ms,
+          name: 'RSS after generate load',
+          measured: formatMiB(loadedRss),
+          limit: `<= ${formatMiB(floorsOfIssue.loadedRssMiB)}`,
+          pass: loadedRss <= floorsOfIssue.loadedRssMiB,
+        },
+        {
+          name: 'generate answers all 200',
+          measured: generateProblems.length === 0 ? 'no errors' : generateProblems.join('; '),
+          limit: 'no non-200, GraphQL error or socket error',
+          pass: generateProblems.length === 0,
         },
       );
-    }
 
-    // -- throughput and loaded RSS
-    for (const surface of surfaces) {
-      const warmUp = await load(surface.target, loadConnections, durations.warmUp);
-      generateProblems.push(...unexpectedOutcomes(warmUp).map((problem) => `${surface.name} warm-up: ${problem}`));
-    }
-    const gatewayCpuBefore = gateway.cpuSeconds();
-    for (let slice = 0; slice < generateSlices; slice += 1) {
-      const surface = slice % 2 === 0 ? rest : graphql;
-      const result = await load(surface.target, loadConnections, durations.generateSlice);
-      surface.slices.push(result);
-      generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} throughput: ${problem}`));
-    }
-    const gatewayCpu = gateway.cpuSeconds() - gatewayCpuBefore;
-    const loadedRss = gateway.residentMiB();
-    const allSlices = [...rest.slices, ...graphql.slices];
-    const generateSeconds = allSlices.reduce((sum, result) => sum + result.seconds, 0);
-    const generateResponses = allSlices.reduce((sum, result) => sum + result.responses, 0);
-    for (const surface of surfaces) {
-      const { succeeded, seconds, rate } = combined(surface.slices);
-      line(
-        `${surface.name} generate, ${loadConnections} connections`,
-        `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream (${formatCount(succeeded)} in ${seconds.toFixed(1)} s)`,
+      // -- what recording costs: the same gateway against one with LEDGER=off, alternating
+      heading('Ledger on (SQLite in DATA_DIR) vs LEDGER=off: REST generate, 1 connection');
+      const unrecorded = await launch({ ...highLimits, LEDGER: 'off' });
+      await load(restGenerate(unrecorded), loadConnections, durations.freshWarmUp);
+      const ledgerProblems: string[] = [];
+      const ledger = await compareAlternating(
+        { gateway, latencyLabel: 'ledger on', loadLabel: 'ledger on', problemTag: 'ledger on' },
+        { gateway: unrecorded, latencyLabel: 'LEDGER=off', loadLabel: 'ledger off', problemTag: 'ledger off' },
+        ledgerRounds,
+        'recording adds',
+        ledgerProblems,
       );
-      for (const result of surface.slices) line('', describeOutcome(result));
       floors.push({
-        name: `${surface.name} throughput vs upstream`,
-        measured: formatPercent(rate / baselineRate),
-        limit: `>= ${formatPercent(floorsOfIssue.throughputShareOfUpstream)}`,
-        pass: rate / baselineRate >= floorsOfIssue.throughputShareOfUpstream,
+        name: 'ledger added latency p50 (SQLite)',
+        measured: formatSigned(ledger.addedP50, formatMs),
+        limit: `<= ${formatMs(floorsOfIssue.ledgerAddedP50Ms)}`,
+        pass: ledger.addedP50 <= floorsOfIssue.ledgerAddedP50Ms,
+      });
+      floors.push({
+        name: 'ledger runs answer all 200',
+        measured: ledgerProblems.length === 0 ? 'no errors' : ledgerProblems.join('; '),
+        limit: 'no non-200 or socket error',
+        pass: ledgerProblems.length === 0,
+      });
+      await stop(unrecorded);
+      await stop(gateway);
+
+      // -- what a budget reservation costs: one budget applying against none, both ledgers on
+      heading('One budget applying vs none (ledger on, SQLite, priced model): REST generate, 1 connection');
+      const pricedCatalogPath = path.join(workspace, 'catalog-priced.json');
+      writeCatalog(pricedCatalogPath, benchPricing);
+      // Two SQLite files: each gateway owns its ledger (a start closes the rows left in progress in its file).
+      const launchPriced = (name: string): Promise<RunningGateway> => {
+        const dataDirectory = path.join(workspace, name);
+        mkdirSync(dataDirectory);
+        return launch({ ...highLimits, MODEL_CATALOG: pricedCatalogPath, DATA_DIR: dataDirectory });
+      };
+      const budgeted = await launchPriced('budgeted');
+      const unbudgeted = await launchPriced('unbudgeted');
+      const budgetUrl = `${budgeted.url}/api/v1/budgets`;
+      const created = await sendRequest(budgetUrl, {
+        method: 'POST',
+        headers: jsonHeaders,
+        body: JSON.stringify({ scope: 'global', limit_usd: benchBudgetLimitUsd, period: 'month' }),
+      });
+      if (created.status !== 201) throw new Error(`POST ${budgetUrl} did not create the budget (HTTP ${created.status}): ${created.body}`);
+      const budgetId = (JSON.parse(created.body) as { id: string }).id;
+      const readBudget = async (): Promise<{ spent_usd: number; reserved_usd: number }> => {
+        const answer = await sendRequest(`${budgetUrl}/${budgetId}`, { headers: jsonHeaders });
+        if (answer.status !== 200) throw new Error(`GET ${budgetUrl}/${budgetId} answered HTTP ${answer.status}: ${answer.body}`);
+        return JSON.parse(answer.body) as { spent_usd: number; reserved_usd: number };
+      };
+      line('budget', `${budgetId}: global, month, limit $${formatCount(benchBudgetLimitUsd)}; model priced $1 / $2 per million tokens`);
+      for (const target of [budgeted, unbudgeted]) {
+        await checkGenerateWorks(target);
+        await load(restGenerate(target), loadConnections, durations.freshWarmUp);
+      }
+      const budgetProblems: string[] = [];
+      const reservation = await compareAlternating(
+        { gateway: budgeted, latencyLabel: 'one budget applying', loadLabel: 'one budget', problemTag: 'budget budget' },
+        { gateway: unbudgeted, latencyLabel: 'no budget', loadLabel: 'no budget', problemTag: 'budget none' },
+        budgetRounds,
+        'the reservation adds',
+        budgetProblems,
+      );
+      // The budget must really have applied: spend counted, and nothing held once the load is over.
+      const spent = await readBudget();
+      line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
+      if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
+      floors.push({
+        name: 'budget reservation added latency p50 (SQLite)',
+        measured: formatSigned(reservation.addedP50, formatMs),
+        limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
+        pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
+      });
+      floors.push({
+        name: 'budget runs answer all 200, budget applied',
+        measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
+        limit: 'no non-200 or socket error; spend counted',
+        pass: budgetProblems.length === 0,
+      });
+      await stop(unbudgeted);
+      await stop(budgeted);
+
+      // -- health under a high limit
+      heading('Fresh gateway, RATE_LIMIT_DEFAULT=1000000: health over time');
+      const healthGateway = await launch({ RATE_LIMIT_DEFAULT: '1000000' });
+      line('start to ready', formatMs(healthGateway.startToReadyMs));
+      const healthWarmUp = await load(health(healthGateway), loadConnections, durations.freshWarmUp);
+      line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(healthWarmUp));
+      const healthResults: LoadResult[] = [];
+      for (let slice = 0; slice < healthSlices; slice += 1) {
+        const result = await load(health(healthGateway), loadConnections, durations.healthSlice);
+        healthResults.push(result);
+        const rate = successRate(result);
+        line(
+          `slice ${slice + 1} (${durations.healthSlice} s)`,
+          `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream; ${describeOutcome(result)}`,
+        );
+      }
+      const [healthFirst, healthLast] = firstAndLast(healthResults.map(successRate));
+      const healthDrift = relativeChange(healthFirst, healthLast);
+      const healthProblems = [healthWarmUp, ...healthResults].flatMap((result) => unexpectedOutcomes(result));
+      floors.push(
+        {
+          name: 'health last slice vs first',
+          measured: `${formatCount(healthFirst)} -> ${formatCount(healthLast)} requests/s (${formatSigned(healthDrift, formatPercent)})`,
+          limit: `within ${formatPercent(floorsOfIssue.healthDrift)}`,
+          pass: Math.abs(healthDrift) <= floorsOfIssue.healthDrift,
+        },
+        {
+          name: 'health answers all 200',
+          measured: healthProblems.length === 0 ? 'no errors' : healthProblems.join('; '),
+          limit: 'no non-200 or socket error',
+          pass: healthProblems.length === 0,
+        },
+      );
+      await stop(healthGateway);
+
+      // -- flood at the default limits
+      heading('Fresh gateway at the default limits: one key floods REST generate');
+      const floodGateway = await launch({});
+      line('start to ready', formatMs(floodGateway.startToReadyMs));
+      const flood = restGenerate(floodGateway);
+      const warmUp = await load(flood, loadConnections, durations.freshWarmUp);
+      line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(warmUp));
+      const rssBefore = floodGateway.residentMiB();
+      const floodResults: LoadResult[] = [];
+      for (let slice = 0; slice < floodSlices; slice += 1) {
+        const result = await load(flood, loadConnections, durations.floodSlice);
+        floodResults.push(result);
+        const refusals = refusalRate(result);
+        line(
+          `slice ${slice + 1} (${durations.floodSlice} s)`,
+          `${formatCount(refusals)} refusals/s = ${formatPercent(refusals / baselineRate)} of the upstream; ${describeOutcome(result)}`,
+        );
+      }
+      const rssAfter = floodGateway.residentMiB();
+      line('RSS', `${formatMiB(rssBefore)} after the warm-up -> ${formatMiB(rssAfter)} after the flood`);
+      const [floodFirst, floodLast] = firstAndLast(floodResults.map(refusalRate));
+      const floodDrift = relativeChange(floodFirst, floodLast);
+      const floodProblems = [warmUp, ...floodResults].flatMap((result) => unexpectedOutcomes(result, [200, 429]));
+      floors.push(
+        {
+          name: 'flood refusals last slice vs first',
+          measured: `${formatCount(floodFirst)} -> ${formatCount(floodLast)} refusals/s (${formatSigned(floodDrift, formatPercent)})`,
+          limit: `within ${formatPercent(floorsOfIssue.floodDrift)}`,
+          pass: Math.abs(floodDrift) <= floorsOfIssue.floodDrift,
+        },
+        {
+          name: 'flood RSS growth',
+          measured: formatSigned(rssAfter - rssBefore, formatMiB),
+          limit: `<= ${formatMiB(floorsOfIssue.floodRssGrowthMiB)}`,
+          pass: rssAfter - rssBefore <= floorsOfIssue.floodRssGrowthMiB,
+        },
+        {
+          name: 'flood answers 200 or 429 only',
+          measured: floodProblems.length === 0 ? 'no errors' : floodProblems.join('; '),
+          limit: 'no other status, no socket error',
+          pass: floodProblems.length === 0,
+        },
+      );
+      await stop(floodGateway);
+
+      // Every start counts, not only the first.
+      const slowestStart = Math.max(...[gateway, healthGateway, floodGateway].map((started) => started.startToReadyMs));
+      floors.unshift({
+        name: 'start to ready (slowest of 3)',
+        measured: formatMs(slowestStart),
+        limit: `<= ${formatMs(floorsOfIssue.startToReadyMs)}`,
+        pass: slowestStart <= floorsOfIssue.startToReadyMs,
       });
     }
-    const restOverGraphql = combined(rest.slices).rate / combined(graphql.slices).rate;
-    line('REST / GraphQL', `${restOverGraphql.toFixed(2)}`);
-    line(
-      'gateway CPU per generate',
-      `${Math.round((gatewayCpu / generateResponses) * 1e6)} µs (x${(gatewayCpu / generateResponses / upstreamCpuPerRequest).toFixed(1)} the upstream's own)`,
-    );
-    line(`RSS after ${Math.round(generateSeconds)} s of generate load`, formatMiB(loadedRss));
+
+    // -- what an evaluation run going costs interactive traffic on the same gateway
+    const evaluationDataDirectory = path.join(workspace, 'evaluation');
+    mkdirSync(evaluationDataDirectory);
     floors.push(
-      {
-        name: 'REST within 15% of GraphQL',
-        measured: `REST/GraphQL ${restOverGraphql.toFixed(2)}`,
-        limit: `${(1 - floorsOfIssue.restVersusGraphql).toFixed(2)}..${(1 + floorsOfIssue.restVersusGraphql).toFixed(2)}`,
-        pass: Math.abs(restOverGraphql - 1) <= floorsOfIssue.restVersusGraphql,
-      },
-      {
-        name: 'RSS after generate load',
-        measured: formatMiB(loadedRss),
-        limit: `<= ${formatMiB(floorsOfIssue.loadedRssMiB)}`,
-        pass: loadedRss <= floorsOfIssue.loadedRssMiB,
-      },
-      {
-        name: 'generate answers all 200',
-        measured: generateProblems.length === 0 ? 'no errors' : generateProblems.join('; '),
-        limit: 'no non-200, GraphQL error or socket error',
-        pass: generateProblems.length === 0,
-      },
+      ...(await runEvaluationPhase({
+        core: serverCore,
+        delayMs: options.evaluationDelayMs,
+        rounds: evaluationRounds,
+        durations,
+        headers: jsonHeaders,
+        catalogPath: path.join(workspace, 'catalog-evaluation.json'),
+        upstreamUrl: upstream.url,
+        interactiveModelId: modelId,
+        launch: (extra) => launch({ ...highLimits, ...extra }),
+        stop,
+        load,
+        restGenerate,
+        checkGenerateWorks,
+        dataDirectory: evaluationDataDirectory,
+      })),
     );
-
-    // -- what recording costs: the same gateway against one with LEDGER=off, alternating
-    heading('Ledger on (SQLite in DATA_DIR) vs LEDGER=off: REST generate, 1 connection');
-    const unrecorded = await launch({ ...highLimits, LEDGER: 'off' });
-    await load(restGenerate(unrecorded), loadConnections, durations.freshWarmUp);
-    const ledgerProblems: string[] = [];
-    const ledger = await compareAlternating(
-      { gateway, latencyLabel: 'ledger on', loadLabel: 'ledger on', problemTag: 'ledger on' },
-      { gateway: unrecorded, latencyLabel: 'LEDGER=off', loadLabel: 'ledger off', problemTag: 'ledger off' },
-      ledgerRounds,
-      'recording adds',
-      ledgerProblems,
-    );
-    floors.push({
-      name: 'ledger added latency p50 (SQLite)',
-      measured: formatSigned(ledger.addedP50, formatMs),
-      limit: `<= ${formatMs(floorsOfIssue.ledgerAddedP50Ms)}`,
-      pass: ledger.addedP50 <= floorsOfIssue.ledgerAddedP50Ms,
-    });
-    floors.push({
-      name: 'ledger runs answer all 200',
-      measured: ledgerProblems.length === 0 ? 'no errors' : ledgerProblems.join('; '),
-      limit: 'no non-200 or socket error',
-      pass: ledgerProblems.length === 0,
-    });
-    await stop(unrecorded);
-    await stop(gateway);
-
-    // -- what a budget reservation costs: one budget applying against none, both ledgers on
-    heading('One budget applying vs none (ledger on, SQLite, priced model): REST generate, 1 connection');
-    const pricedCatalogPath = path.join(workspace, 'catalog-priced.json');
-    writeCatalog(pricedCatalogPath, benchPricing);
-    // Two SQLite files: each gateway owns its ledger (a start closes the rows left in progress in its file).
-    const launchPriced = (name: string): Promise<RunningGateway> => {
-      const dataDirectory = path.join(workspace, name);
-      mkdirSync(dataDirectory);
-      return launch({ ...highLimits, MODEL_CATALOG: pricedCatalogPath, DATA_DIR: dataDirectory });
-    };
-    const budgeted = await launchPriced('budgeted');
-    const unbudgeted = await launchPriced('unbudgeted');
-    const budgetUrl = `${budgeted.url}/api/v1/budgets`;
-    const created = await sendRequest(budgetUrl, {
-      method: 'POST',
-      headers: jsonHeaders,
-      body: JSON.stringify({ scope: 'global', limit_usd: benchBudgetLimitUsd, period: 'month' }),
-    });
-    if (created.status !== 201) throw new Error(`POST ${budgetUrl} did not create the budget (HTTP ${created.status}): ${created.body}`);
-    const budgetId = (JSON.parse(created.body) as { id: string }).id;
-    const readBudget = async (): Promise<{ spent_usd: number; reserved_usd: number }> => {
-      const answer = await sendRequest(`${budgetUrl}/${budgetId}`, { headers: jsonHeaders });
-      if (answer.status !== 200) throw new Error(`GET ${budgetUrl}/${budgetId} answered HTTP ${answer.status}: ${answer.body}`);
-      return JSON.parse(answer.body) as { spent_usd: number; reserved_usd: number };
-    };
-    line('budget', `${budgetId}: global, month, limit $${formatCount(benchBudgetLimitUsd)}; model priced $1 / $2 per million tokens`);
-    for (const target of [budgeted, unbudgeted]) {
-      await checkGenerateWorks(target);
-      await load(restGenerate(target), loadConnections, durations.freshWarmUp);
-    }
-    const budgetProblems: string[] = [];
-    const reservation = await compareAlternating(
-      { gateway: budgeted, latencyLabel: 'one budget applying', loadLabel: 'one budget', problemTag: 'budget budget' },
-      { gateway: unbudgeted, latencyLabel: 'no budget', loadLabel: 'no budget', problemTag: 'budget none' },
-      budgetRounds,
-      'the reservation adds',
-      budgetProblems,
-    );
-    // The budget must really have applied: spend counted, and nothing held once the load is over.
-    const spent = await readBudget();
-    line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
-    if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
-    floors.push({
-      name: 'budget reservation added latency p50 (SQLite)',
-      measured: formatSigned(reservation.addedP50, formatMs),
-      limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
-      pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
-    });
-    floors.push({
-      name: 'budget runs answer all 200, budget applied',
-      measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
-      limit: 'no non-200 or socket error; spend counted',
-      pass: budgetProblems.length === 0,
-    });
-    await stop(unbudgeted);
-    await stop(budgeted);
-
-    // -- health under a high limit
-    heading('Fresh gateway, RATE_LIMIT_DEFAULT=1000000: health over time');
-    const healthGateway = await launch({ RATE_LIMIT_DEFAULT: '1000000' });
-    line('start to ready', formatMs(healthGateway.startToReadyMs));
-    const healthWarmUp = await load(health(healthGateway), loadConnections, durations.freshWarmUp);
-    line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(healthWarmUp));
-    const healthResults: LoadResult[] = [];
-    for (let slice = 0; slice < healthSlices; slice += 1) {
-      const result = await load(health(healthGateway), loadConnections, durations.healthSlice);
-      healthResults.push(result);
-      const rate = successRate(result);
-      line(
-        `slice ${slice + 1} (${durations.healthSlice} s)`,
-        `${formatCount(rate)} requests/s = ${formatPercent(rate / baselineRate)} of the upstream; ${describeOutcome(result)}`,
-      );
-    }
-    const [healthFirst, healthLast] = firstAndLast(healthResults.map(successRate));
-    const healthDrift = relativeChange(healthFirst, healthLast);
-    const healthProblems = [healthWarmUp, ...healthResults].flatMap((result) => unexpectedOutcomes(result));
-    floors.push(
-      {
-        name: 'health last slice vs first',
-        measured: `${formatCount(healthFirst)} -> ${formatCount(healthLast)} requests/s (${formatSigned(healthDrift, formatPercent)})`,
-        limit: `within ${formatPercent(floorsOfIssue.healthDrift)}`,
-        pass: Math.abs(healthDrift) <= floorsOfIssue.healthDrift,
-      },
-      {
-        name: 'health answers all 200',
-        measured: healthProblems.length === 0 ? 'no errors' : healthProblems.join('; '),
-        limit: 'no non-200 or socket error',
-        pass: healthProblems.length === 0,
-      },
-    );
-    await stop(healthGateway);
-
-    // -- flood at the default limits
-    heading('Fresh gateway at the default limits: one key floods REST generate');
-    const floodGateway = await launch({});
-    line('start to ready', formatMs(floodGateway.startToReadyMs));
-    const flood = restGenerate(floodGateway);
-    const warmUp = await load(flood, loadConnections, durations.freshWarmUp);
-    line(`warm-up (${durations.freshWarmUp} s)`, describeOutcome(warmUp));
-    const rssBefore = floodGateway.residentMiB();
-    const floodResults: LoadResult[] = [];
-    for (let slice = 0; slice < floodSlices; slice += 1) {
-      const result = await load(flood, loadConnections, durations.floodSlice);
-      floodResults.push(result);
-      const refusals = refusalRate(result);
-      line(
-        `slice ${slice + 1} (${durations.floodSlice} s)`,
-        `${formatCount(refusals)} refusals/s = ${formatPercent(refusals / baselineRate)} of the upstream; ${describeOutcome(result)}`,
-      );
-    }
-    const rssAfter = floodGateway.residentMiB();
-    line('RSS', `${formatMiB(rssBefore)} after the warm-up -> ${formatMiB(rssAfter)} after the flood`);
-    const [floodFirst, floodLast] = firstAndLast(floodResults.map(refusalRate));
-    const floodDrift = relativeChange(floodFirst, floodLast);
-    const floodProblems = [warmUp, ...floodResults].flatMap((result) => unexpectedOutcomes(result, [200, 429]));
-    floors.push(
-      {
-        name: 'flood refusals last slice vs first',
-        measured: `${formatCount(floodFirst)} -> ${formatCount(floodLast)} refusals/s (${formatSigned(floodDrift, formatPercent)})`,
-        limit: `within ${formatPercent(floorsOfIssue.floodDrift)}`,
-        pass: Math.abs(floodDrift) <= floorsOfIssue.floodDrift,
-      },
-      {
-        name: 'flood RSS growth',
-        measured: formatSigned(rssAfter - rssBefore, formatMiB),
-        limit: `<= ${formatMiB(floorsOfIssue.floodRssGrowthMiB)}`,
-        pass: rssAfter - rssBefore <= floorsOfIssue.floodRssGrowthMiB,
-      },
-      {
-        name: 'flood answers 200 or 429 only',
-        measured: floodProblems.length === 0 ? 'no errors' : floodProblems.join('; '),
-        limit: 'no other status, no socket error',
-        pass: floodProblems.length === 0,
-      },
-    );
-    await stop(floodGateway);
-
-    // Every start counts, not only the first.
-    const slowestStart = Math.max(...[gateway, healthGateway, floodGateway].map((started) => started.startToReadyMs));
-    floors.unshift({
-      name: 'start to ready (slowest of 3)',
-      measured: formatMs(slowestStart),
-      limit: `<= ${formatMs(floorsOfIssue.startToReadyMs)}`,
-      pass: slowestStart <= floorsOfIssue.startToReadyMs,
-    });
   } finally {
     for (const gateway of [...running]) await gateway.stop();
     await upstream.stop();

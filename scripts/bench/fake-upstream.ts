@@ -1,9 +1,11 @@
 /**
  * The bench's upstream: a lean OpenAI-compatible server in its own process, so that the gateway's
  * cost is what the bench measures. Every answer is a fixed, pre-serialised body; the request body is
- * read and discarded, never parsed. Prints `{"port":N}` on stdout once it listens.
+ * read and discarded, never parsed. Prints `{"port":N}` on stdout once it listens. With `--delay-ms N`
+ * every answer leaves N ms after its request has arrived (a timer, no CPU spent waiting): the bench's
+ * evaluation phase uses one such upstream so that its cells take as long as a (fast) real model would.
  *
- *   node dist/scripts/bench/fake-upstream.js [--port N] [--model ID]
+ *   node dist/scripts/bench/fake-upstream.js [--port N] [--model ID] [--delay-ms N]
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,9 +15,12 @@ const { values: options } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     model: { type: 'string', default: 'bench-model' },
+    'delay-ms': { type: 'string', default: '0' },
   },
 });
 const modelId = options.model;
+const delayMs = Number(options['delay-ms']);
+if (!Number.isFinite(delayMs) || delayMs < 0) throw new Error(`--delay-ms must be a number >= 0, got ${options['delay-ms']}`);
 const created = 1_700_000_000;
 const usage = { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 };
 
@@ -61,7 +66,10 @@ const server = createServer((request, response) => {
   const { status, body } = bodyFor(request);
   // Answer once the whole request has arrived, as a real upstream would.
   request.resume();
-  request.once('end', () => send(response, status, body));
+  request.once('end', () => {
+    if (delayMs === 0) send(response, status, body);
+    else setTimeout(() => send(response, status, body), delayMs);
+  });
 });
 
 server.listen(Number(options.port), '127.0.0.1', () => {

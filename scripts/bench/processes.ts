@@ -130,9 +130,19 @@ export interface RunningUpstream {
   stop(): Promise<void>;
 }
 
+export interface FakeUpstreamSettings {
+  /** The model id it answers as (default bench-model). */
+  readonly modelId?: string;
+  /** How long each answer waits after its request arrived (default 0: at once). */
+  readonly delayMs?: number;
+}
+
 /** Starts scripts/bench/fake-upstream.js (compiled next to this file) and waits for its port. */
-export async function startFakeUpstream(core: number): Promise<RunningUpstream> {
-  const running = spawnPinned(core, [path.join(__dirname, 'fake-upstream.js')], { PATH: process.env.PATH ?? '' });
+export async function startFakeUpstream(core: number, settings: FakeUpstreamSettings = {}): Promise<RunningUpstream> {
+  const args = [path.join(__dirname, 'fake-upstream.js')];
+  if (settings.modelId !== undefined) args.push('--model', settings.modelId);
+  if (settings.delayMs !== undefined) args.push('--delay-ms', String(settings.delayMs));
+  const running = spawnPinned(core, args, { PATH: process.env.PATH ?? '' });
   const port = await new Promise<number>((resolve, reject) => {
     let seen = '';
     running.child.stdout?.on('data', (chunk: Buffer) => {
