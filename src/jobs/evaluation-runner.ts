@@ -4,6 +4,7 @@ import type { Logger } from '../logger';
 import { createGenerationLoader } from '../pipeline/generation-loader';
 import { failedGenerationId, type GenerationPipeline } from '../pipeline/generation-pipeline';
 import type { CallContext } from '../pipeline/call-context';
+import { ConcurrencyLimit } from '../providers/concurrency-limit';
 import { fillTemplate } from '../services/prompt-template';
 import { JudgeFailedError, scoreCell, type ScorerSpec } from '../services/scorers';
 import { usdToCostUnits } from '../storage/cost-units';
@@ -74,13 +75,13 @@ class RunStopped extends Error {
 export class EvaluationRunner {
   private readonly owner = `runner_${randomUUID()}`;
   private readonly active = new Map<string, Promise<ActiveRun | undefined>>();
-  private readonly cellSlots: Semaphore;
+  private readonly cellSlots: ConcurrencyLimit;
   private queue: CaseQueue | undefined;
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
 
   constructor(private readonly settings: EvaluationRunnerSettings) {
-    this.cellSlots = new Semaphore(settings.concurrency);
+    this.cellSlots = new ConcurrencyLimit(settings.concurrency);
   }
 
   /** Starts handing out work: resumes the runs a previous process left, then keeps watching. */
@@ -385,25 +386,5 @@ export class EvaluationRunner {
     }, intervalMs);
     timer.unref();
     this.timers.push(timer);
-  }
-}
-
-/** At most `size` tasks at once; the rest wait in order. */
-class Semaphore {
-  private inUse = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly size: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.inUse >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.inUse += 1;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.inUse -= 1;
-    }
   }
 }
