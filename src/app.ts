@@ -179,6 +179,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     maxBodyBytes: config.maxBodyBytes,
     logger,
     rateLimiter,
+    streamHeartbeatMs: config.streamHeartbeatMs,
   });
   const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
   const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys, webPages });
@@ -188,6 +189,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     http.beginDraining();
     const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
     http.server.closeIdleConnections();
+    // Open streams could outlast any drain: each ends now with an error event, its row recorded.
+    pipeline.interruptStreams();
     const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
     http.server.closeAllConnections();

@@ -41,6 +41,7 @@ const environmentSchema = z.object({
   READY_MIN_MEMORY_MB: integer(64, 0),
   READY_MIN_DISK_MB: integer(100, 0),
   MAX_BODY_BYTES: integer(1_048_576, 1024),
+  STREAM_HEARTBEAT_MS: integer(15_000, 10),
   MODELS_DIR: z.string().min(1).default('./models'),
   LOCAL_THREADS: integer(Math.max(1, os.availableParallelism() - 1), 1, 1024),
   LOCAL_GPU: z.enum(['true', 'false']).default('false'),
@@ -157,6 +158,8 @@ export interface AppConfig {
   readonly shutdownTimeoutMs: number;
   readonly readiness: { readonly minMemoryBytes: number; readonly minDiskBytes: number };
   readonly maxBodyBytes: number;
+  /** Streams send a comment line when this long passes without a write, so proxies keep them open. */
+  readonly streamHeartbeatMs: number;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   readonly version: string;
   /**
@@ -253,6 +256,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       minDiskBytes: env.READY_MIN_DISK_MB * 1024 * 1024,
     },
     maxBodyBytes: env.MAX_BODY_BYTES,
+    streamHeartbeatMs: env.STREAM_HEARTBEAT_MS,
     logLevel: env.LOG_LEVEL,
     version: readVersion(),
     endpointKeys: readEndpointKeys(catalog, environment),

@@ -9,6 +9,7 @@ import type { Logger } from './logger';
 import { createErrorMaskingMiddleware } from './middlewares/error-masking.middleware';
 import { applyRootFieldMiddlewares } from './middlewares/root-field-middlewares';
 import { GenerateResolver } from './resolvers/generate/generate.resolver';
+import { GenerateStreamResolver } from './resolvers/generate/generate-stream.resolver';
 import { BudgetResolver } from './resolvers/budgets/budget.resolver';
 import { CompareResolver } from './resolvers/compare/compare.resolver';
 import { DatasetResolver } from './resolvers/datasets/dataset.resolver';
@@ -24,6 +25,7 @@ export const resolvers = [
   HealthResolver,
   ModelResolver,
   GenerateResolver,
+  GenerateStreamResolver,
   LedgerResolver,
   BudgetResolver,
   FeedbackResolver,
@@ -36,6 +38,19 @@ export const resolvers = [
 
 /** Federation v2 features this subgraph uses. */
 export const federationLink = 'extend schema @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])';
+
+/**
+ * type-graphql insists on a PubSub once a schema has subscriptions, but ours return their own
+ * async iterables (`subscribe`): there are no topics to publish to.
+ */
+const noTopics = {
+  publish(): void {
+    throw new Error('LLMOP subscriptions have no topics; they use subscribe functions');
+  },
+  subscribe(): never {
+    throw new Error('LLMOP subscriptions have no topics; they use subscribe functions');
+  },
+};
 
 export interface GatewaySchemas {
   /** The type-graphql schema: what SOFA turns into REST (no `_service`, no `_entities`). */
@@ -73,7 +88,7 @@ export async function buildGatewaySchemas(
   // No globalMiddlewares: type-graphql would run them around every nested field too. skipCheck:
   // its check runs a whole introspection query (~0.1 s of start-up); buildSubgraphSchema below
   // validates the same types, and graphql validates `plain` before its first execution.
-  const plain = await buildSchema({ resolvers, validate: false, skipCheck: true });
+  const plain = await buildSchema({ resolvers, validate: false, skipCheck: true, pubSub: noTopics });
   describeRootTypes(plain);
   const typeDefs = parse(printSubgraphSdl(plain));
   const resolverMap = createResolversMap(plain) as GraphQLResolverMap<unknown>;

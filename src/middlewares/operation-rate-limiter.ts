@@ -46,11 +46,12 @@ const identifyCaller = (context: RequestContext): string => context.caller.id;
 
 /**
  * Operations that spend another operation's allowance (the contract's rate-limit conventions): a
- * generation filled from a prompt is a `generate`, a comparison of several models a `generate_batch`.
+ * generation filled from a prompt or streamed is a `generate`, a comparison of several models a `generate_batch`.
  * One counter each, so switching surfaces does not multiply a caller's limit.
  */
 const sharedBuckets: Readonly<Record<string, 'generate' | 'generate_batch'>> = {
   generate_from_prompt: 'generate',
+  generate_stream: 'generate',
   compare: 'generate_batch',
 };
 

@@ -1,17 +1,20 @@
-import { type ApiError, ledgerUnavailable } from '../errors/api-error';
-import type { FinishReason, GenerationRequest, GenerationResult } from '../providers/provider';
+import { type ApiError, ledgerUnavailable, shuttingDown } from '../errors/api-error';
+import type { ChatMessage, FinishReason, GenerationRequest, GenerationResult, ModelStream, StreamPart } from '../providers/provider';
 import type { ProviderRegistry, ResolvedModel } from '../providers/registry';
 import {
+  checkMessages,
   checkPrompt,
   checkPrompts,
+  checkStop,
   resolveParameters,
+  transcriptOf,
   type GenerationParameters,
   type RequestedParameters,
 } from '../services/generation-parameters';
 import { affordableMaxTokens, type BudgetLookup, budgetRefusal, worstCaseUnits } from './admission/budget-hold';
-import { admitPrompt, type AdmittedPrompt, inputTokensOf } from './admission/context-window';
+import { admitPrompt, type AdmittedPrompt, familyTokenizer, inputTokensOf } from './admission/context-window';
 import type { CallContext } from './call-context';
-import { sumCosts, type CostBreakdown } from './cost';
+import { computeCost, sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
 import { BudgetRefusedError } from '../storage/budget-errors';
 import { newGenerationId } from '../storage/generation-id';
@@ -20,6 +23,7 @@ import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
 import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAttempt, type RetryPolicy } from './routing';
+import { countTextTokens } from './token-counter';
 
 /*
  * The one path every generation takes, whichever surface asked for it:
@@ -30,9 +34,11 @@ import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAtte
  *                 start its row in the ledger: a ledger that cannot write refuses (503) before
  *                 anything is spent upstream
  *   4. call       the provider through the request's DataLoader (prompts of one tick go upstream
- *                 together), under one deadline counted from admission, retried by one policy
+ *                 together), under one deadline counted from admission, retried by one policy;
+ *                 or, for `stream`, the provider's stream, retried only until it has started
  *   5. record     finish the ledger row (the answer waits for its commit), then hand one
- *                 GenerationRecord per prompt, succeeded or failed, to the recorder's listeners
+ *                 GenerationRecord per prompt, succeeded, failed or cancelled, to the recorder's
+ *                 listeners
  *
  * The caller arrives in the CallContext; rate limits are counted where each request enters (the
  * GraphQL resolvers' declarative layer, or a hand-written route), with the same engine.
@@ -52,10 +58,29 @@ export interface GenerationOrigin {
 export type SingleSource = Exclude<LedgerSource, 'batch'>;
 
 export interface GenerateInput extends RequestedParameters {
+  /** Ignored when `messages` is given: the conversation's transcript is the prompt then. */
   readonly prompt: string;
   readonly modelId: string;
   readonly seed?: number | null;
   readonly origin?: GenerationOrigin;
+  /** A conversation (the OpenAI-compatible API): chat models get it as messages. */
+  readonly messages?: readonly ChatMessage[];
+  readonly stop?: readonly string[];
+}
+
+/** What a stream yields: the text as it comes, then the whole answer as `generate` would have returned it. */
+export type StreamEvent = { readonly type: 'delta'; readonly text: string } | { readonly type: 'done'; readonly outcome: GenerateOutcome };
+
+/**
+ * A started stream. Iterate it once: a failure after the start is thrown by the iteration as an
+ * ApiError (its row recorded); leaving the loop early cancels the upstream call and records what
+ * was generated until then.
+ */
+export interface GenerationStream extends AsyncIterable<StreamEvent> {
+  readonly generationId: string;
+  readonly modelId: string;
+  /** The parameters it runs with (max_tokens may have been lowered to what a budget's money left buys). */
+  readonly parameters: GenerationParameters;
 }
 
 export interface GenerateBatchInput extends RequestedParameters {
@@ -139,12 +164,18 @@ type Settled =
 
 const failedGenerationIds = new WeakMap<object, string>();
 
+/** Why a stream's own controller aborted it: the consumer left, or the server is shutting down. */
+type StreamStop = 'consumer_left' | 'shutdown';
+
 /** The ledger row of a generation that `generate` threw for, when one was started (null when it was refused before). */
 export function failedGenerationId(error: unknown): string | null {
   return (typeof error === 'object' && error !== null && failedGenerationIds.get(error)) || null;
 }
 
 export class GenerationPipeline {
+  /** The stop switch of every open stream, for shutdown. */
+  private readonly openStreams = new Set<AbortController>();
+
   constructor(private readonly settings: PipelineSettings) {}
 
   get recorder(): GenerationRecorder {
@@ -152,37 +183,198 @@ export class GenerationPipeline {
   }
 
   async generate(input: GenerateInput, call: CallContext): Promise<GenerateOutcome> {
-    const parameters = resolveParameters(input);
-    const prompt = checkPrompt(input.prompt);
-    const route = await routeModel(this.settings.registry, input.modelId);
-    const admitted = await admitPrompt(route, prompt, 'prompt', parameters);
-    const origin: RowOrigin = {
-      source: input.origin?.source ?? 'generate',
-      promptRef: input.origin?.promptRef ?? null,
-      evaluationId: input.origin?.evaluationId ?? null,
-    };
+    const { parameters, prompt, route, admitted, origin } = await this.prepare(input, 'generate');
     const {
       settled: [settled],
       parameters: applied,
-    } = await this.run(route, [admitted], parameters, input.seed, call, origin);
+    } = await this.run(route, [admitted], parameters, input, call, origin);
     if (!settled!.ok) {
       failedGenerationIds.set(settled!.error, settled!.generationId);
       throw settled!.error;
     }
-    const { text, counts, latencyMs } = settled!;
-    const metadata = origin.promptRef ? { ...settled!.metadata, promptRef: origin.promptRef } : settled!.metadata;
+    const { text, counts, latencyMs, metadata } = settled!;
     // `applied`: max_tokens may have been lowered to what a budget's money left buys.
-    return {
-      text,
-      modelId: route.model.id,
+    return outcomeOf({ text, prompt, modelId: route.model.id, parameters: applied, counts, latencyMs, metadata, origin });
+  }
+
+  /**
+   * One generation as a stream (REST's SSE route, GraphQL subscriptions, /v1 with `stream: true`).
+   * Steps 1 to 3 as for `generate`; step 4 opens the provider's stream under the retry policy, which
+   * may retry only until the stream has started. Resolves once the upstream has answered, so whatever
+   * is refused until then is an ordinary error. Step 5 runs when the stream ends, however it ends:
+   * finished, failed, cancelled by the client (with what was generated until then, charged), or cut
+   * by shutdown.
+   */
+  async stream(input: GenerateInput, call: CallContext): Promise<GenerationStream> {
+    const { parameters, prompt, route, admitted, origin } = await this.prepare(input, 'stream');
+    const {
+      starts: [start],
+      parameters: applied,
+    } = await this.startRows(route, [admitted], parameters, call, origin);
+    const stop = new AbortController();
+    const deadline = new Deadline(this.settings.timeoutMs, call.signal ? AbortSignal.any([call.signal, stop.signal]) : stop.signal);
+    const request = this.requestOf(route, admitted, applied, input, deadline);
+    const startedAt = performance.now();
+    let opened: { readonly value: ModelStream; readonly failures: readonly FailedAttempt[] };
+    try {
+      opened = await withRetries(() => route.provider.stream(request), this.settings.retry, deadline);
+    } catch (failure) {
+      const error = await this.recordFailure(route, admitted, start!, failure, call, deadline, startedAt);
+      deadline.dispose();
+      failedGenerationIds.set(error, start!.id);
+      throw error;
+    }
+    this.openStreams.add(stop);
+    const relay = this.relay({
+      route,
+      admitted,
+      start: start!,
       prompt,
       parameters: applied,
-      metrics: { ...counts, latencyMs },
-      metadata,
-      timestamp: new Date(),
+      origin,
+      call,
+      deadline,
+      stop,
+      opened,
+      startedAt,
+    });
+    return { generationId: start!.id, modelId: route.model.id, parameters: applied, [Symbol.asyncIterator]: () => relay };
+  }
+
+  /** Ends every open stream (each sends its client an error and is recorded): the server is shutting down. */
+  interruptStreams(): void {
+    for (const stop of this.openStreams) stop.abort('shutdown' satisfies StreamStop);
+  }
+
+  /** Step 1 and 2 and the context check of step 3, shared by `generate` and `stream`. */
+  private async prepare(input: GenerateInput, defaultSource: SingleSource) {
+    const parameters = resolveParameters(input);
+    checkStop(input.stop);
+    const prompt = input.messages ? transcriptOf(checkMessages(input.messages)) : checkPrompt(input.prompt);
+    const route = await routeModel(this.settings.registry, input.modelId);
+    const admitted = await admitPrompt(route, prompt, input.messages ? 'messages' : 'prompt', parameters, input.messages);
+    const origin: RowOrigin = {
+      source: input.origin?.source ?? defaultSource,
+      promptRef: input.origin?.promptRef ?? null,
+      evaluationId: input.origin?.evaluationId ?? null,
+    };
+    return { parameters, prompt, route, admitted, origin };
+  }
+
+  private requestOf(
+    { model }: ResolvedModel,
+    admitted: AdmittedPrompt,
+    parameters: GenerationParameters,
+    input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
+    deadline: Deadline,
+  ): GenerationRequest {
+    return {
+      model,
+      prompt: admitted.prompt,
+      messages: input.messages,
+      stop: input.stop,
+      ...parameters,
+      seed: input.seed ?? undefined,
+      signal: deadline.signal,
     };
   }
 
+  /**
+   * Relays a started stream's text and runs step 5 when it ends. Leaving the loop early (the consumer
+   * returns) runs the `finally`: the upstream call stops and the row is recorded as cancelled.
+   */
+  private async *relay(stream: OpenStream): AsyncGenerator<StreamEvent> {
+    const { route, start, call, deadline, stop, opened } = stream;
+    const progress: StreamProgress = { text: '', outputTokens: undefined };
+    let ended = false;
+    try {
+      let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
+      try {
+        for await (const part of opened.value) {
+          if (part.type === 'finish') {
+            finish = part;
+            continue;
+          }
+          progress.text += part.text;
+          progress.outputTokens = part.outputTokens ?? progress.outputTokens;
+          yield { type: 'delta', text: part.text };
+        }
+      } catch (failure) {
+        ended = true;
+        throw await this.recordInterrupted(stream, progress, failure);
+      }
+      ended = true;
+      const result: GenerationResult = {
+        text: progress.text,
+        finishReason: finish?.finishReason ?? 'other',
+        upstreamModel: finish?.upstreamModel ?? route.model.upstreamModel,
+        usage: finish?.usage,
+        upstreamRequestId: opened.value.upstreamRequestId,
+        latencyMs: Math.round(performance.now() - stream.startedAt),
+      };
+      const { counts, metadata } = meter(route.model, stream.admitted, result, call.requestId, start.id);
+      const unrecorded = await this.finishRow(
+        start,
+        this.succeededOutcome(route, result, counts, metadata.costUsd, opened.failures, deadline),
+        call,
+        metadata.costUsd,
+      );
+      if (unrecorded) throw unrecorded;
+      const { prompt, parameters, origin } = stream;
+      yield {
+        type: 'done',
+        outcome: outcomeOf({
+          text: result.text,
+          prompt,
+          modelId: route.model.id,
+          parameters,
+          counts,
+          latencyMs: result.latencyMs,
+          metadata,
+          origin,
+        }),
+      };
+    } finally {
+      if (!ended) {
+        stop.abort('consumer_left' satisfies StreamStop);
+        await this.recordInterrupted(stream, progress, undefined);
+      }
+      this.openStreams.delete(stop);
+      deadline.dispose();
+    }
+  }
+
+  /**
+   * Step 5 for a stream that did not finish: cancelled when its client went away (or the server shut
+   * down), failed otherwise. Either way the row keeps the text generated so far and its tokens, and
+   * is charged for them: the upstream billed them.
+   */
+  private async recordInterrupted(stream: OpenStream, progress: StreamProgress, failure: unknown): Promise<ApiError> {
+    const { route, start, call, deadline, stop, admitted } = stream;
+    const { model } = route;
+    const shutdown = stop.signal.reason === ('shutdown' satisfies StreamStop);
+    const cancelled = shutdown || stop.signal.aborted || (call.signal?.aborted ?? false);
+    const error = shutdown ? shuttingDown() : toApiError(failure, model, deadline);
+    const inputTokens = inputTokensOf(model, admitted);
+    const outputTokens = progress.outputTokens ?? (progress.text ? countTextTokens(progress.text, familyTokenizer(model)) : 0);
+    const costUsd = computeCost(model.pricing, inputTokens, outputTokens);
+    const latencyMs = Math.round(performance.now() - stream.startedAt);
+    const outcome: GenerationOutcome = {
+      status: cancelled ? 'cancelled' : 'failed',
+      error: shutdown ? 'interrupted' : cancelled ? 'cancelled' : error.extensions.code,
+      finishReason: null,
+      text: progress.text || null,
+      inputTokens,
+      outputTokens,
+      costUsd: costUsd.total,
+      latencyMs,
+      attempts: [
+        ...this.attempts(route, stream.opened.failures, deadline),
+        { provider: model.provider, upstreamModel: model.upstreamModel, error: error.extensions.code, latencyMs },
+      ],
+    };
+    return (await this.finishRow(start, outcome, call, costUsd)) ?? error;
+  }
   async generateBatch(input: GenerateBatchInput, call: CallContext): Promise<BatchOutcome> {
     const parameters = resolveParameters(input);
     const prompts = checkPrompts(input.prompts);
@@ -190,7 +382,7 @@ export class GenerationPipeline {
     const admitted: AdmittedPrompt[] = [];
     for (const [index, prompt] of prompts.entries()) admitted.push(await admitPrompt(route, prompt, `prompts[${index}]`, parameters));
     const startedAt = performance.now();
-    const { settled } = await this.run(route, admitted, parameters, input.seed, call, batchOrigin);
+    const { settled } = await this.run(route, admitted, parameters, input, call, batchOrigin);
     const totalLatencyMs = Math.round(performance.now() - startedAt);
 
     const succeeded: Array<GenerationMetadata & TokenCounts & { readonly latencyMs: number }> = [];
@@ -238,7 +430,7 @@ export class GenerationPipeline {
     route: ResolvedModel,
     admitted: readonly AdmittedPrompt[],
     parameters: GenerationParameters,
-    seed: number | null | undefined,
+    input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
     call: CallContext,
     origin: RowOrigin,
   ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
@@ -246,7 +438,7 @@ export class GenerationPipeline {
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       const settled = await Promise.all(
-        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, applied, seed, call, deadline)),
+        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, applied, input, call, deadline)),
       );
       return { settled, parameters: applied };
     } finally {
@@ -260,12 +452,12 @@ export class GenerationPipeline {
     prompt: AdmittedPrompt,
     start: GenerationStart,
     parameters: GenerationParameters,
-    seed: number | null | undefined,
+    input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
     call: CallContext,
     deadline: Deadline,
   ): Promise<Settled> {
     const { model, provider } = route;
-    const request: GenerationRequest = { model, prompt: prompt.prompt, ...parameters, seed: seed ?? undefined, signal: deadline.signal };
+    const request = this.requestOf(route, prompt, parameters, input, deadline);
     const startedAt = performance.now();
     let result: GenerationResult;
     let failures: readonly FailedAttempt[];
@@ -276,25 +468,57 @@ export class GenerationPipeline {
         deadline,
       ));
     } catch (failure) {
-      const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
-      const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
-      const outcome: GenerationOutcome = {
-        status: call.signal?.aborted ? 'cancelled' : 'failed',
-        error: error.extensions.code,
-        finishReason: null,
-        text: null,
-        // A failed row keeps the prompt's tokens: counted now if admission did not need to.
-        inputTokens: inputTokensOf(model, prompt),
-        outputTokens: 0,
-        costUsd: 0,
-        latencyMs: Math.round(performance.now() - startedAt),
-        attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
+      return {
+        ok: false,
+        generationId: start.id,
+        error: await this.recordFailure(route, prompt, start, failure, call, deadline, startedAt),
       };
-      const unrecorded = await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 });
-      return { ok: false, generationId: start.id, error: unrecorded ?? error };
     }
     const { counts, metadata } = meter(model, prompt, result, call.requestId, start.id);
+    const outcome = this.succeededOutcome(route, result, counts, metadata.costUsd, failures, deadline);
+    const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
+    if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
+    return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
+  }
+
+  /** Step 5 for a call that never answered (every attempt failed): the row keeps the prompt's tokens and costs nothing. */
+  private async recordFailure(
+    route: ResolvedModel,
+    prompt: AdmittedPrompt,
+    start: GenerationStart,
+    failure: unknown,
+    call: CallContext,
+    deadline: Deadline,
+    startedAt: number,
+  ): Promise<ApiError> {
+    const { model } = route;
+    const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
+    const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
     const outcome: GenerationOutcome = {
+      status: call.signal?.aborted ? 'cancelled' : 'failed',
+      error: error.extensions.code,
+      finishReason: null,
+      text: null,
+      // A failed row keeps the prompt's tokens: counted now if admission did not need to.
+      inputTokens: inputTokensOf(model, prompt),
+      outputTokens: 0,
+      costUsd: 0,
+      latencyMs: Math.round(performance.now() - startedAt),
+      attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
+    };
+    return (await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 })) ?? error;
+  }
+
+  private succeededOutcome(
+    route: ResolvedModel,
+    result: GenerationResult,
+    counts: TokenCounts,
+    costUsd: CostBreakdown,
+    failures: readonly FailedAttempt[],
+    deadline: Deadline,
+  ): GenerationOutcome {
+    const { model } = route;
+    return {
       status: 'succeeded',
       error: null,
       finishReason: result.finishReason,
@@ -302,16 +526,13 @@ export class GenerationPipeline {
       text: result.text,
       inputTokens: counts.inputTokens,
       outputTokens: counts.outputTokens,
-      costUsd: metadata.costUsd.total,
+      costUsd: costUsd.total,
       latencyMs: result.latencyMs,
       attempts: [
         ...this.attempts(route, failures, deadline),
         { provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
       ],
     };
-    const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
-    if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
-    return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
   }
 
   /**
@@ -458,6 +679,44 @@ export class GenerationPipeline {
       latencyMs,
     }));
   }
+}
+
+/** A stream between its start and its end: what step 5 needs. */
+interface OpenStream {
+  readonly route: ResolvedModel;
+  readonly admitted: AdmittedPrompt;
+  readonly start: GenerationStart;
+  readonly prompt: string;
+  readonly parameters: GenerationParameters;
+  readonly origin: RowOrigin;
+  readonly call: CallContext;
+  readonly deadline: Deadline;
+  /** Aborted when the consumer leaves early or the server shuts down (the reason says which). */
+  readonly stop: AbortController;
+  readonly opened: { readonly value: ModelStream; readonly failures: readonly FailedAttempt[] };
+  readonly startedAt: number;
+}
+
+/** What a stream has produced so far. */
+interface StreamProgress {
+  text: string;
+  outputTokens: number | undefined;
+}
+
+/** The answer of one generation, as `generate` returns it and a stream's last event carries it. */
+function outcomeOf(answer: {
+  readonly text: string;
+  readonly prompt: string;
+  readonly modelId: string;
+  readonly parameters: GenerationParameters;
+  readonly counts: TokenCounts;
+  readonly latencyMs: number;
+  readonly metadata: GenerationMetadata;
+  readonly origin: RowOrigin;
+}): GenerateOutcome {
+  const { text, prompt, modelId, parameters, counts, latencyMs, origin } = answer;
+  const metadata = origin.promptRef ? { ...answer.metadata, promptRef: origin.promptRef } : answer.metadata;
+  return { text, modelId, prompt, parameters, metrics: { ...counts, latencyMs }, metadata, timestamp: new Date() };
 }
 
 /** What a request's ledger rows record about where they come from. */

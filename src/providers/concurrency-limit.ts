@@ -39,14 +39,25 @@ export class ConcurrencyLimit {
   }
 
   async run<T>(task: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    signal?.throwIfAborted();
-    if (this.running >= this.limit) await this.wait(signal);
-    else this.running += 1;
+    const release = await this.acquire(signal);
     try {
       return await task();
     } finally {
-      this.release();
+      release();
     }
+  }
+
+  /** A slot held until the returned function is called (a stream keeps its slot until it ends); releasing twice is harmless. */
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    signal?.throwIfAborted();
+    if (this.running >= this.limit) await this.wait(signal);
+    else this.running += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.release();
+    };
   }
 
   private wait(signal: AbortSignal | undefined): Promise<void> {

@@ -5,7 +5,7 @@
 
 export type ModelType = 'commercial' | 'fine-tuned';
 
-/** Chat models get the prompt as one user message; completion models use the completions endpoint. */
+/** Chat models get the prompt as one user message (or the request's messages); completion models use the completions endpoint. */
 export type ModelApi = 'chat' | 'completion';
 
 export type FinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls' | 'error' | 'other';
@@ -51,9 +51,20 @@ export interface ModelDescriptor {
   readonly unavailableReason?: string;
 }
 
+/** One turn of a conversation, as OpenAI's chat API and chat templates take it. */
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant';
+  readonly content: string;
+}
+
 export interface GenerationRequest {
   readonly model: ModelDescriptor;
+  /** The prompt; for a conversation, its transcript (what the ledger keeps and a completion model reads). */
   readonly prompt: string;
+  /** A conversation: chat models get these messages, local models read them through their chat template. */
+  readonly messages?: readonly ChatMessage[];
+  /** Text at which generation stops; the stop text is not part of the answer. */
+  readonly stop?: readonly string[];
   readonly maxTokens: number;
   readonly temperature: number;
   readonly topP: number;
@@ -79,6 +90,31 @@ export interface GenerationResult {
   readonly latencyMs: number;
 }
 
+/** What a provider's stream yields: text as it is generated, then one `finish`. */
+export type StreamPart =
+  | {
+      readonly type: 'text';
+      readonly text: string;
+      /** Tokens sampled so far, from providers that count them as they go (local models). */
+      readonly outputTokens?: number;
+    }
+  | {
+      readonly type: 'finish';
+      readonly finishReason: FinishReason;
+      /** The model the upstream says answered. */
+      readonly upstreamModel: string;
+      /** Absent when the upstream did not report usage. */
+      readonly usage?: TokenUsage;
+    };
+
+/**
+ * One generation as it happens. Iterating yields its parts; leaving the loop early (or aborting the
+ * request's signal) stops the upstream call and frees whatever it held.
+ */
+export interface ModelStream extends AsyncIterable<StreamPart> {
+  readonly upstreamRequestId?: string;
+}
+
 export type ProviderState = 'up' | 'down' | 'unconfigured';
 
 export interface ProviderHealth {
@@ -97,7 +133,13 @@ export interface LanguageModelProvider {
   readonly kind: string;
   /** The provider's models; never throws: an unreachable backend lists its models as unavailable. */
   listModels(): Promise<readonly ModelDescriptor[]>;
-  /** One prompt; throws ProviderError. */
+  /**
+   * The basic call: one prompt as a stream. Resolves once the upstream has accepted the call (its
+   * headers arrived, or a local sequence started), so a failure to start is an ordinary ProviderError
+   * that may be retried; a failure after that is thrown by the iteration.
+   */
+  stream(request: GenerationRequest): Promise<ModelStream>;
+  /** One prompt, answered whole; throws ProviderError. */
   generate(request: GenerationRequest): Promise<GenerationResult>;
   /**
    * Many prompts in one call, run concurrently under the provider's concurrency limit.
@@ -107,8 +149,8 @@ export interface LanguageModelProvider {
   health(): ProviderHealth;
   /** One model by id, for providers that can look it up without listing everything (a directory scan). */
   findModel?(id: string): Promise<ModelDescriptor | undefined>;
-  /** Exact prompt tokens (as the model will see the prompt), for providers whose models count themselves. */
-  countPromptTokens?(model: ModelDescriptor, prompt: string): Promise<number>;
+  /** Exact prompt tokens (as the model will see the prompt or the messages), for providers whose models count themselves. */
+  countPromptTokens?(model: ModelDescriptor, prompt: string, messages?: readonly ChatMessage[]): Promise<number>;
   /** Stops background discovery. */
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { RequestContext } from '../context';
 import { ApiError, validationError } from '../errors/api-error';
+import { drained } from '../http/drained';
 import { errorBody, sendErrorResponse } from '../http/error-response';
 import type { Logger } from '../logger';
 import type { OperationRateLimiter } from '../middlewares/operation-rate-limiter';
@@ -59,24 +60,6 @@ export async function exportFeedback(
     settings.logger.error({ err: error, requestId: context.requestId }, 'feedback export stopped part way');
     response.destroy();
   }
-}
-
-/**
- * Resolves when the client has taken what was written, or has gone. Both listeners are removed
- * whichever fires: a race of two `once` promises left the loser's listeners on the response, one
- * pair per wait, for the whole export.
- */
-function drained(response: ServerResponse): Promise<void> {
-  if (response.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      response.off('drain', done);
-      response.off('close', done);
-      resolve();
-    };
-    response.on('drain', done);
-    response.on('close', done);
-  });
 }
 
 /** One example in OpenAI's fine-tuning formats (chat, or preference for DPO). */

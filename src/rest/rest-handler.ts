@@ -6,6 +6,7 @@ import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
 import type { OperationRateLimiter } from '../middlewares/operation-rate-limiter';
 import { exportFeedback } from './feedback-export.route';
+import { createGenerateStreamRoute } from './generate-stream.route';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
 import { matchRoute, methodsWithBody, restBasePath, successStatus, type OperationName } from './routes';
@@ -19,6 +20,8 @@ export interface RestHandlerSettings {
   readonly logger: Logger;
   /** Counts the hand-written routes' calls (the operations are counted by their resolvers). */
   readonly rateLimiter?: OperationRateLimiter;
+  /** Streams send a comment line when this long passes without a write. */
+  readonly streamHeartbeatMs: number;
 }
 
 /**
@@ -28,6 +31,7 @@ export interface RestHandlerSettings {
 export function createRestHandler(settings: RestHandlerSettings) {
   const { schema, contract, logger } = settings;
   const operations = prepareSofaOperations(schema);
+  const generateStream = createGenerateStreamRoute({ schema, contract, heartbeatMs: settings.streamHeartbeatMs, logger });
 
   return async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
     const method = request.method ?? 'GET';
@@ -56,7 +60,8 @@ export function createRestHandler(settings: RestHandlerSettings) {
       return;
     }
 
-    if (route.kind === 'hand_written') return exportFeedback(response, context, searchParams, settings);
+    if (route.kind === 'hand_written' && route.path === '/feedback/export')
+      return exportFeedback(response, context, searchParams, settings);
 
     let body: Record<string, unknown> = {};
     if (methodsWithBody.has(method)) {
@@ -64,6 +69,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
       if ('error' in read) return sendErrorResponse(response, read.error);
       body = read.body;
     }
+    if (route.kind === 'hand_written') return generateStream(response, context, body);
     const operation = operations[route.operation];
     const variables = restVariables(operation, route.pathParameters, body, methodsWithBody.has(method) ? undefined : searchParams);
     if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));

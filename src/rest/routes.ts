@@ -65,6 +65,7 @@ export const documentRoutes = {
 /** Routes written by hand in src/rest (answers SOFA cannot give: JSON Lines, streams), documented in the same contract. */
 export const handWrittenRoutes = {
   '/feedback/export': { method: 'GET' },
+  '/generate/stream': { method: 'POST' },
 } as const;
 
 export type HandWrittenRoute = keyof typeof handWrittenRoutes;

@@ -30,7 +30,11 @@ export interface PreparedOperation {
   readonly variables: readonly PreparedVariable[];
 }
 
-const rootKinds = { Query: OperationTypeNode.QUERY, Mutation: OperationTypeNode.MUTATION } as const;
+const rootKinds = {
+  Query: OperationTypeNode.QUERY,
+  Mutation: OperationTypeNode.MUTATION,
+  Subscription: OperationTypeNode.SUBSCRIPTION,
+} as const;
 
 /**
  * The operation SOFA's router runs for each route, built the way SOFA builds it (its reading of the schema,
@@ -41,37 +45,51 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
   const sofa = loadCreateSofa()({ schema, basePath: restBasePath });
   const prepared: Partial<Record<OperationName, PreparedOperation>> = {};
   for (const operation of Object.keys(operationRoutes) as OperationName[]) {
-    const [rootName, fieldName] = operation.split('.') as [keyof typeof rootKinds, string];
-    const rootType = rootName === 'Query' ? schema.getQueryType() : schema.getMutationType();
-    if (!rootType?.getFields()[fieldName]) throw new Error(`REST route ${operation}: the schema has no ${operation} field`);
-    const definition = buildOperationNodeForField({
-      kind: rootKinds[rootName],
-      schema,
-      field: fieldName,
-      models: sofa.models,
-      ignore: sofa.ignore,
-      circularReferenceDepth: sofa.depthLimit,
-    });
-    const document = withoutGraphQLOnlyFields(schema, { kind: Kind.DOCUMENT, definitions: [definition] });
-    const errors = validate(schema, document);
-    if (errors.length > 0) {
-      throw new Error(
-        `REST route ${operation}: the generated operation does not validate: ${errors.map((error) => error.message).join('; ')}`,
-      );
-    }
-    prepared[operation] = {
-      fieldName,
-      operationName: definition.name?.value ?? fieldName,
-      document,
-      variables: (definition.variableDefinitions ?? []).map((variable) => ({
-        name: variable.variable.name.value,
-        isList: withoutNonNull(variable.type).kind === Kind.LIST_TYPE,
-        typeName: namedType(variable.type),
-      })),
-    };
+    prepared[operation] = prepareOperation(schema, operation, sofa);
   }
   // Every route was prepared above, or start-up stopped.
   return prepared as Record<OperationName, PreparedOperation>;
+}
+
+/**
+ * One root field's operation as SOFA would build it (a subscription too, for a hand-written stream
+ * route that runs the same resolver): every field of its result selected, variables for its arguments.
+ */
+export function prepareOperation(
+  schema: GraphQLSchema,
+  operation: `${keyof typeof rootKinds}.${string}`,
+  sofa = loadCreateSofa()({ schema, basePath: restBasePath }),
+): PreparedOperation {
+  const [rootName, fieldName] = operation.split('.') as [keyof typeof rootKinds, string];
+  const rootType = { Query: schema.getQueryType(), Mutation: schema.getMutationType(), Subscription: schema.getSubscriptionType() }[
+    rootName
+  ];
+  if (!rootType?.getFields()[fieldName]) throw new Error(`REST route ${operation}: the schema has no ${operation} field`);
+  const definition = buildOperationNodeForField({
+    kind: rootKinds[rootName],
+    schema,
+    field: fieldName,
+    models: sofa.models,
+    ignore: sofa.ignore,
+    circularReferenceDepth: sofa.depthLimit,
+  });
+  const document = withoutGraphQLOnlyFields(schema, { kind: Kind.DOCUMENT, definitions: [definition] });
+  const errors = validate(schema, document);
+  if (errors.length > 0) {
+    throw new Error(
+      `REST route ${operation}: the generated operation does not validate: ${errors.map((error) => error.message).join('; ')}`,
+    );
+  }
+  return {
+    fieldName,
+    operationName: definition.name?.value ?? fieldName,
+    document,
+    variables: (definition.variableDefinitions ?? []).map((variable) => ({
+      name: variable.variable.name.value,
+      isList: withoutNonNull(variable.type).kind === Kind.LIST_TYPE,
+      typeName: namedType(variable.type),
+    })),
+  };
 }
 
 /** Fields the REST contract's types do not have: GraphQL clients ask for them; REST answers never carry them. */

@@ -1,4 +1,5 @@
 import { validationError } from '../errors/api-error';
+import type { ChatMessage } from '../providers/provider';
 
 // The one set of rules for generation parameters: every surface (GraphQL, REST, ...) reaches these checks
 // through the pipeline, so a violation gets the same message and details wherever it was sent. GraphQL's
@@ -11,6 +12,9 @@ export const generationLimits = {
   topP: { min: 0, max: 1, default: 1.0 },
   promptLength: { min: 1, max: 10_000 },
   batchSize: { min: 1, max: 10 },
+  /** A conversation (the OpenAI-compatible API): its length is bounded by the body limit and the model's context. */
+  messages: { min: 1, max: 256 },
+  stop: { max: 4 },
 } as const;
 
 export interface GenerationParameters {
@@ -66,6 +70,28 @@ export function checkPrompts(prompts: readonly string[]): readonly string[] {
   for (const [index, prompt] of prompts.entries()) checkPrompt(prompt, `prompts[${index}]`);
   return prompts;
 }
+
+/** A conversation holds at least one message and at most `messages.max`. */
+export function checkMessages(messages: readonly ChatMessage[]): readonly ChatMessage[] {
+  const { min, max } = generationLimits.messages;
+  if (messages.length < min || messages.length > max) {
+    throw validationError('Invalid messages', `messages must hold between ${min} and ${max} items, got ${messages.length}`);
+  }
+  return messages;
+}
+
+export function checkStop(stop: readonly string[] | undefined): readonly string[] | undefined {
+  if (stop === undefined) return undefined;
+  if (stop.length > generationLimits.stop.max) {
+    throw validationError('Invalid stop', `stop must hold at most ${generationLimits.stop.max} sequences, got ${stop.length}`);
+  }
+  if (stop.some((sequence) => sequence.length === 0)) throw validationError('Invalid stop', 'stop sequences must not be empty');
+  return stop;
+}
+
+/** What the ledger keeps (and a completion model reads) for a conversation: one paragraph per message. */
+export const transcriptOf = (messages: readonly ChatMessage[]): string =>
+  messages.map((message) => `${message.role}: ${message.content}`).join('\n\n');
 
 export function checkModelId(modelId: string): string {
   if (modelId.trim().length === 0) throw validationError('Invalid model_id', 'model_id must not be empty');

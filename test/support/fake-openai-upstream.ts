@@ -14,7 +14,10 @@
  *   total_tokens = their sum.
  * - Every response carries `x-request-id: req_<n>` (n counts requests from 1 since start).
  * - `failPromptsContaining` is matched against the chat's LAST USER message (not the whole prompt).
- * - `stream: true` is refused with 400: the fake does not speak SSE.
+ * - `stream: true` answers server-sent events as OpenAI does: the reply's words are the chunks
+ *   ("echo:", " a", " b"), one every `chunkDelayMs`, then a chunk with the finish reason, then (with
+ *   `stream_options.include_usage`, unless the behaviour is 'no-usage') a usage chunk, then
+ *   `data: [DONE]`. Each chunk's send time and a client's early close are recorded on the request.
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,7 +38,9 @@ export type FakeBehaviour =
   /** 200, application/json, invalid JSON body. */
   | { kind: 'malformed' }
   /** A normal answer without `usage`. */
-  | { kind: 'no-usage' };
+  | { kind: 'no-usage' }
+  /** Streams only: send this many text chunks, then destroy the connection. */
+  | { kind: 'cut-after'; chunks: number };
 
 export interface RecordedRequest {
   method: string;
@@ -45,6 +50,10 @@ export interface RecordedRequest {
   // `any` so tests can read request fields without narrowing; undefined when there was no JSON body.
   body: any;
   receivedAt: number;
+  /** Streams: `performance.now()` when each text chunk was written. */
+  chunksSentAt: number[];
+  /** `performance.now()` when the client closed the connection before the answer ended. */
+  closedEarlyAt?: number;
 }
 
 export interface FakeUpstream {
@@ -55,6 +64,8 @@ export interface FakeUpstream {
   readonly maxInFlight: number;
   /** Delay before every generation answer. */
   latencyMs: number;
+  /** Streams: delay between two chunks. */
+  chunkDelayMs: number;
   /** Behaviours consumed in order, one per generation request; then `defaultBehaviour` applies. */
   queueBehaviours(...behaviours: FakeBehaviour[]): void;
   defaultBehaviour: FakeBehaviour;
@@ -181,10 +192,10 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     });
   };
 
-  const handleGeneration = (res: http.ServerResponse, n: number, chat: boolean, body: unknown): void => {
+  const handleGeneration = (res: http.ServerResponse, n: number, chat: boolean, record: RecordedRequest): void => {
+    const body: unknown = record.body;
     if (!isObject(body)) return sendError(res, 400, 'The request body must be a JSON object.');
     if (typeof body.model !== 'string') return sendError(res, 400, 'You must provide a model parameter.');
-    if (body.stream === true) return sendError(res, 400, 'The fake upstream does not support stream: true.');
 
     let prompts: string[];
     let failText: string;
@@ -214,7 +225,10 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
 
     inFlight++;
     maxInFlight = Math.max(maxInFlight, inFlight);
-    res.on('close', () => inFlight--); // also fires when a held 'timeout' socket is dropped
+    res.on('close', () => {
+      inFlight--; // also fires when a held 'timeout' socket is dropped
+      if (!res.writableFinished) record.closedEarlyAt = performance.now();
+    });
 
     const answer = (): void => {
       if (applyFailure(res, behaviour)) return;
@@ -224,6 +238,13 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
         return { text: own, finishReason: 'stop', promptTokens: words(prompt).length + 3, completionTokens: words(own).length };
       });
       const created = Math.floor(Date.now() / 1000);
+      if (body.stream === true) {
+        const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
+        return streamReply(res, record, { id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${n}`, chat, model, created }, replies[0]!, {
+          usage: includeUsage && behaviour.kind !== 'no-usage',
+          cutAfter: behaviour.kind === 'cut-after' ? behaviour.chunks : undefined,
+        });
+      }
       const promptTokens = replies.reduce((sum, reply) => sum + reply.promptTokens, 0);
       const completionTokens = replies.reduce((sum, reply) => sum + reply.completionTokens, 0);
       const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
@@ -250,6 +271,56 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     timers.add(timer);
   };
 
+  /** One reply as OpenAI streams it: a role chunk (chat), one chunk per word, the finish, the usage, [DONE]. */
+  const streamReply = (
+    res: http.ServerResponse,
+    record: RecordedRequest,
+    head: { id: string; chat: boolean; model: string; created: number },
+    reply: ExpectedReply,
+    options: { usage: boolean; cutAfter: number | undefined },
+  ): void => {
+    if (res.destroyed) return;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const object = head.chat ? 'chat.completion.chunk' : 'text_completion';
+    const event = (choices: unknown[], extra: Record<string, unknown> = {}): string =>
+      `data: ${JSON.stringify({ id: head.id, object, created: head.created, model: head.model, choices, ...extra })}\n\n`;
+    const choice = (text: string | null, finishReason: string | null): unknown =>
+      head.chat
+        ? { index: 0, delta: text === null ? {} : { content: text }, logprobs: null, finish_reason: finishReason }
+        : { index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason };
+    const pieces = reply.text.split(/(?= )/).filter((piece) => piece.length > 0);
+    if (head.chat) res.write(event([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+    let sent = 0;
+    const next = (): void => {
+      if (res.destroyed) return;
+      if (options.cutAfter !== undefined && sent >= options.cutAfter) {
+        res.destroy();
+        return;
+      }
+      if (sent < pieces.length) {
+        res.write(event([choice(pieces[sent]!, null)]));
+        record.chunksSentAt.push(performance.now());
+        sent += 1;
+        return schedule();
+      }
+      res.write(event([choice(null, reply.finishReason)]));
+      if (options.usage) {
+        const usage = { prompt_tokens: reply.promptTokens, completion_tokens: reply.completionTokens };
+        res.write(event([], { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }));
+      }
+      res.end('data: [DONE]\n\n');
+    };
+    const schedule = (): void => {
+      if (fake.chunkDelayMs <= 0) return next();
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        next();
+      }, fake.chunkDelayMs);
+      timers.add(timer);
+    };
+    next();
+  };
+
   const server = http.createServer((req, res) => {
     const n = ++counter;
     res.setHeader('x-request-id', `req_${n}`);
@@ -260,6 +331,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       headers: req.headers,
       body: undefined,
       receivedAt: Date.now(),
+      chunksSentAt: [],
     };
     requests.push(record); // pushed now so `requests` keeps arrival order
 
@@ -279,8 +351,8 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       }
       const route = `${record.method} ${path}`;
       if (route === 'GET /v1/models') return handleModels(res);
-      if (route === 'POST /v1/chat/completions') return handleGeneration(res, n, true, record.body);
-      if (route === 'POST /v1/completions') return handleGeneration(res, n, false, record.body);
+      if (route === 'POST /v1/chat/completions') return handleGeneration(res, n, true, record);
+      if (route === 'POST /v1/completions') return handleGeneration(res, n, false, record);
       return sendError(res, 404, `Invalid URL (${route})`);
     });
   });
@@ -293,6 +365,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       return maxInFlight;
     },
     latencyMs: 0,
+    chunkDelayMs: 0,
     queueBehaviours: (...behaviours) => {
       queue.push(...behaviours);
     },
@@ -304,6 +377,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       queue.length = 0;
       maxInFlight = 0;
       fake.latencyMs = 0;
+      fake.chunkDelayMs = 0;
       fake.defaultBehaviour = { kind: 'ok' };
       fake.modelsBehaviour = { kind: 'ok' };
       fake.failPromptsContaining = undefined;

@@ -1,5 +1,5 @@
 import { validationError } from '../../errors/api-error';
-import type { ModelDescriptor, TokenizerName } from '../../providers/provider';
+import type { ChatMessage, ModelDescriptor, TokenizerName } from '../../providers/provider';
 import type { ResolvedModel } from '../../providers/registry';
 import type { GenerationParameters } from '../../services/generation-parameters';
 import { toApiError } from '../routing';
@@ -22,6 +22,7 @@ export async function admitPrompt(
   prompt: string,
   field: string,
   parameters: GenerationParameters,
+  messages?: readonly ChatMessage[],
 ): Promise<AdmittedPrompt> {
   const context = model.contextLength;
   const countsItself = model.tokenizer === 'model' && provider.countPromptTokens !== undefined;
@@ -34,7 +35,7 @@ export async function admitPrompt(
   try {
     inputTokens =
       countsItself && provider.countPromptTokens
-        ? await provider.countPromptTokens(model, prompt)
+        ? await provider.countPromptTokens(model, prompt, messages)
         : countPromptTokens(prompt, model.api, familyTokenizer(model));
   } catch (error) {
     // Counting with the model's own tokenizer loads the model: a file that cannot load is unavailable.

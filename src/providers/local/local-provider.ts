@@ -1,4 +1,5 @@
 import type { Logger } from '../../logger';
+import { modelStream } from '../model-stream';
 import {
   ProviderError,
   type GenerationRequest,
@@ -162,6 +163,22 @@ export function createLocalProvider(settings: LocalProviderSettings, logger?: Lo
       const file = await directory.find(id);
       return file && describe(file);
     },
+    /** The model's lease is held while the stream runs, so it is not unloaded under it. */
+    async stream(request: GenerationRequest) {
+      const lease = await acquire(request.model.id);
+      try {
+        const stream = await lease.model.stream(request);
+        return modelStream(stream, {
+          upstreamRequestId: stream.upstreamRequestId,
+          release: () => lease.release(),
+          mapError: (error) =>
+            error instanceof ProviderError ? error : new ProviderError(String(error), { kind: 'upstream', cause: error }),
+        });
+      } catch (error) {
+        lease.release();
+        throw error;
+      }
+    },
     generate(request: GenerationRequest): Promise<GenerationResult> {
       return withModel(request.model.id, (model) => model.generate(request));
     },
@@ -185,8 +202,8 @@ export function createLocalProvider(settings: LocalProviderSettings, logger?: Lo
         for (const lease of leases.values()) if (!(lease instanceof ProviderError)) lease.release();
       }
     },
-    countPromptTokens(model, prompt) {
-      return withModel(model.id, (loaded) => loaded.countPromptTokens(prompt));
+    countPromptTokens(model, prompt, messages) {
+      return withModel(model.id, (loaded) => loaded.countPromptTokens(prompt, messages));
     },
     health(): ProviderHealth {
       return {

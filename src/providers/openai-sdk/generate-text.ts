@@ -1,11 +1,11 @@
 import type OpenAI from 'openai';
-import { ProviderError, type GenerationRequest, type GenerationResult, type TokenUsage } from '../provider';
+import { ProviderError, type ChatMessage, type GenerationRequest, type GenerationResult, type TokenUsage } from '../provider';
 import { mapOpenAIFinishReason } from './map-finish-reason';
 
 /** Which field carries the output limit: OpenAI's current API wants max_completion_tokens, most servers max_tokens. */
 export type MaxTokensParameter = 'max_tokens' | 'max_completion_tokens';
 
-interface SdkUsage {
+export interface SdkUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
 }
@@ -28,6 +28,7 @@ export async function generateWithOpenAISdk(
         temperature: request.temperature,
         top_p: request.topP,
         ...seedOf(request),
+        ...stopOf(request),
       },
       options,
     );
@@ -44,11 +45,12 @@ export async function generateWithOpenAISdk(
   const completion = await client.chat.completions.create(
     {
       model: model.upstreamModel,
-      messages: [{ role: 'user', content: request.prompt }],
+      messages: chatMessagesOf(request),
       [maxTokensParameter]: request.maxTokens,
       temperature: request.temperature,
       top_p: request.topP,
       ...seedOf(request),
+      ...stopOf(request),
     },
     options,
   );
@@ -84,6 +86,7 @@ export async function generateCompletionsInOneCall(
       temperature: first.temperature,
       top_p: first.topP,
       ...seedOf(first),
+      ...stopOf(first),
     },
     { signal: first.signal },
   );
@@ -100,15 +103,22 @@ export async function generateCompletionsInOneCall(
   });
 }
 
-function mapUsage(usage: SdkUsage | null | undefined): TokenUsage | undefined {
+export function mapUsage(usage: SdkUsage | null | undefined): TokenUsage | undefined {
   if (!usage || typeof usage.prompt_tokens !== 'number' || typeof usage.completion_tokens !== 'number') {
     return undefined;
   }
   return { inputTokens: usage.prompt_tokens, outputTokens: usage.completion_tokens };
 }
 
-const seedOf = (request: GenerationRequest): { seed?: number } => (request.seed === undefined ? {} : { seed: request.seed });
+export const seedOf = (request: GenerationRequest): { seed?: number } => (request.seed === undefined ? {} : { seed: request.seed });
 
-function noChoice(providerName: string): ProviderError {
+export const stopOf = (request: GenerationRequest): { stop?: string[] } =>
+  request.stop && request.stop.length > 0 ? { stop: [...request.stop] } : {};
+
+/** A conversation goes up as its messages; a plain prompt as one user message. */
+export const chatMessagesOf = (request: GenerationRequest): ChatMessage[] =>
+  request.messages ? request.messages.map(({ role, content }) => ({ role, content })) : [{ role: 'user', content: request.prompt }];
+
+export function noChoice(providerName: string): ProviderError {
   return new ProviderError(`${providerName} answered without a completion choice`, { kind: 'bad_response' });
 }

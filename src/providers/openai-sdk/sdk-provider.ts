@@ -1,16 +1,19 @@
 import OpenAI from 'openai';
 import { ConcurrencyLimit, QueueFullError } from '../concurrency-limit';
 import { ModelDiscovery } from '../model-discovery';
+import { modelStream } from '../model-stream';
 import {
   ProviderError,
   type GenerationRequest,
   type GenerationResult,
   type LanguageModelProvider,
   type ModelDescriptor,
+  type ModelStream,
   type ProviderHealth,
 } from '../provider';
 import { generateCompletionsInOneCall, generateWithOpenAISdk, type MaxTokensParameter } from './generate-text';
 import { mapSdkError } from './map-sdk-error';
+import { streamWithOpenAISdk } from './stream-text';
 import { createUndiciFetch } from './undici-fetch';
 
 export interface SdkProviderSettings {
@@ -77,18 +80,37 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
   });
   if (isConfigured()) discovery.start();
 
+  const toProviderError = (error: unknown): ProviderError => {
+    if (error instanceof QueueFullError) {
+      return new ProviderError(`${settings.name} is saturated: ${error.message}`, { kind: 'unavailable', cause: error });
+    }
+    return mapSdkError(error, settings.name, settings.timeoutMs);
+  };
+
   /** One slot of the bulkhead per upstream call; the request's signal carries the pipeline's deadline. */
   const callUpstream = async <T>(signal: AbortSignal | undefined, call: (client: OpenAI) => Promise<T>): Promise<T> => {
     try {
       return await limit.run(() => call(getClient()), signal);
     } catch (error) {
-      if (error instanceof QueueFullError) {
-        throw new ProviderError(`${settings.name} is saturated: ${error.message}`, { kind: 'unavailable', cause: error });
-      }
-      throw mapSdkError(error, settings.name, settings.timeoutMs);
+      throw toProviderError(error);
     }
   };
 
+  /** A stream holds its slot of the bulkhead until it ends, not just until the headers arrive. */
+  const stream = async (request: GenerationRequest): Promise<ModelStream> => {
+    let release: (() => void) | undefined;
+    try {
+      release = await limit.acquire(request.signal);
+      const { chunks, upstreamRequestId } = await streamWithOpenAISdk(getClient(), request, settings.maxTokensParameter);
+      return modelStream(chunks, { upstreamRequestId, release, mapError: toProviderError });
+    } catch (error) {
+      release?.();
+      throw toProviderError(error);
+    }
+  };
+
+  // Whole answers take the upstream's JSON answer rather than collecting its stream: one body to parse
+  // instead of a chunk per token, and completions-API prompts of one tick can share one call.
   const generate = async (request: GenerationRequest): Promise<GenerationResult> => {
     const startedAt = performance.now();
     const result = await callUpstream(request.signal, (openai) =>
@@ -102,7 +124,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
     const results: Array<GenerationResult | ProviderError> = new Array(requests.length);
     const groups = new Map<string, number[]>();
     requests.forEach((request, index) => {
-      const key = request.model.api === 'completion' ? sharedCallKey(request, signalIds) : `single:${index}`;
+      const key = request.model.api === 'completion' && !request.messages ? sharedCallKey(request, signalIds) : `single:${index}`;
       groups.set(key, [...(groups.get(key) ?? []), index]);
     });
     await Promise.all(
@@ -137,6 +159,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
       }
       return discovery.listModels();
     },
+    stream,
     generate,
     generateBatch,
     health(): ProviderHealth {
@@ -166,6 +189,7 @@ function sharedCallKey(request: GenerationRequest, signalIds: WeakMap<AbortSigna
   if (request.signal) {
     signalId = signalIds.get(request.signal) ?? signalIds.set(request.signal, nextSignalId++).get(request.signal)!;
   }
-  return JSON.stringify([request.model.id, request.maxTokens, request.temperature, request.topP, request.seed ?? null, signalId]);
+  const stop = request.stop ?? [];
+  return JSON.stringify([request.model.id, request.maxTokens, request.temperature, request.topP, request.seed ?? null, stop, signalId]);
 }
 let nextSignalId = 1;

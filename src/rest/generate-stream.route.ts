@@ -1,0 +1,75 @@
+import type { ServerResponse } from 'node:http';
+import { type ExecutionResult, type GraphQLSchema, subscribe } from 'graphql';
+import type { RequestContext } from '../context';
+import { errorBody, sendErrorResponse } from '../http/error-response';
+import { ServerSentEvents } from '../http/server-sent-events';
+import type { Logger } from '../logger';
+import { renderGraphQLErrors } from './error-response';
+import type { OpenApiContract } from './openapi-contract';
+import { shapeForContract } from './shape-response';
+import { prepareOperation, restVariables } from './sofa-operations';
+
+export interface GenerateStreamRouteSettings {
+  readonly schema: GraphQLSchema;
+  readonly contract: OpenApiContract;
+  readonly heartbeatMs: number;
+  readonly logger: Logger;
+}
+
+interface StreamEventData {
+  readonly text: string;
+  readonly response: Record<string, unknown> | null;
+}
+
+/**
+ * POST /api/v1/generate/stream: server-sent events, written by hand because SOFA answers one JSON
+ * document. It runs the `generate_stream` subscription, the resolver GraphQL clients subscribe to,
+ * so admission (rate limit, budget) and validation are the same; whatever is refused before the
+ * upstream answers is an ordinary JSON error with its status. Then `delta` events, and one `done`
+ * (the GenerateResponse, shaped as POST /generate answers it) or one `error` (an ErrorResponse).
+ */
+export function createGenerateStreamRoute(settings: GenerateStreamRouteSettings) {
+  const { schema, contract, logger } = settings;
+  const operation = prepareOperation(schema, 'Subscription.generate_stream');
+  const responseSchema = contract.responseSchema('/generate', 'POST', '200');
+
+  return async (response: ServerResponse, context: RequestContext, body: Readonly<Record<string, unknown>>): Promise<void> => {
+    const headers = (): Record<string, string> => Object.fromEntries(context.responseHeaders);
+    const variables = restVariables(operation, new Map(), body);
+    if ('problem' in variables) {
+      return sendErrorResponse(response, {
+        status: 400,
+        body: errorBody('validation_error', 'Invalid request parameters', variables.problem),
+        headers: {},
+      });
+    }
+    const started = await subscribe({ schema, document: operation.document, variableValues: variables.values, contextValue: context });
+    if (!(Symbol.asyncIterator in started)) {
+      const rendered = renderGraphQLErrors(started.errors ?? []);
+      return sendErrorResponse(response, { ...rendered, headers: { ...rendered.headers, ...headers() } });
+    }
+
+    const events = new ServerSentEvents(response, settings.heartbeatMs, headers());
+    try {
+      for await (const result of started as AsyncIterable<ExecutionResult>) {
+        if (result.errors) {
+          const rendered = renderGraphQLErrors(result.errors);
+          if (rendered.body.error === 'internal_error')
+            logger.error({ requestId: context.requestId, errors: result.errors }, 'stream failed');
+          await events.send(JSON.stringify(rendered.body), 'error');
+          break;
+        }
+        const event = result.data?.[operation.fieldName] as StreamEventData;
+        if (event.response === null) await events.send(JSON.stringify({ text: event.text }), 'delta');
+        else await events.send(JSON.stringify(shapeForContract(event.response, responseSchema, contract)), 'done');
+        // Leaving the loop returns the subscription: the upstream call stops and the row is recorded.
+        if (events.closed) break;
+      }
+    } catch (error) {
+      logger.error({ err: error, requestId: context.requestId }, 'stream failed');
+      await events.send(JSON.stringify(errorBody('internal_error', 'Internal server error', `request id ${context.requestId}`)), 'error');
+    } finally {
+      events.end();
+    }
+  };
+}
