@@ -19,6 +19,16 @@ export interface HttpServerSettings {
   readonly webPages?: (request: IncomingMessage, response: ServerResponse, pathname: string) => Promise<boolean>;
   /** Handles /api/v1: the REST layer SOFA generates from the same schema. */
   readonly restHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
+  /** Handles /graphql/stream: GraphQL over server-sent events (subscriptions, and any operation). */
+  readonly graphqlSseHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
+  /** Handles /v1: the OpenAI-compatible API, which answers in OpenAI's error shape (a missing key too). */
+  readonly openAIHandler?: OpenAIHandler;
+}
+
+export interface OpenAIHandler {
+  handle(request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void>;
+  /** 401 in OpenAI's shape. */
+  unauthorized(response: ServerResponse, reason: 'missing' | 'invalid'): void;
 }
 
 export interface HttpServer {
@@ -47,12 +57,14 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     });
     const url = new URL(request.url ?? '/', 'http://localhost');
     const isGraphQL = url.pathname === '/graphql';
+    const isGraphQLStream = url.pathname === '/graphql/stream';
     const isRest = url.pathname === '/api/v1' || url.pathname.startsWith('/api/v1/');
+    const isOpenAI = url.pathname === '/v1' || url.pathname.startsWith('/v1/');
 
     const route = async (): Promise<void> => {
       // Public pages first: a browser opening /graphql gets GraphiQL without a key.
       if (settings.webPages && (await settings.webPages(request, response, url.pathname))) return;
-      if (!isGraphQL && !isRest) {
+      if (!isGraphQL && !isGraphQLStream && !isRest && !(isOpenAI && settings.openAIHandler)) {
         return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
       }
       const authentication = authenticate(request, settings.apiKeys);
@@ -60,9 +72,16 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       // Probes are counted per address, so nobody can use up everyone's health checks.
       if (!caller && isProbe(request.method, url.pathname))
         caller = { id: `probe:${request.socket.remoteAddress ?? 'unknown'}`, name: 'probe', role: 'member' };
-      if (!caller) return sendUnauthorized(response, isGraphQL, authentication.ok ? 'missing' : authentication.reason);
+      const refusal = authentication.ok ? 'missing' : authentication.reason;
+      if (!caller && isOpenAI && settings.openAIHandler) return settings.openAIHandler.unauthorized(response, refusal);
+      if (!caller) return sendUnauthorized(response, isGraphQL || isGraphQLStream, refusal);
       const context = createRequestContext(settings.services, requestId, caller, abort.signal);
       if (isGraphQL) return graphql(request, response, url.search, context);
+      if (isGraphQLStream) {
+        if (settings.graphqlSseHandler) return settings.graphqlSseHandler(request, response, context);
+        return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
+      }
+      if (isOpenAI && settings.openAIHandler) return settings.openAIHandler.handle(request, response, context);
       if (settings.restHandler) return settings.restHandler(request, response, context);
       return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
     };
