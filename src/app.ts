@@ -134,6 +134,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       runner,
       registry,
       onLedgerError,
+      config.evaluations.progressIntervalMs,
     ),
     status: new SystemStatusService(registry, {
       ledgerReachable: ledger.ping,

@@ -59,6 +59,7 @@ const environmentSchema = z.object({
   REDIS_URL: optionalText.pipe(z.url().optional()),
   EVAL_CONCURRENCY: integer(4, 1, 256),
   EVAL_LEASE_MS: integer(30_000, 500),
+  EVAL_PROGRESS_INTERVAL_MS: integer(1000, 10),
   BUDGET_WEBHOOK_URL: optionalText.pipe(z.url().optional()),
   BUDGET_WEBHOOK_RETRY_MS: integer(1000, 1),
   INTROSPECTION: z.enum(['true', 'false']).default('true'),
@@ -144,6 +145,8 @@ export interface AppConfig {
     readonly concurrency: number;
     /** How long a run's work claimed by a process that stopped (kill -9) waits before another process takes it. */
     readonly leaseMs: number;
+    /** How often an `evaluation_progress` subscription reads its run. */
+    readonly progressIntervalMs: number;
     /** BullMQ's Redis; cells run in this process only without it. A secret: never logged. */
     readonly redisUrl: string | undefined;
   };
@@ -241,7 +244,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       windowMs: env.RATE_LIMIT_WINDOW_MS,
       redisUrl: env.REDIS_URL,
     },
-    evaluations: { concurrency: env.EVAL_CONCURRENCY, leaseMs: env.EVAL_LEASE_MS, redisUrl: env.REDIS_URL },
+    evaluations: {
+      concurrency: env.EVAL_CONCURRENCY,
+      leaseMs: env.EVAL_LEASE_MS,
+      progressIntervalMs: env.EVAL_PROGRESS_INTERVAL_MS,
+      redisUrl: env.REDIS_URL,
+    },
     graphql: {
       introspection: env.INTROSPECTION === 'true',
       maxDepth: env.GRAPHQL_MAX_DEPTH,

@@ -6,7 +6,7 @@ import { routeModel } from '../pipeline/routing';
 import type { ProviderRegistry } from '../providers/registry';
 import type { DatasetRepository } from '../storage/dataset-repository';
 import type { EvaluationRepository } from '../storage/evaluation-repository';
-import type { Evaluation, EvaluationResult, VariantSummary } from '../storage/evaluation-types';
+import { type Evaluation, type EvaluationResult, UNFINISHED_STATUSES, type VariantSummary } from '../storage/evaluation-types';
 import type { PromptRef } from '../storage/ledger-types';
 import type { PromptRepository } from '../storage/prompt-repository';
 import { resolveParameters } from './generation-parameters';
@@ -52,6 +52,8 @@ export class EvaluationService {
     private readonly runner: EvaluationRunner | undefined,
     private readonly registry: ProviderRegistry,
     private readonly onLedgerError: (error: unknown) => void,
+    /** How often a progress subscription reads the run (it may be advanced by another replica). */
+    private readonly progressIntervalMs = 1000,
   ) {}
 
   async start(input: StartEvaluationInput, caller: Caller): Promise<EvaluationView> {
@@ -162,6 +164,29 @@ export class EvaluationService {
     });
   }
 
+  /**
+   * The run now, then again whenever its status or counts change, until it ends (the last view is its
+   * final one). Read from the database on an interval rather than from this process's runner: cells
+   * may be recorded by any replica. A run the caller may not see is 404 before anything is yielded.
+   */
+  async watch(evaluationId: string, caller: Caller, signal?: AbortSignal): Promise<AsyncIterable<EvaluationView>> {
+    const first = await this.get(evaluationId, caller);
+    return this.changes(first, caller, signal);
+  }
+
+  private async *changes(first: EvaluationView, caller: Caller, signal: AbortSignal | undefined): AsyncGenerator<EvaluationView> {
+    let last = first;
+    yield last;
+    while (!isFinished(last) && !signal?.aborted) {
+      await pause(this.progressIntervalMs, signal);
+      if (signal?.aborted) return;
+      const now = await this.get(last.id, caller);
+      if (now.status === last.status && now.completed === last.completed && now.failed === last.failed) continue;
+      last = now;
+      yield last;
+    }
+  }
+
   private async visible(evaluationId: string, caller: Caller): Promise<Evaluation> {
     const run = await this.available().stores.evaluations.get(evaluationId);
     if (!run || (caller.role !== 'admin' && run.owner.name !== caller.name)) throw evaluationNotFound(evaluationId);
@@ -182,6 +207,21 @@ export class EvaluationService {
   private call<T>(query: () => Promise<T>): Promise<T> {
     return callLedger(query, this.onLedgerError, invalidCursor);
   }
+}
+
+const isFinished = (run: Evaluation): boolean => !UNFINISHED_STATUSES.includes(run.status);
+
+/** Waits `ms`, or less when the signal aborts (the subscriber left). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 const ownerFilter = (caller: Caller): { readonly owner?: string } => (caller.role === 'admin' ? {} : { owner: caller.name });

@@ -1,4 +1,4 @@
-import { Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
+import { Args, Ctx, Mutation, Query, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import type { RequestContext } from '../../context';
 import type { EvaluationView } from '../../services/evaluation.service';
 import { costUnitsToUsd } from '../../storage/cost-units';
@@ -45,6 +45,19 @@ export class EvaluationResolver {
     return toEvaluation(await context.services.evaluations.get(args.evaluation_id, context.caller));
   }
 
+  @Subscription(() => Evaluation, {
+    name: 'evaluation_progress',
+    description:
+      'The run now, then again each time its status or progress changes; ends after the run ends (succeeded, failed or cancelled).',
+    subscribe: async ({ args, context }: SubscribeResolverData<unknown, EvaluationIdArgs, RequestContext>) => {
+      const views = await context.services.evaluations.watch(args.evaluation_id, context.caller, context.signal);
+      return mapViews(views);
+    },
+  })
+  evaluationProgress(@Root() run: Evaluation, @Args() _args: EvaluationIdArgs): Evaluation {
+    return run;
+  }
+
   @Query(() => EvaluationResultPage, { description: "A run's finished cells, by case, then prompt version and model." })
   async evaluation_results(@Args() args: EvaluationResultsArgs, @Ctx() context: RequestContext): Promise<EvaluationResultPage> {
     const { run, results, nextCursor } = await context.services.evaluations.results(
@@ -54,6 +67,10 @@ export class EvaluationResolver {
     );
     return { results: results.map((result) => toResult(run, result)), nextCursor };
   }
+}
+
+async function* mapViews(views: AsyncIterable<EvaluationView>): AsyncGenerator<Evaluation> {
+  for await (const view of views) yield toEvaluation(view);
 }
 
 function toEvaluation(run: EvaluationView): Evaluation {
