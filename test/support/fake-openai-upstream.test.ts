@@ -1,5 +1,6 @@
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError } from 'openai';
 import { expectedReply, realmSafeFetch, startFakeUpstream, type FakeUpstream } from './fake-openai-upstream';
+import { poll } from './polling';
 
 describe('fake OpenAI upstream', () => {
   let fake: FakeUpstream;
@@ -115,6 +116,106 @@ describe('fake OpenAI upstream', () => {
     fake.latencyMs = 100;
     await Promise.all([1, 2, 3].map((i) => client.completions.create({ model: 'gpt-4o-mini', prompt: `parallel ${i}` })));
     expect(fake.maxInFlight).toBe(3);
+  });
+});
+
+describe('fake OpenAI upstream streaming', () => {
+  let fake: FakeUpstream;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    fake = await startFakeUpstream();
+    client = new OpenAI({ apiKey: 'test', baseURL: fake.url, maxRetries: 0, timeout: 2000 });
+  });
+  afterEach(() => fake.reset());
+  afterAll(() => fake.close());
+
+  const streamChat = (content: string, extra: { max_tokens?: number; include_usage?: boolean } = {}) =>
+    client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content }],
+      stream: true,
+      ...(extra.max_tokens === undefined ? {} : { max_tokens: extra.max_tokens }),
+      ...(extra.include_usage ? { stream_options: { include_usage: true } } : {}),
+    });
+
+  it('streams a chat reply one word per chunk, then the finish reason, the usage when asked, and [DONE]', async () => {
+    const chunks = [];
+    for await (const chunk of await streamChat('stream me please', { include_usage: true })) chunks.push(chunk);
+    const texts = chunks.map((chunk) => chunk.choices[0]?.delta.content).filter((text) => text);
+    expect(texts).toEqual(['echo:', ' stream', ' me', ' please']);
+    expect(chunks[0]?.choices[0]?.delta.role).toBe('assistant');
+    expect(chunks.map((chunk) => chunk.choices[0]?.finish_reason).filter(Boolean)).toEqual(['stop']);
+    expect(chunks.at(-1)).toMatchObject({
+      object: 'chat.completion.chunk',
+      choices: [],
+      usage: { prompt_tokens: 6, completion_tokens: 4, total_tokens: 10 },
+    });
+    expect(fake.requests[0]?.chunksSentAt).toHaveLength(4);
+    expect(fake.requests[0]?.closedEarlyAt).toBeUndefined();
+  });
+
+  it('streams a completion cut at max_tokens with finish reason length, and no usage unless asked', async () => {
+    const stream = await client.completions.create({ model: 'gpt-4o-mini', prompt: 'one two three four', max_tokens: 2, stream: true });
+    const chunks = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks.map((chunk) => chunk.choices[0]?.text ?? '').join('')).toBe(expectedReply('one two three four', 2).text);
+    expect(chunks.map((chunk) => chunk.choices[0]?.finish_reason).filter(Boolean)).toEqual(['length']);
+    expect(chunks.some((chunk) => chunk.usage)).toBe(false);
+  });
+
+  it('leaves the usage chunk out for the no-usage behaviour, even when asked', async () => {
+    fake.queueBehaviours({ kind: 'no-usage' });
+    const chunks = [];
+    for await (const chunk of await streamChat('no usage', { include_usage: true })) chunks.push(chunk);
+    expect(chunks.some((chunk) => chunk.usage)).toBe(false);
+    expect(chunks.map((chunk) => chunk.choices[0]?.delta.content ?? '').join('')).toBe('echo: no usage');
+  });
+
+  it('spaces chunks chunkDelayMs apart and records when each was sent', async () => {
+    fake.chunkDelayMs = 50;
+    for await (const _chunk of await streamChat('a b c')) {
+      // read to the end
+    }
+    const sentAt = fake.requests[0]!.chunksSentAt;
+    expect(sentAt).toHaveLength(4);
+    for (let index = 1; index < sentAt.length; index += 1) expect(sentAt[index]! - sentAt[index - 1]!).toBeGreaterThanOrEqual(45);
+  });
+
+  it.each([0, 2])(
+    'delivers exactly %i text chunks before cutting the connection for cut-after, with no delay between chunks',
+    async (chunks) => {
+      fake.queueBehaviours({ kind: 'cut-after', chunks });
+      const texts: string[] = [];
+      const reading = (async () => {
+        for await (const chunk of await streamChat('cut this stream short')) {
+          const text = chunk.choices[0]?.delta.content;
+          if (text) texts.push(text);
+        }
+      })();
+      await expect(reading).rejects.toThrow();
+      expect(texts).toEqual(['echo:', ' cut', ' this'].slice(0, chunks));
+      expect(fake.requests[0]?.chunksSentAt).toHaveLength(chunks);
+    },
+  );
+
+  it('records when a client closes the stream before its end', async () => {
+    fake.chunkDelayMs = 100;
+    let abortedAt = 0;
+    for await (const chunk of await streamChat('a long reply to abandon')) {
+      if (chunk.choices[0]?.delta.content) {
+        // Leaving the loop makes the SDK abort its request.
+        abortedAt = performance.now();
+        break;
+      }
+    }
+    const record = fake.requests[0]!;
+    const closedEarlyAt = await poll(
+      async () => record.closedEarlyAt,
+      (at) => at !== undefined,
+    );
+    expect(closedEarlyAt! - abortedAt).toBeLessThan(100);
+    expect(record.chunksSentAt).toHaveLength(1);
   });
 });
 

@@ -290,18 +290,22 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
         : { index: 0, text: text ?? '', logprobs: null, finish_reason: finishReason };
     const pieces = reply.text.split(/(?= )/).filter((piece) => piece.length > 0);
     if (head.chat) res.write(event([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+    // Node holds a response's writes back until the next tick: destroying the connection in the same
+    // tick would drop them unsent, so a cut waits until what came before it has left.
+    if (options.cutAfter === 0) {
+      res.flushHeaders();
+      setImmediate(() => res.destroy());
+      return;
+    }
     let sent = 0;
     const next = (): void => {
       if (res.destroyed) return;
-      if (options.cutAfter !== undefined && sent >= options.cutAfter) {
-        res.destroy();
-        return;
-      }
       if (sent < pieces.length) {
-        res.write(event([choice(pieces[sent]!, null)]));
-        record.chunksSentAt.push(performance.now());
         sent += 1;
-        return schedule();
+        const cutNow = options.cutAfter !== undefined && sent >= options.cutAfter;
+        res.write(event([choice(pieces[sent - 1]!, null)]), cutNow ? () => res.destroy() : undefined);
+        record.chunksSentAt.push(performance.now());
+        return cutNow ? undefined : schedule();
       }
       res.write(event([choice(null, reply.finishReason)]));
       if (options.usage) {
