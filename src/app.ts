@@ -19,6 +19,7 @@ import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
 import { createRestHandler } from './rest/rest-handler';
 import { buildGatewaySchemas } from './schema';
 import { createWebPages } from './web/web-pages';
+import { createOpenAIHandler } from './openai-api/openai-api-handler';
 import { createHttpServer, type HttpServer } from './server';
 import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
@@ -183,7 +184,22 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     streamHeartbeatMs: config.streamHeartbeatMs,
   });
   const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
-  const http = createHttpServer({ apollo, services, maxBodyBytes: config.maxBodyBytes, logger, restHandler, apiKeys, webPages });
+  const openAIHandler = createOpenAIHandler({
+    rateLimiter,
+    maxBodyBytes: config.maxBodyBytes,
+    streamHeartbeatMs: config.streamHeartbeatMs,
+    logger,
+  });
+  const http = createHttpServer({
+    apollo,
+    services,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+    restHandler,
+    apiKeys,
+    webPages,
+    openAIHandler,
+  });
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
