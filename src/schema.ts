@@ -63,6 +63,10 @@ export interface GatewaySchemas {
 function describeRootTypes(schema: GraphQLSchema): void {
   const query = schema.getQueryType();
   const mutation = schema.getMutationType();
+  const subscription = schema.getSubscriptionType();
+  if (subscription)
+    subscription.description =
+      'Streams, over GraphQL-over-SSE (/graphql/stream) or WebSocket (/graphql): a generation as it is produced, and the progress of an evaluation run.';
   if (query)
     query.description =
       'Reads: health, status, readiness, the models LLMOP can route to, the ledger of generations with its usage, and budgets.';
