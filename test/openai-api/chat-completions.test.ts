@@ -5,7 +5,7 @@
  * transcript, the parameters forwarded, the ledger row (source `openai`, cost), the shared `generate`
  * rate limit, budgets, OpenAI's error shapes and SDK error classes, and a client that walks away.
  */
-import OpenAI from 'openai';
+import OpenAI, { type APIError, type BadRequestError, type RateLimitError } from 'openai';
 import type { ChatCompletionChunk, ChatCompletionCreateParamsNonStreaming } from 'openai/resources/chat/completions';
 import { expectedReply, type FakeUpstream, realmSafeFetch, startFakeUpstream } from '../support/fake-openai-upstream';
 import { type FileKey, generationCalls, type LedgerGeneration, writeKeysFile } from '../support/ledger-fixtures';
@@ -314,11 +314,11 @@ describe('requests', () => {
 
 describe('refusals in OpenAI shape', () => {
   /** A request the SDK sends as given; the 400 it gets back, as the SDK raises it. */
-  async function badRequest(body: Record<string, unknown>): Promise<OpenAI.BadRequestError> {
+  async function badRequest(body: Record<string, unknown>): Promise<BadRequestError> {
     const error = await caught(client.chat.completions.create({ model: CHAT_MODEL, messages: conversation, ...body } as never));
     expect(error).toBeInstanceOf(OpenAI.BadRequestError);
     expect(error).toMatchObject({ status: 400, type: 'invalid_request_error' });
-    return error as OpenAI.BadRequestError;
+    return error as BadRequestError;
   }
 
   it.each<[string, Record<string, unknown>, string]>([
@@ -407,7 +407,7 @@ describe('refusals in OpenAI shape', () => {
     const error = await caught(sdkFor('sk-wrong-secret-0123').chat.completions.create({ model: CHAT_MODEL, messages: conversation }));
     expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(error).toMatchObject({ status: 401, code: 'invalid_api_key', type: 'authentication_error' });
-    expect((error as OpenAI.APIError).message).not.toContain('sk-wrong-secret-0123');
+    expect((error as APIError).message).not.toContain('sk-wrong-secret-0123');
     expect(generationCalls(fake)).toEqual([]);
   });
 
@@ -426,8 +426,8 @@ describe('refusals in OpenAI shape', () => {
     const error = await caught(client.chat.completions.create({ model: CHAT_MODEL, messages: conversation, stream: true }));
     expect(error).toBeInstanceOf(OpenAI.InternalServerError);
     expect(error).toMatchObject({ type: 'server_error' });
-    expect((error as OpenAI.APIError).status).toBeGreaterThanOrEqual(500);
-    expect(JSON.stringify((error as OpenAI.APIError).error)).not.toMatch(/at .*\.ts:\d+/);
+    expect((error as APIError).status).toBeGreaterThanOrEqual(500);
+    expect(JSON.stringify((error as APIError).error)).not.toMatch(/at .*\.ts:\d+/);
   });
 });
 
@@ -447,7 +447,7 @@ describe('the generate rate limit', () => {
     for (const stream of [false, true]) {
       const error = await caught(limited.chat.completions.create({ model: CHAT_MODEL, messages: conversation, stream }));
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);
-      const refused = error as OpenAI.RateLimitError;
+      const refused = error as RateLimitError;
       expect(refused).toMatchObject({ status: 429, code: 'rate_limit_exceeded', type: 'requests' });
       expect(Number(refused.headers!.get('retry-after'))).toBeGreaterThan(0);
       expect(refused.headers!.get('x-ratelimit-remaining')).toBe('0');

@@ -3,7 +3,7 @@
  * models that can serve, in OpenAI's list shape, each owned by the provider that serves it; any
  * known model by id, unavailable ones included; 404 model_not_found in OpenAI's shape otherwise.
  */
-import OpenAI from 'openai';
+import OpenAI, { type APIError } from 'openai';
 import { type FakeUpstream, realmSafeFetch, startFakeUpstream } from '../support/fake-openai-upstream';
 import { freePort } from '../support/polling';
 import { type RunningGateway, startGateway } from '../support/start-gateway';
@@ -107,7 +107,7 @@ describe('GET /v1/models/{id}', () => {
     const error = await client.models.retrieve('no-such-model').catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.NotFoundError);
     expect(error).toMatchObject({ status: 404, code: 'model_not_found', type: 'invalid_request_error', param: 'model' });
-    expect((error as OpenAI.APIError).message).toContain('no-such-model');
+    expect((error as APIError).message).toContain('no-such-model');
   });
 });
 
@@ -117,7 +117,7 @@ describe('/v1 outside its routes', () => {
     const error = await stranger.models.list().catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.AuthenticationError);
     expect(error).toMatchObject({ status: 401, code: 'invalid_api_key', type: 'authentication_error' });
-    expect(JSON.stringify((error as OpenAI.APIError).error)).not.toContain('sk-not-a-key-secret');
+    expect(JSON.stringify((error as APIError).error)).not.toContain('sk-not-a-key-secret');
   });
 
   it('returns 401 in OpenAI shape without a key', async () => {
