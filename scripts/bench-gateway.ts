@@ -1,6 +1,7 @@
 /**
- * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>] [-- --phase all|evaluation]
- *                        [-- --eval-delay-ms N]
+ * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>] [-- --phase all|evaluation|stream]
+ *                        [-- --eval-delay-ms N] [-- --stream-first-chunk-ms N] [-- --stream-chunks N]
+ *                        [-- --stream-interval-ms N]
  *
  * Decides whether the request path is fast enough (the speed floors of issue 10). The gateway runs
  * as a real child process (`node <entry>`, dist/src/main.js by default; `--gateway` measures another
@@ -34,12 +35,31 @@
  *   lasts through a round. REST generate of the bench model at one connection, alternating rounds on
  *   that one gateway: with a run going (started for the round, replaced if it ends, cancelled after it)
  *   and with none; the medians' ratio must stay <= 1.2. Prints the run's cells/s and the gateway's CPU.
- * `--phase evaluation` runs only that phase (no upstream baseline, no other floor); the default, `all`,
- * runs every phase.
+ * - stream (issue 15; scripts/bench/stream-phase.ts): a fresh gateway (ledger on, its own DATA_DIR,
+ *   authentication off, a memory probe preloaded) in front of two fake upstreams that stream as OpenAI
+ *   does (`chat.completion.chunk` events, a usage chunk for `stream_options.include_usage`,
+ *   `data: [DONE]`), the first word `--stream-first-chunk-ms` after the request (default 10).
+ *   Time to first token, one call at a time, 300 calls a surface alternating: straight to the upstream,
+ *   through POST /api/v1/generate/stream (first `event: delta`) and through POST /v1/chat/completions
+ *   with `stream: true` when the build has that route (skipped, and said so, when it answers 404);
+ *   p50/p99 of each and the added p50 (split at the status line), floor <= 1 ms; beside it, the same
+ *   gateway's non-streaming REST generate against the upstream's JSON answer. Then 7 rounds of 200
+ *   concurrent REST streams of `--stream-chunks` words (default 300) `--stream-interval-ms` apart
+ *   (default 5), each endpoint allowed 200 upstream calls at once: after each round the gateway's RSS
+ *   (/proc/<pid>/status), then, after a full GC (a probe preloaded with --require,
+ *   scripts/bench/memory-probe.ts), its RSS and heap used. Round 1 warms up; floors: RSS after GC, the
+ *   lowest of rounds 6-7 against the lowest of rounds 2-3, grows <= 10 MiB (single readings move by
+ *   +-15 MiB as malloc and V8 return pages when they choose; a leak raises the lowest ones too), and
+ *   heap used after GC, round 2 to 7, <= 2 MiB. Prints chunks/s delivered and the gateway's CPU. In
+ *   this phase the fake upstreams run on core 1 with this script (the client), the gateway alone on
+ *   core 0. With `--quick`: 30 calls a surface, 4 rounds, a tenth of the words.
+ * `--phase evaluation` or `--phase stream` runs only that phase (no upstream baseline, no other floor);
+ * the default, `all`, runs every phase.
  * Each measurement follows a warm-up (longer on a fresh process, so V8 has optimised the hot path).
  *
  * Cores: the gateway and the upstream share core 0; wrk (and this script, idle during loads) core 1,
- * so the load generator never takes CPU from what it measures and runs stay comparable.
+ * so the load generator never takes CPU from what it measures and runs stay comparable (the stream
+ * phase, whose client is this script, moves its upstreams to core 1 too: the gateway alone on core 0).
  * `--quick` divides every duration by 10 (at least 1 s each) for a smoke run; its figures are noise.
  * Exits 0 when every floor passes, 1 otherwise or when the bench itself cannot run.
  */
@@ -50,6 +70,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad, wrkPath, type LoadResult, type LoadTarget } from './bench/load-generator';
 import { runEvaluationPhase } from './bench/evaluation-phase';
+import { runStreamPhase } from './bench/stream-phase';
 import { cpuSeconds, sendRequest, startFakeUpstream, startGateway, type RunningGateway } from './bench/processes';
 import {
   describeOutcome,
@@ -119,6 +140,8 @@ const budgetRounds = 3;
 const evaluationRounds = 3;
 /** The evaluation model's upstream answers after this long (ms) unless --eval-delay-ms says otherwise. */
 const defaultEvaluationDelayMs = 100;
+/** The stream phase's upstreams, unless --stream-first-chunk-ms, --stream-chunks and --stream-interval-ms say otherwise. */
+const defaultStreamSettings = { firstChunkDelayMs: 10, chunks: 300, chunkIntervalMs: 5 };
 /** The bench model's price in the budget phase (USD per million tokens): a budget applies only to a priced model. */
 const benchPricing = { input_per_million: 1, output_per_million: 2 };
 /** USD: far above what the phase spends, within what the ledger counts exactly (2^53 units of 1e-10 USD). */
@@ -160,7 +183,7 @@ interface ComparedGateway {
   readonly problemTag: string;
 }
 
-const phases = ['all', 'evaluation'] as const;
+const phases = ['all', 'evaluation', 'stream'] as const;
 type Phase = (typeof phases)[number];
 
 interface Options {
@@ -169,6 +192,14 @@ interface Options {
   readonly durations: Durations;
   readonly phase: Phase;
   readonly evaluationDelayMs: number;
+  readonly stream: typeof defaultStreamSettings;
+}
+
+/** A whole number >= `minimum` from option `name`, or an error that says which option was wrong. */
+function wholeNumber(name: string, text: string | undefined, minimum: number): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < minimum) throw new Error(`--${name} must be a whole number >= ${minimum}; got ${text}`);
+  return value;
 }
 
 function readOptions(): Options {
@@ -178,21 +209,26 @@ function readOptions(): Options {
       gateway: { type: 'string', default: path.resolve(__dirname, '../src/main.js') },
       phase: { type: 'string', default: 'all' },
       'eval-delay-ms': { type: 'string', default: String(defaultEvaluationDelayMs) },
+      'stream-first-chunk-ms': { type: 'string', default: String(defaultStreamSettings.firstChunkDelayMs) },
+      'stream-chunks': { type: 'string', default: String(defaultStreamSettings.chunks) },
+      'stream-interval-ms': { type: 'string', default: String(defaultStreamSettings.chunkIntervalMs) },
     },
   });
   const phase = values.phase as Phase;
   if (!phases.includes(phase)) throw new Error(`--phase must be one of ${phases.join(', ')}; got ${values.phase}`);
-  const evaluationDelayMs = Number(values['eval-delay-ms']);
-  if (!Number.isInteger(evaluationDelayMs) || evaluationDelayMs < 0) {
-    throw new Error(`--eval-delay-ms must be a whole number of ms >= 0; got ${values['eval-delay-ms']}`);
-  }
+  const evaluationDelayMs = wholeNumber('eval-delay-ms', values['eval-delay-ms'], 0);
+  const stream = {
+    firstChunkDelayMs: wholeNumber('stream-first-chunk-ms', values['stream-first-chunk-ms'], 0),
+    chunks: wholeNumber('stream-chunks', values['stream-chunks'], 1),
+    chunkIntervalMs: wholeNumber('stream-interval-ms', values['stream-interval-ms'], 0),
+  };
   const entry = path.resolve(values.gateway);
   if (!existsSync(entry)) throw new Error(`${entry} does not exist: build it first (npm run build), or pass --gateway <main.js>`);
   const quick = values.quick;
   const durations = Object.fromEntries(
     Object.entries(fullDurations).map(([name, seconds]) => [name, quick ? Math.max(1, Math.round(seconds / 10)) : seconds]),
   ) as Durations;
-  return { entry, quick, durations, phase, evaluationDelayMs };
+  return { entry, quick, durations, phase, evaluationDelayMs, stream };
 }
 
 const jsonHeaders = { 'content-type': 'application/json', authorization: `Bearer ${benchKey}` };
@@ -312,12 +348,13 @@ async function main(): Promise<number> {
       DATA_DIR: workspace,
       SHUTDOWN_TIMEOUT_MS: '2000',
     };
-    const launch = async (extra: Record<string, string>): Promise<RunningGateway> => {
+    const launch = async (extra: Record<string, string>, nodeArguments: readonly string[] = []): Promise<RunningGateway> => {
       const gateway = await startGateway({
         entry: options.entry,
         core: serverCore,
         env: { ...baseEnvironment, ...extra },
         workingDirectory: workspace,
+        nodeArguments,
       });
       running.push(gateway);
       return gateway;
@@ -686,26 +723,45 @@ async function main(): Promise<number> {
     }
 
     // -- what an evaluation run going costs interactive traffic on the same gateway
-    const evaluationDataDirectory = path.join(workspace, 'evaluation');
-    mkdirSync(evaluationDataDirectory);
-    floors.push(
-      ...(await runEvaluationPhase({
-        core: serverCore,
-        delayMs: options.evaluationDelayMs,
-        rounds: evaluationRounds,
-        durations,
-        headers: jsonHeaders,
-        catalogPath: path.join(workspace, 'catalog-evaluation.json'),
-        upstreamUrl: upstream.url,
-        interactiveModelId: modelId,
-        launch: (extra) => launch({ ...highLimits, ...extra }),
-        stop,
-        load,
-        restGenerate,
-        checkGenerateWorks,
-        dataDirectory: evaluationDataDirectory,
-      })),
-    );
+    if (options.phase === 'all' || options.phase === 'evaluation') {
+      const evaluationDataDirectory = path.join(workspace, 'evaluation');
+      mkdirSync(evaluationDataDirectory);
+      floors.push(
+        ...(await runEvaluationPhase({
+          core: serverCore,
+          delayMs: options.evaluationDelayMs,
+          rounds: evaluationRounds,
+          durations,
+          headers: jsonHeaders,
+          catalogPath: path.join(workspace, 'catalog-evaluation.json'),
+          upstreamUrl: upstream.url,
+          interactiveModelId: modelId,
+          launch: (extra) => launch({ ...highLimits, ...extra }),
+          stop,
+          load,
+          restGenerate,
+          checkGenerateWorks,
+          dataDirectory: evaluationDataDirectory,
+        })),
+      );
+    }
+
+    // -- streams: time to first token through the gateway, memory under 200 concurrent streams
+    if (options.phase === 'all' || options.phase === 'stream') {
+      const streamDirectory = path.join(workspace, 'stream');
+      mkdirSync(streamDirectory);
+      floors.push(
+        ...(await runStreamPhase({
+          gatewayCore: serverCore,
+          loadCore,
+          quick: options.quick,
+          ...options.stream,
+          directory: streamDirectory,
+          launch: (extra, nodeArguments) => launch({ ...highLimits, ...extra }, nodeArguments),
+          stop,
+        })),
+      );
+    }
   } finally {
     for (const gateway of [...running]) await gateway.stop();
     await upstream.stop();

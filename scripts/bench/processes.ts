@@ -133,8 +133,12 @@ export interface RunningUpstream {
 export interface FakeUpstreamSettings {
   /** The model id it answers as (default bench-model). */
   readonly modelId?: string;
-  /** How long each answer waits after its request arrived (default 0: at once). */
+  /** How long each JSON answer waits after its request arrived (default 0: at once). */
   readonly delayMs?: number;
+  /** Streams (`stream: true`): words a stream (default 4), when the first leaves, and the time between two. */
+  readonly chunks?: number;
+  readonly firstChunkDelayMs?: number;
+  readonly chunkIntervalMs?: number;
 }
 
 /** Starts scripts/bench/fake-upstream.js (compiled next to this file) and waits for its port. */
@@ -142,6 +146,9 @@ export async function startFakeUpstream(core: number, settings: FakeUpstreamSett
   const args = [path.join(__dirname, 'fake-upstream.js')];
   if (settings.modelId !== undefined) args.push('--model', settings.modelId);
   if (settings.delayMs !== undefined) args.push('--delay-ms', String(settings.delayMs));
+  if (settings.chunks !== undefined) args.push('--chunks', String(settings.chunks));
+  if (settings.firstChunkDelayMs !== undefined) args.push('--first-chunk-delay-ms', String(settings.firstChunkDelayMs));
+  if (settings.chunkIntervalMs !== undefined) args.push('--chunk-interval-ms', String(settings.chunkIntervalMs));
   const running = spawnPinned(core, args, { PATH: process.env.PATH ?? '' });
   const port = await new Promise<number>((resolve, reject) => {
     let seen = '';
@@ -167,6 +174,8 @@ export interface GatewaySettings {
   /** The whole environment of the child (PORT is added here). */
   readonly env: Readonly<Record<string, string>>;
   readonly workingDirectory: string;
+  /** Node options before the entry (e.g. `--require` of a probe), none by default. */
+  readonly nodeArguments?: readonly string[];
 }
 
 export interface RunningGateway {
@@ -192,7 +201,12 @@ export async function startGateway(settings: GatewaySettings): Promise<RunningGa
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const startedAt = performance.now();
-  const running = spawnPinned(settings.core, [settings.entry], { ...settings.env, PORT: String(port) }, settings.workingDirectory);
+  const running = spawnPinned(
+    settings.core,
+    [...(settings.nodeArguments ?? []), settings.entry],
+    { ...settings.env, PORT: String(port) },
+    settings.workingDirectory,
+  );
   const pid = running.child.pid ?? -1;
   let exitCode: number | string | undefined;
   void running.exited.then((code) => (exitCode = code));
