@@ -8,6 +8,9 @@ import type { AppConfig } from './config';
 import type { RequestContext, Services } from './context';
 import { executionStatusPlugin } from './errors/execution-status.plugin';
 import { createGraphQLErrorFormatter } from './errors/format-error';
+import { GraphQLOperations } from './http/graphql-operations';
+import { createGraphQLSseHandler } from './http/graphql-sse-handler';
+import { createGraphQLWsServer } from './http/graphql-ws-server';
 import { createLogger, type Logger } from './logger';
 import { createRateLimitMiddleware } from './middlewares/rate-limit.middleware';
 import { OperationRateLimiter } from './middlewares/operation-rate-limiter';
@@ -158,9 +161,10 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     // Suggestions are dropped by the error formatter instead: armor's plugin is a hook on every request.
     blockFieldSuggestion: { enabled: false },
   }).protect();
+  const formatError = createGraphQLErrorFormatter({ hideSuggestions: !config.graphql.introspection });
   const apollo = new ApolloServer<RequestContext>({
     schema: schemas.subgraph,
-    formatError: createGraphQLErrorFormatter({ hideSuggestions: !config.graphql.introspection }),
+    formatError,
     includeStacktraceInErrorResponses: false,
     introspection: config.graphql.introspection,
     csrfPrevention: true,
@@ -190,6 +194,15 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     streamHeartbeatMs: config.streamHeartbeatMs,
     logger,
   });
+  // Subscriptions (and any operation) over SSE and WebSocket, held to /graphql's limits and error codes.
+  const operations = new GraphQLOperations({
+    schema: schemas.subgraph,
+    maxTokens: config.graphql.maxTokens,
+    validationRules: armor.validationRules,
+    introspection: config.graphql.introspection,
+    formatError,
+  });
+  const graphqlSseHandler = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
   const http = createHttpServer({
     apollo,
     services,
@@ -199,7 +212,10 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     apiKeys,
     webPages,
     openAIHandler,
+    graphqlSseHandler,
   });
+  const graphqlWs = createGraphQLWsServer({ operations, services, apiKeys, maxPayloadBytes: config.maxBodyBytes, logger });
+  graphqlWs.attach(http.server);
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
@@ -208,9 +224,12 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     http.server.closeIdleConnections();
     // Open streams could outlast any drain: each ends now with an error event, its row recorded.
     pipeline.interruptStreams();
+    // WebSocket subscriptions end as the streams above do; then their sockets close, which the HTTP server's close awaits.
+    const webSocketsClosed = graphqlWs.close(config.shutdownTimeoutMs);
     const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
     http.server.closeAllConnections();
+    await webSocketsClosed;
     await stopped;
     // Cells in flight are aborted (their rows cancelled) and redone by whoever resumes the run.
     await runner?.close();

@@ -106,6 +106,23 @@ mutation GenerateWithDemoModel {
   }
 }
 
+# The same, as it is generated: each event carries the next text, the last one the whole answer.
+# Subscriptions run over WebSocket at /graphql (or server-sent events at /graphql/stream).
+subscription StreamWithDemoModel {
+  generate_stream(prompt: "The weather today is", model_id: "llmop-demo-tiny", max_tokens: 16, temperature: 0) {
+    text
+    response {
+      metrics {
+        output_tokens
+      }
+      metadata {
+        generation_id
+        finish_reason
+      }
+    }
+  }
+}
+
 # Rate an answer: paste a generation_id (from an answer's metadata, or from Spend). A correction
 # becomes training data: GET /api/v1/feedback/export?format=chat downloads it as JSON Lines.
 mutation RateAnswer {
