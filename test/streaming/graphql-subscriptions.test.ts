@@ -9,6 +9,10 @@
 import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { createClient as createSseClient } from 'graphql-sse';
 import { createClient as createWsClient } from 'graphql-ws';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { rest } from '../support/contract';
 import { expectedReply, type FakeUpstream, startFakeUpstream } from '../support/fake-openai-upstream';
@@ -541,4 +545,63 @@ describe('GraphQL subscriptions when the gateway shuts down', () => {
       await gateway.close();
     }
   });
+});
+
+describe('GraphiQL runs a subscription', () => {
+  let fake: FakeUpstream;
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    fake = await startFakeUpstream({ models: [MODEL, PRICED_MODEL] });
+    gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: KEYS.join(',') } });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await fake?.close();
+  });
+
+  it('streams generate_stream over a WebSocket to our own server, the key from the headers tab', async () => {
+    const profile = await mkdtemp(path.join(os.tmpdir(), 'llmop-chromium-'));
+    // The flags this workplace's closed network needs (as test/browser): no background traffic, no first-run pages.
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium',
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking'],
+    });
+    try {
+      const page = context.pages()[0] ?? (await context.newPage());
+      const sockets: string[] = [];
+      page.on('websocket', (socket) => sockets.push(socket.url()));
+      await page.goto(`${gateway.url}/graphql`);
+      await page.locator('.graphiql-container').waitFor({ timeout: 20000 });
+      fake.chunkDelayMs = 20;
+      const query = `subscription Stream { generate_stream(prompt: "${PROMPT}", model_id: "${MODEL}", max_tokens: 16) { text response { text metadata { generation_id } } } }`;
+      // GraphiQL's editors are CodeMirror 5 instances; setting their values is what typing would do, without auto-closed brackets.
+      await page.evaluate(
+        ({ document: operation, headers }) => {
+          const editors = [...window.document.querySelectorAll('.CodeMirror')].map(
+            (element) => (element as unknown as { CodeMirror: { getValue(): string; setValue(value: string): void } }).CodeMirror,
+          );
+          editors.find((editor) => editor.getValue().includes('query Overview'))?.setValue(operation);
+          editors.find((editor) => editor.getValue().includes('YOUR_API_KEY'))?.setValue(headers);
+        },
+        { document: query, headers: JSON.stringify({ Authorization: `Bearer ${KEYS[6]!}` }) },
+      );
+      await page.locator('.graphiql-execute-button').click();
+      const result = page.locator('.result-window');
+      await result.getByText('"generation_id"').waitFor({ timeout: 15000 });
+      // biome-ignore lint/performance/useDomNodeTextContent: a Playwright locator, not a DOM node; innerText is what a person sees
+      const shown = (await result.innerText()).replace(/\s+/g, ' ');
+      expect(shown).toContain(`"text": "${expectedReply(PROMPT, 16).text}"`);
+      expect(sockets).toEqual([`${gateway.url.replace(/^http/, 'ws')}/graphql`]);
+      const row = await poll(
+        () => rest(gateway, 'GET', `/generations?caller=${callerOf(KEYS[6]!)}&limit=1`, undefined, bearer(KEYS[0]!)),
+        (response) => response.body.generations.length > 0,
+      );
+      expect(row.body.generations[0]).toMatchObject({ source: 'stream', status: 'succeeded' });
+    } finally {
+      await context.close();
+      await rm(profile, { recursive: true, force: true });
+    }
+  }, 60000);
 });
