@@ -89,6 +89,12 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** User-supplied names and values in messages, cut short: an error must not echo a megabyte back. */
+function clipped(value: unknown): string {
+  const text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+}
+
 const typeName = (value: unknown): string => (Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`);
 
 const wrongType = (field: string, expected: string, value: unknown): InvalidRequestError =>
@@ -102,7 +108,7 @@ export function parseChatRequest(body: unknown): ChatCompletionRequest {
   for (const [field, value] of present) {
     if (readFields.has(field) || ignoredFields.has(field)) continue;
     const unsupported = unsupportedFields[field];
-    if (!unsupported) throw new InvalidRequestError(`Unrecognized request argument supplied: ${field}`, field);
+    if (!unsupported) throw new InvalidRequestError(`Unrecognized request argument supplied: ${clipped(field)}`, clipped(field));
     if (!unsupported.accepts(value)) throw new InvalidRequestError(`'${field}' is not supported: ${unsupported.why}.`, field);
   }
   const fields = Object.fromEntries(present);
@@ -173,7 +179,8 @@ function streamOptions(value: unknown, stream: boolean): boolean {
     if (setting === null || setting === undefined) continue;
     // Obfuscation pads chunks against side channels on OpenAI's network; there is nothing to hide here.
     if (option !== 'include_usage' && option !== 'include_obfuscation') {
-      throw new InvalidRequestError(`Unrecognized request argument supplied: stream_options.${option}`, `stream_options.${option}`);
+      const name = `stream_options.${clipped(option)}`;
+      throw new InvalidRequestError(`Unrecognized request argument supplied: ${name}`, name);
     }
     if (typeof setting !== 'boolean') throw wrongType(`stream_options.${option}`, 'a boolean', setting);
   }
@@ -199,7 +206,7 @@ function messageOf(message: unknown, index: number): ChatMessage {
   }
   if (role !== 'system' && role !== 'developer' && role !== 'user' && role !== 'assistant') {
     throw new InvalidRequestError(
-      `${at}.role must be one of 'system', 'developer', 'user' or 'assistant', got ${JSON.stringify(role)}.`,
+      `${at}.role must be one of 'system', 'developer', 'user' or 'assistant', got ${clipped(JSON.stringify(role) ?? 'nothing')}.`,
       `${at}.role`,
     );
   }
@@ -214,7 +221,8 @@ function messageOf(message: unknown, index: number): ChatMessage {
     if (role === 'assistant' && assistantOnlyWhenEmpty.has(field)) {
       throw new InvalidRequestError(`${at}.${field} is not supported: only text messages are.`, `${at}.${field}`);
     }
-    throw new InvalidRequestError(`Unrecognized request argument supplied: ${at}.${field}`, `${at}.${field}`);
+    const name = `${at}.${clipped(field)}`;
+    throw new InvalidRequestError(`Unrecognized request argument supplied: ${name}`, name);
   }
   return { role: role === 'developer' ? 'system' : role, content: contentOf(message.content, at) };
 }
@@ -229,7 +237,7 @@ function contentOf(content: unknown, at: string): string {
       if (!isObject(part)) throw wrongType(partAt, 'an object', part);
       if (part.type !== 'text') {
         throw new InvalidRequestError(
-          `${partAt}: content parts of type ${JSON.stringify(part.type)} are not supported: only text parts are.`,
+          `${partAt}: content parts of type ${clipped(JSON.stringify(part.type) ?? 'nothing')} are not supported: only text parts are.`,
           `${partAt}.type`,
         );
       }
