@@ -202,7 +202,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     introspection: config.graphql.introspection,
     formatError,
   });
-  const graphqlSseHandler = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
+  const graphqlSse = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
   const http = createHttpServer({
     apollo,
     services,
@@ -212,7 +212,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     apiKeys,
     webPages,
     openAIHandler,
-    graphqlSseHandler,
+    graphqlSseHandler: graphqlSse.handle,
   });
   const graphqlWs = createGraphQLWsServer({ operations, services, apiKeys, maxPayloadBytes: config.maxBodyBytes, logger });
   graphqlWs.attach(http.server);
@@ -224,7 +224,9 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     http.server.closeIdleConnections();
     // Open streams could outlast any drain: each ends now with an error event, its row recorded.
     pipeline.interruptStreams();
-    // WebSocket subscriptions end as the streams above do; then their sockets close, which the HTTP server's close awaits.
+    // Subscriptions over SSE and WebSocket end too (a run's progress would outlast any drain); then the
+    // WebSockets close, which the HTTP server's close awaits.
+    graphqlSse.endSubscriptions();
     const webSocketsClosed = graphqlWs.close(config.shutdownTimeoutMs);
     const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
     if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');

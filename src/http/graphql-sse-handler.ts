@@ -13,6 +13,16 @@ export interface GraphQLSseHandlerSettings {
   readonly logger: Logger;
 }
 
+export interface GraphQLSseHandler {
+  /** The /graphql/stream route (server.ts's `graphqlSseHandler`). */
+  readonly handle: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
+  /**
+   * Shutdown: every running subscription's signal aborts, so each ends (a generation stream with the
+   * error the pipeline's interruption gives it, a run's progress at once) and its request can drain.
+   */
+  endSubscriptions(): void;
+}
+
 /** graphql-sse's context must be a plain record type: RequestContext, an interface, goes through as one. */
 type SseContext = Record<PropertyKey, unknown>;
 
@@ -24,15 +34,19 @@ type SseContext = Record<PropertyKey, unknown>;
  * Refusals of the document or of the operation (limits, rate limit, budget) are `next` events with
  * errors, coded as /graphql codes them; only a request that is not GraphQL over SSE gets a 4xx.
  */
-export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings) {
+export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings): GraphQLSseHandler {
   const { operations, logger } = settings;
+  const shutdown = new AbortController();
   const handler = createHandler<IncomingMessage, RequestContext, SseContext>({
     // No stream tokens: the "single connection" mode, whose operations would outlive their request and its context, is off.
     authenticate: () => null,
     onSubscribe: (request, params) => {
       const prepared = operations.prepare(params, request.context);
       if (!prepared.ok) return refusal(prepared.errors);
-      return prepared.args as OperationArgs<SseContext>;
+      if (prepared.kind !== 'subscription') return prepared.args as OperationArgs<SseContext>;
+      const { context } = request;
+      const signal = context.signal ? AbortSignal.any([context.signal, shutdown.signal]) : shutdown.signal;
+      return { ...prepared.args, contextValue: { ...context, signal } } as OperationArgs<SseContext>;
     },
     // Validated in onSubscribe, with the armor rules; graphql-sse would validate again with graphql-js's own only.
     validate: () => [],
@@ -40,7 +54,7 @@ export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings) {
     onNext: (_context, _request, result) => operations.formatResult(result as ExecutionResult) as SseExecutionResult,
   });
 
-  return async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
+  const handle = async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
     if (request.method !== 'POST') {
       response.setHeader('allow', 'POST');
       return sendErrors(response, 405, 'method_not_allowed', 'GraphQL over SSE takes a POST with a JSON body');
@@ -103,6 +117,7 @@ export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings) {
       response.end();
     }
   };
+  return { handle, endSubscriptions: () => shutdown.abort() };
 }
 
 /** The operation's one result, for a document refused before it runs. */

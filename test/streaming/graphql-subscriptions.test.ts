@@ -545,6 +545,41 @@ describe('GraphQL subscriptions when the gateway shuts down', () => {
       await gateway.close();
     }
   });
+
+  it('ends a subscription still waiting for its upstream on both transports, so shutdown does not wait for it', async () => {
+    const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: KEYS.join(','), SHUTDOWN_TIMEOUT_MS: '10000' } });
+    fake.reset();
+    fake.latencyMs = 20_000;
+    const sseClient = createSseClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(KEYS[0]!), retryAttempts: 0 });
+    const wsClient = createWsClient({
+      url: `${gateway.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${KEYS[0]!}` },
+      retryAttempts: 0,
+    });
+    try {
+      const outcomes = [sseClient, wsClient].map((client) =>
+        collect(client.iterate(streamOf(PROMPT, 16))[Symbol.asyncIterator]() as AsyncIterator<Result>),
+      );
+      await poll(
+        async () => generationCalls(fake).length,
+        (calls) => calls === 2,
+      );
+
+      const closingAt = performance.now();
+      await gateway.close();
+      expect(performance.now() - closingAt).toBeLessThan(3000);
+      for (const outcome of await Promise.all(outcomes)) {
+        expect(outcome.results).toHaveLength(1);
+        expect(outcome.results[0]?.errors).toHaveLength(1);
+      }
+      expect(generationCalls(fake).every((call) => call.closedEarlyAt !== undefined)).toBe(true);
+    } finally {
+      sseClient.dispose();
+      await wsClient.dispose();
+      await gateway.close();
+    }
+  });
 });
 
 describe('GraphiQL runs a subscription', () => {
