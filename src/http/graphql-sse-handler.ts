@@ -55,6 +55,8 @@ export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings): Gr
   });
 
   const handle = async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
+    // POST only: any page can make a browser send a GET (an EventSource, an image), and a subscription spends;
+    // a JSON POST from another origin needs a CORS preflight first, as csrfPrevention asks of /graphql.
     if (request.method !== 'POST') {
       response.setHeader('allow', 'POST');
       return sendErrors(response, 405, 'method_not_allowed', 'GraphQL over SSE takes a POST with a JSON body');
