@@ -146,10 +146,14 @@ function streamReply(response: ServerResponse, events: StreamEvents): void {
 
 type Answer = { readonly status: number; readonly body: Buffer } | { readonly stream: true };
 
+// Searched for as bytes: the SDK writes its JSON without spaces.
+const streamMarker = Buffer.from('"stream":true');
+const usageMarker = Buffer.from('"include_usage":true');
+
 function answerFor(request: IncomingMessage, body: Buffer): Answer {
   // The SDK may add a query string; only the path decides.
   const pathname = (request.url ?? '/').split('?', 1)[0];
-  const streamAsked = request.method === 'POST' && body.includes('"stream":true');
+  const streamAsked = request.method === 'POST' && body.includes(streamMarker);
   if (request.method === 'POST' && pathname === '/v1/chat/completions')
     return streamAsked ? { stream: true } : { status: 200, body: chatCompletion };
   if (request.method === 'POST' && pathname === '/v1/completions') {
@@ -159,15 +163,19 @@ function answerFor(request: IncomingMessage, body: Buffer): Answer {
   return { status: 404, body: notFound };
 }
 
+const noBody: Buffer = Buffer.alloc(0);
+
 const server = createServer((request, response) => {
-  const parts: Buffer[] = [];
-  request.on('data', (part: Buffer) => parts.push(part));
+  // A bench request's body arrives in one part; the rare second one is appended.
+  let body = noBody;
+  request.on('data', (part: Buffer) => {
+    body = body.length === 0 ? part : Buffer.concat([body, part]);
+  });
   // Answer once the whole request has arrived, as a real upstream would.
   request.once('end', () => {
-    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const answer = answerFor(request, body);
     if ('stream' in answer) {
-      streamReply(response, body.includes('"include_usage":true') ? streams.withUsage : streams.withoutUsage);
+      streamReply(response, body.includes(usageMarker) ? streams.withUsage : streams.withoutUsage);
     } else if (delayMs === 0) send(response, answer.status, answer.body);
     else setTimeout(() => send(response, answer.status, answer.body), delayMs);
   });
