@@ -85,12 +85,7 @@ export const datasetNotFound = (datasetId: string): ApiError =>
 export const evaluationNotFound = (evaluationId: string): ApiError =>
   new ApiError('evaluation_not_found', 404, `Evaluation "${evaluationId}" was not found`);
 
-export const shuttingDown = (): ApiError =>
-  new ApiError(
-    'service_unavailable',
-    503,
-    'The server is shutting down',
-    'what was generated until now is recorded; retry on another replica',
-  );
+export const shuttingDown = (details = 'what was generated until now is recorded; retry on another replica'): ApiError =>
+  new ApiError('service_unavailable', 503, 'The server is shutting down', details);
 
 export const conflict = (message: string, details?: string): ApiError => new ApiError('conflict', 409, message, details);

@@ -1,8 +1,13 @@
 import { Args, Ctx, Mutation, Query, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import type { RequestContext } from '../../context';
+import { type ApiError, shuttingDown } from '../../errors/api-error';
 import type { EvaluationView } from '../../services/evaluation.service';
 import { costUnitsToUsd } from '../../storage/cost-units';
-import type { EvaluationResult as StoredResult, Evaluation as StoredEvaluation } from '../../storage/evaluation-types';
+import {
+  type EvaluationResult as StoredResult,
+  type Evaluation as StoredEvaluation,
+  UNFINISHED_STATUSES,
+} from '../../storage/evaluation-types';
 import { EvaluationIdArgs, EvaluationResultsArgs, EvaluationsArgs, StartEvaluationArgs } from './evaluation.args';
 import { Evaluation, EvaluationPage, EvaluationResult, EvaluationResultPage } from './evaluation.type';
 
@@ -51,11 +56,12 @@ export class EvaluationResolver {
       'The run now, then again each time its status or progress changes; ends after the run ends (succeeded, failed or cancelled).',
     subscribe: async ({ args, context }: SubscribeResolverData<unknown, EvaluationIdArgs, RequestContext>) => {
       const views = await context.services.evaluations.watch(args.evaluation_id, context.caller, context.signal);
-      return mapViews(views);
+      return progressOf(views, context.signal);
     },
   })
-  evaluationProgress(@Root() run: Evaluation, @Args() _args: EvaluationIdArgs): Evaluation {
-    return run;
+  evaluationProgress(@Root() item: Evaluation | { readonly failure: ApiError }, @Args() _args: EvaluationIdArgs): Evaluation {
+    if ('failure' in item) throw item.failure;
+    return item;
   }
 
   @Query(() => EvaluationResultPage, { description: "A run's finished cells, by case, then prompt version and model." })
@@ -69,8 +75,22 @@ export class EvaluationResolver {
   }
 }
 
-async function* mapViews(views: AsyncIterable<EvaluationView>): AsyncGenerator<Evaluation> {
-  for await (const view of views) yield toEvaluation(view);
+/**
+ * The run's views as events. Following stops early only when the subscription's signal aborts: the
+ * client left (nobody reads what comes next) or the server is shutting down, which the client must not
+ * mistake for the run's end, so it gets an error.
+ */
+async function* progressOf(
+  views: AsyncIterable<EvaluationView>,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Evaluation | { readonly failure: ApiError }> {
+  let last: EvaluationView | undefined;
+  for await (const view of views) {
+    last = view;
+    yield toEvaluation(view);
+  }
+  if (signal?.aborted && last && UNFINISHED_STATUSES.includes(last.status))
+    yield { failure: shuttingDown('the run goes on; subscribe again (on another replica)') };
 }
 
 function toEvaluation(run: EvaluationView): Evaluation {
