@@ -1,4 +1,4 @@
-import type OpenAI from 'openai';
+import OpenAI from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
 import type { Completion } from 'openai/resources/completions';
 import type { FinishReason, GenerationRequest, StreamPart, TokenUsage } from '../provider';
@@ -29,7 +29,7 @@ export async function streamWithOpenAISdk(
     const { data, request_id } = await client.completions
       .create({ model: model.upstreamModel, prompt: request.prompt, max_tokens: request.maxTokens, ...sampling }, options)
       .withResponse();
-    return { chunks: parts(data, model.upstreamModel, completionText), upstreamRequestId: request_id ?? undefined };
+    return { chunks: parts(data, model.upstreamModel, completionText, request.signal), upstreamRequestId: request_id ?? undefined };
   }
   const { data, request_id } = await client.chat.completions
     .create(
@@ -37,7 +37,7 @@ export async function streamWithOpenAISdk(
       options,
     )
     .withResponse();
-  return { chunks: parts(data, model.upstreamModel, chatText), upstreamRequestId: request_id ?? undefined };
+  return { chunks: parts(data, model.upstreamModel, chatText, request.signal), upstreamRequestId: request_id ?? undefined };
 }
 
 type Chunk = ChatCompletionChunk | Completion;
@@ -45,8 +45,17 @@ type Chunk = ChatCompletionChunk | Completion;
 const chatText = (chunk: Chunk): string | null | undefined => (chunk as ChatCompletionChunk).choices?.[0]?.delta?.content;
 const completionText = (chunk: Chunk): string | null | undefined => (chunk as Completion).choices?.[0]?.text;
 
-/** The SDK's chunks as stream parts: each non-empty text, then one finish with the usage of the last chunk. */
-async function* parts(chunks: AsyncIterable<Chunk>, requestedModel: string, textOf: (chunk: Chunk) => string | null | undefined) {
+/**
+ * The SDK's chunks as stream parts: each non-empty text, then one finish with the usage of the last
+ * chunk. An aborted request ends in an error, never in a finish: the SDK's stream ends quietly when
+ * its request is aborted, which would pass a cut answer off as a whole one.
+ */
+async function* parts(
+  chunks: AsyncIterable<Chunk>,
+  requestedModel: string,
+  textOf: (chunk: Chunk) => string | null | undefined,
+  signal: AbortSignal | undefined,
+) {
   let upstreamModel = requestedModel;
   let finishReason: FinishReason | undefined;
   let usage: TokenUsage | undefined;
@@ -58,6 +67,7 @@ async function* parts(chunks: AsyncIterable<Chunk>, requestedModel: string, text
     const reason = chunk.choices?.[0]?.finish_reason;
     if (reason) finishReason = mapOpenAIFinishReason(reason);
   }
+  if (signal?.aborted) throw new OpenAI.APIUserAbortError();
   // A server that closes cleanly without a finish reason is reported as `other`, not guessed.
   yield { type: 'finish', finishReason: finishReason ?? 'other', upstreamModel, usage } satisfies StreamPart;
 }
