@@ -291,6 +291,35 @@ describe('POST /api/v1/generate/stream under limits', () => {
     }
   });
 
+  it('ends a stream that outlives UPSTREAM_TIMEOUT_MS with one error event and a failed row with the text so far', async () => {
+    const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: ADMIN_KEY, UPSTREAM_TIMEOUT_MS: '500' } });
+    try {
+      fake.chunkDelayMs = 200;
+      const opened = await openStream(
+        `${gateway.url}/api/v1/generate/stream`,
+        { prompt: 'a b c d e f g h', model_id: CHAT_MODEL },
+        asAdmin,
+      );
+      expect(opened.status).toBe(200);
+      const events = await opened.ended;
+      const error = lastEventOf(events, 'error');
+      expectToMatchSchemaAt(error, ERROR_RESPONSE, 'the error event');
+      expect(error).toMatchObject({ error: 'generation_error', details: 'no answer within 500 ms' });
+      // Chunks at 0, 200 and 400 ms, cut at 500 ms: 'echo: a b' unless the machine is slow.
+      const textSoFar = joinedDeltas(events);
+      expect(textSoFar.length).toBeGreaterThan(0);
+      expect(expectedReply('a b c d e f g h').text.startsWith(textSoFar)).toBe(true);
+      expect(textSoFar).not.toBe(expectedReply('a b c d e f g h').text);
+
+      const listed = await rest(gateway, 'GET', '/generations?status=failed', undefined, asAdmin);
+      expect(listed.body.generations).toHaveLength(1);
+      expect(listed.body.generations[0]).toMatchObject({ source: 'stream', status: 'failed', error: 'generation_error', text: textSoFar });
+      expect(generationCalls(fake)[0]!.closedEarlyAt).toEqual(expect.any(Number));
+    } finally {
+      await gateway.close();
+    }
+  });
+
   it('holds the provider concurrency slot until the stream ends: a second stream waits for the first', async () => {
     const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: ADMIN_KEY, PROVIDER_CONCURRENCY: '1' } });
     try {
