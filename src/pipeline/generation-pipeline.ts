@@ -175,6 +175,8 @@ export function failedGenerationId(error: unknown): string | null {
 export class GenerationPipeline {
   /** The stop switch of every open stream, for shutdown. */
   private readonly openStreams = new Set<AbortController>();
+  /** Set by `interruptStreams`: a stream whose upstream answers later is interrupted as it opens. */
+  private interrupted = false;
 
   constructor(private readonly settings: PipelineSettings) {}
 
@@ -225,6 +227,8 @@ export class GenerationPipeline {
       throw error;
     }
     this.openStreams.add(stop);
+    // Its upstream answered after shutdown began: it would otherwise run on through the drain.
+    if (this.interrupted) stop.abort('shutdown' satisfies StreamStop);
     const relay = this.relay({
       route,
       admitted,
@@ -241,8 +245,9 @@ export class GenerationPipeline {
     return { generationId: start!.id, modelId: route.model.id, parameters: applied, [Symbol.asyncIterator]: () => relay };
   }
 
-  /** Ends every open stream (each sends its client an error and is recorded): the server is shutting down. */
+  /** The server is shutting down: every open stream, and each that opens from now on, sends its client an error and is recorded. */
   interruptStreams(): void {
+    this.interrupted = true;
     for (const stop of this.openStreams) stop.abort('shutdown' satisfies StreamStop);
   }
 

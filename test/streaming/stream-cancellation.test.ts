@@ -147,4 +147,41 @@ describe('a gateway that shuts down with a stream open', () => {
       await fake.close();
     }
   });
+
+  it('interrupts at once a stream whose upstream answers after shutdown began, and records it', async () => {
+    const fake = await startFakeUpstream({ models: [CHAT_MODEL] });
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'llmop-stream-shutdown-'));
+    const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: ADMIN_KEY, DATA_DIR: dataDir } });
+    let closed = false;
+    try {
+      fake.latencyMs = 300;
+      fake.chunkDelayMs = 200;
+      const opening = openStream(`${gateway.url}/api/v1/generate/stream`, { prompt: PROMPT, model_id: CHAT_MODEL }, asAdmin);
+      await poll(
+        async () => generationCalls(fake).length,
+        (calls) => calls > 0,
+      );
+      const closing = gateway.app.close();
+      const opened = await opening;
+      const events = await opened.ended;
+      expect(events.at(-1)?.event).toBe('error');
+      expect(dataOf(events.at(-1)!).error).toBe('service_unavailable');
+      await closing;
+      closed = true;
+      // Not relayed to its end while the gateway drained: 200 ms a chunk would have taken seconds.
+      expect(generationCalls(fake)[0]!.closedEarlyAt).toEqual(expect.any(Number));
+
+      const database = await openDatabase({ sqliteFile: path.join(dataDir, 'llmop.db') });
+      try {
+        const page = await new LedgerRepository(database, { recordContent: true }).list({}, { limit: 10 });
+        expect(page.generations).toHaveLength(1);
+        expect(page.generations[0]).toMatchObject({ source: 'stream', status: 'cancelled', error: 'interrupted' });
+      } finally {
+        await database.close();
+      }
+    } finally {
+      if (!closed) await gateway.close();
+      await fake.close();
+    }
+  });
 });
