@@ -31,7 +31,7 @@ const catalogFor = (fake: FakeUpstream) => ({
 /** An opened stream's error answer in the shape the contract helpers check. */
 const asRestResponse = (opened: OpenedStream): RestResponse => ({
   status: opened.status,
-  headers: new Headers(Object.entries(opened.headers).map(([name, value]) => [name, String(value)])),
+  headers: new Headers(Object.entries(opened.headers).map(([name, value]): [string, string] => [name, String(value)])),
   body: opened.json,
 });
 
