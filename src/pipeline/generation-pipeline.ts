@@ -360,6 +360,9 @@ export class GenerationPipeline {
     const shutdown = stop.signal.reason === ('shutdown' satisfies StreamStop);
     const cancelled = shutdown || stop.signal.aborted || (call.signal?.aborted ?? false);
     const error = shutdown ? shuttingDown() : toApiError(failure, model, deadline);
+    // Counting may load the tokenizer, which blocks for a while the first time: let the aborted upstream
+    // connection close first, so the upstream stops generating (and billing) at once.
+    if (progress.outputTokens === undefined && progress.text) await new Promise((resolve) => setImmediate(resolve));
     const inputTokens = inputTokensOf(model, admitted);
     const outputTokens = progress.outputTokens ?? (progress.text ? countTextTokens(progress.text, familyTokenizer(model)) : 0);
     const costUsd = computeCost(model.pricing, inputTokens, outputTokens);

@@ -25,7 +25,7 @@ interface ProgressEvent {
 
 interface Followed {
   readonly events: ProgressEvent[];
-  readonly errors: Array<{ message: string; extensions?: Record<string, unknown> }>;
+  readonly errors: Array<{ readonly message: string; readonly extensions?: Readonly<Record<string, unknown>> }>;
 }
 
 describe('evaluation_progress', () => {
@@ -40,7 +40,7 @@ describe('evaluation_progress', () => {
     const errors: Followed['errors'] = [];
     try {
       for await (const result of client.iterate({ query: PROGRESS, variables: { id: evaluationId } })) {
-        if (result.errors) errors.push(...(result.errors as Followed['errors']));
+        if (result.errors) errors.push(...result.errors);
         const event = (result.data as { evaluation_progress?: ProgressEvent } | null | undefined)?.evaluation_progress;
         if (event) events.push(event);
       }
