@@ -48,9 +48,11 @@
  *   (default 5), each endpoint allowed 200 upstream calls at once: after each round the gateway's RSS
  *   (/proc/<pid>/status), then, after a full GC (a probe preloaded with --require,
  *   scripts/bench/memory-probe.ts), its RSS and heap used. Round 1 warms up; floors: RSS after GC, the
- *   median of rounds 5-7 against the median of rounds 2-4, grows <= 10 MiB (single readings move by up
- *   to 25 MiB either way as malloc and V8 return pages when they choose; a leak moves them all), and
- *   heap used after GC, round 2 to 7, <= 2 MiB. The phase takes about a minute. Prints chunks/s delivered and the gateway's CPU. In
+ *   median of rounds 5-7 against the median of rounds 2-4, grows <= 25 MiB (on a flat heap, single
+ *   readings move by up to 25 MiB either way as V8 sizes its heap and frees Buffers when it chooses;
+ *   a leak moves them all), and heap used after GC, round 2 to 7, <= 2 MiB (the fine bound: 2 KiB a
+ *   stream). Each round's line shows V8's committed heap and external memory beside RSS. The phase
+ *   takes about a minute. Prints chunks/s delivered and the gateway's CPU. In
  *   this phase the fake upstreams run on core 1 with this script (the client), the gateway alone on
  *   core 0. With `--quick`: 30 calls a surface, 4 rounds, a tenth of the words.
  * `--phase evaluation` or `--phase stream` runs only that phase (no upstream baseline, no other floor);
