@@ -45,7 +45,18 @@ interface StreamEvent {
   response: { text: string; metadata: { generation_id: string } } | null;
 }
 
-function fromSubscription(events: StreamEvent[]): Streamed {
+const subscriptionOf = (modelId: string) => ({
+  query: SUBSCRIPTION,
+  variables: { prompt: PROMPT, model_id: modelId, max_tokens: MAX_TOKENS, temperature: 0 },
+});
+
+/** A subscription's events until it completes: every one but the last a delta, the last the response. */
+async function subscribed(results: AsyncIterable<{ data?: unknown; errors?: unknown }>): Promise<Streamed> {
+  const events: StreamEvent[] = [];
+  for await (const result of results) {
+    expect(result.errors).toBeUndefined();
+    events.push((result.data as { generate_stream: StreamEvent }).generate_stream);
+  }
   const last = events.at(-1)?.response;
   if (!last) throw new Error(`the subscription ended without a response: ${JSON.stringify(events)}`);
   return { deltas: events.slice(0, -1).map((event) => event.text), text: last.text, generationId: last.metadata.generation_id };
@@ -77,34 +88,22 @@ const surfaces: Record<string, { source: string; stream: (modelId: string) => Pr
     source: 'stream',
     stream: async (modelId) => {
       const client = createSseClient({ url: `${url}/graphql/stream`, retryAttempts: 0 });
-      const events: StreamEvent[] = [];
       try {
-        const variables = { prompt: PROMPT, model_id: modelId, max_tokens: MAX_TOKENS, temperature: 0 };
-        for await (const result of client.iterate({ query: SUBSCRIPTION, variables })) {
-          expect(result.errors).toBeUndefined();
-          events.push((result.data as { generate_stream: StreamEvent }).generate_stream);
-        }
+        return await subscribed(client.iterate(subscriptionOf(modelId)));
       } finally {
         client.dispose();
       }
-      return fromSubscription(events);
     },
   },
   'GraphQL over WebSocket (/graphql)': {
     source: 'stream',
     stream: async (modelId) => {
       const client = createWsClient({ url: `${url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, retryAttempts: 0 });
-      const events: StreamEvent[] = [];
       try {
-        const variables = { prompt: PROMPT, model_id: modelId, max_tokens: MAX_TOKENS, temperature: 0 };
-        for await (const result of client.iterate({ query: SUBSCRIPTION, variables })) {
-          expect(result.errors).toBeUndefined();
-          events.push((result.data as { generate_stream: StreamEvent }).generate_stream);
-        }
+        return await subscribed(client.iterate(subscriptionOf(modelId)));
       } finally {
         await client.dispose();
       }
-      return fromSubscription(events);
     },
   },
   'OpenAI-compatible /v1 with the openai SDK': {
