@@ -17,4 +17,8 @@ module.exports = {
     ],
   },
   testTimeout: 30000,
+  // One test file at a time (--maxWorkers=1), in a worker that is replaced once a file leaves it holding more
+  // than this: in one long-lived process the heap reached 700+ MiB by the late files, and the memory-flatness
+  // tests (feedback export, streams) then measured the garbage collector of a bloated process, not their code.
+  workerIdleMemoryLimit: '512MB',
 };
