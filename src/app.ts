@@ -233,6 +233,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     http.server.closeAllConnections();
     await webSocketsClosed;
     await stopped;
+    // A stream whose client stopped reading is recorded once its connection is closed: before the ledger closes.
+    if (!(await pipeline.streamsSettled(config.shutdownTimeoutMs))) logger.warn('shutdown timeout reached; streams left unrecorded');
     // Cells in flight are aborted (their rows cancelled) and redone by whoever resumes the run.
     await runner?.close();
     await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);

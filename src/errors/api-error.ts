@@ -88,4 +88,12 @@ export const evaluationNotFound = (evaluationId: string): ApiError =>
 export const shuttingDown = (details = 'what was generated until now is recorded; retry on another replica'): ApiError =>
   new ApiError('service_unavailable', 503, 'The server is shutting down', details);
 
+export const subscriptionNotSubscribed = (): ApiError =>
+  new ApiError(
+    'validation_error',
+    400,
+    'Subscriptions are served over GraphQL-over-SSE and WebSocket',
+    'subscribe with POST /graphql/stream (Accept: text/event-stream) or over a WebSocket at /graphql (graphql-transport-ws)',
+  );
+
 export const conflict = (message: string, details?: string): ApiError => new ApiError('conflict', 409, message, details);

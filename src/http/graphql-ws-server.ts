@@ -7,6 +7,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyRegistry } from '../auth/api-keys';
 import { type Authentication, authenticate } from '../auth/caller';
 import { createRequestContext, type Services } from '../context';
+import { shuttingDown } from '../errors/api-error';
 import type { Logger } from '../logger';
 import type { Caller } from '../pipeline/caller';
 import type { GraphQLOperations } from './graphql-operations';
@@ -92,10 +93,14 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
     },
     onSubscribe: ({ extra }, id, payload) => {
       if (!extra.caller) throw new Error('an operation arrived before its connection was authenticated');
+      // Shutdown is waiting for the running operations: a new one would only hold it up.
+      if (closing) return [shuttingDown('subscribe again (on another replica)')];
       const abort = new AbortController();
       const context = createRequestContext(services, randomUUID(), extra.caller, abort.signal);
       const prepared = operations.prepare(payload, context);
       if (!prepared.ok) return prepared.errors;
+      // An id the client reuses after completing it: the earlier operation is ended, not left counted forever.
+      finish(extra, id);
       extra.operations.set(id, { kind: prepared.kind, abort, done: running.begin() });
       return prepared.args;
     },

@@ -175,6 +175,8 @@ export function failedGenerationId(error: unknown): string | null {
 export class GenerationPipeline {
   /** The stop switch of every open stream, for shutdown. */
   private readonly openStreams = new Set<AbortController>();
+  /** Told when the last open stream has been recorded. */
+  private readonly settleWaiters = new Set<() => void>();
   /** Set by `interruptStreams`: a stream whose upstream answers later is interrupted as it opens. */
   private interrupted = false;
 
@@ -229,7 +231,7 @@ export class GenerationPipeline {
     this.openStreams.add(stop);
     // Its upstream answered after shutdown began: it would otherwise run on through the drain.
     if (this.interrupted) stop.abort('shutdown' satisfies StreamStop);
-    const relay = this.relay({
+    const open: OpenStream = {
       route,
       admitted,
       start: start!,
@@ -241,14 +243,50 @@ export class GenerationPipeline {
       stop,
       opened,
       startedAt,
-    });
-    return { generationId: start!.id, modelId: route.model.id, parameters: applied, [Symbol.asyncIterator]: () => relay };
+    };
+    const relay = this.relay(open);
+    let started = false;
+    const events: AsyncIterator<StreamEvent> = {
+      next: () => {
+        started = true;
+        return relay.next();
+      },
+      // A generator that never started ends at `return()` without running its `finally`: a consumer that
+      // leaves before the first event (an unsubscribe while the first token is awaited) is closed here.
+      return: async () => {
+        if (!started) {
+          started = true;
+          await this.abandon(open);
+        }
+        return relay.return(undefined);
+      },
+    };
+    return { generationId: start!.id, modelId: route.model.id, parameters: applied, [Symbol.asyncIterator]: () => events };
   }
 
   /** The server is shutting down: every open stream, and each that opens from now on, sends its client an error and is recorded. */
   interruptStreams(): void {
     this.interrupted = true;
     for (const stop of this.openStreams) stop.abort('shutdown' satisfies StreamStop);
+  }
+
+  /**
+   * Resolves true once every open stream has been recorded (an interrupted one is recorded when its
+   * consumer next pulls), false after `timeoutMs`: shutdown waits for it before closing the ledger.
+   */
+  streamsSettled(timeoutMs: number): Promise<boolean> {
+    if (this.openStreams.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.settleWaiters.delete(settled);
+        resolve(false);
+      }, timeoutMs);
+      const settled = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.settleWaiters.add(settled);
+    });
   }
 
   /** Step 1 and 2 and the context check of step 3, shared by `generate` and `stream`. */
@@ -289,7 +327,7 @@ export class GenerationPipeline {
    * returns) runs the `finally`: the upstream call stops and the row is recorded as cancelled.
    */
   private async *relay(stream: OpenStream): AsyncGenerator<StreamEvent> {
-    const { route, start, call, deadline, stop, opened } = stream;
+    const { route, start, call, deadline, opened } = stream;
     const progress: StreamProgress = { text: '', outputTokens: undefined };
     let ended = false;
     try {
@@ -341,12 +379,30 @@ export class GenerationPipeline {
       };
     } finally {
       if (!ended) {
-        stop.abort('consumer_left' satisfies StreamStop);
+        stream.stop.abort('consumer_left' satisfies StreamStop);
         await this.recordInterrupted(stream, progress, undefined);
       }
-      this.openStreams.delete(stop);
-      deadline.dispose();
+      this.closed(stream);
     }
+  }
+
+  /** A stream whose consumer left before its first event: the upstream call stops, what it holds is released, the row is recorded. */
+  private async abandon(stream: OpenStream): Promise<void> {
+    stream.stop.abort('consumer_left' satisfies StreamStop);
+    try {
+      await stream.opened.value[Symbol.asyncIterator]().return?.();
+    } finally {
+      await this.recordInterrupted(stream, { text: '', outputTokens: undefined }, undefined);
+      this.closed(stream);
+    }
+  }
+
+  private closed({ stop, deadline }: OpenStream): void {
+    this.openStreams.delete(stop);
+    deadline.dispose();
+    if (this.openStreams.size > 0) return;
+    for (const settled of this.settleWaiters) settled();
+    this.settleWaiters.clear();
   }
 
   /**

@@ -14,7 +14,8 @@ export const generationLimits = {
   batchSize: { min: 1, max: 10 },
   /** A conversation (the OpenAI-compatible API): its length is bounded by the body limit and the model's context. */
   messages: { min: 1, max: 256 },
-  stop: { max: 4 },
+  /** Stop sequences: how many, and how long each (a local model checks every one after every token). */
+  stop: { max: 4, maxLength: 256 },
 } as const;
 
 export interface GenerationParameters {
@@ -85,7 +86,10 @@ export function checkStop(stop: readonly string[] | undefined): readonly string[
   if (stop.length > generationLimits.stop.max) {
     throw validationError('Invalid stop', `stop must hold at most ${generationLimits.stop.max} sequences, got ${stop.length}`);
   }
-  if (stop.some((sequence) => sequence.length === 0)) throw validationError('Invalid stop', 'stop sequences must not be empty');
+  const { maxLength } = generationLimits.stop;
+  if (stop.some((sequence) => sequence.length === 0 || sequence.length > maxLength)) {
+    throw validationError('Invalid stop', `stop sequences must be 1 to ${maxLength} characters long`);
+  }
   return stop;
 }
 

@@ -1,6 +1,6 @@
 import { Args, Ctx, Mutation, Query, Resolver, Root, Subscription, type SubscribeResolverData } from 'type-graphql';
 import type { RequestContext } from '../../context';
-import { type ApiError, shuttingDown } from '../../errors/api-error';
+import { type ApiError, shuttingDown, subscriptionNotSubscribed } from '../../errors/api-error';
 import type { EvaluationView } from '../../services/evaluation.service';
 import { costUnitsToUsd } from '../../storage/cost-units';
 import {
@@ -59,7 +59,9 @@ export class EvaluationResolver {
       return progressOf(views, context.signal);
     },
   })
-  evaluationProgress(@Root() item: Evaluation | { readonly failure: ApiError }, @Args() _args: EvaluationIdArgs): Evaluation {
+  evaluationProgress(@Root() item: Evaluation | { readonly failure: ApiError } | undefined, @Args() _args: EvaluationIdArgs): Evaluation {
+    // No event: the operation was executed as a query (POST /graphql), not subscribed to.
+    if (item === undefined) throw subscriptionNotSubscribed();
     if ('failure' in item) throw item.failure;
     return item;
   }
