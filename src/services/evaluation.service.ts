@@ -1,4 +1,12 @@
-import { conflict, datasetNotFound, evaluationNotFound, ledgerUnavailable, promptNotFound, validationError } from '../errors/api-error';
+import {
+  ApiError,
+  conflict,
+  datasetNotFound,
+  evaluationNotFound,
+  ledgerUnavailable,
+  promptNotFound,
+  validationError,
+} from '../errors/api-error';
 import type { EvaluationRunner } from '../jobs/evaluation-runner';
 import { bestVariant, rankVariants } from '../jobs/variant-ranking';
 import type { Caller } from '../pipeline/caller';
@@ -15,7 +23,14 @@ import { invalidCursor, pageLimit } from './paging';
 import { normalizeScorers, type ScorerInput } from './scorers';
 
 /** The contract's bounds on a run. */
-export const EVALUATION_LIMITS = { maxPrompts: 10, maxModels: 10, nameMaxLength: 200, maxCells: 10 * 10 * 10_000 } as const;
+export const EVALUATION_LIMITS = {
+  maxPrompts: 10,
+  maxModels: 10,
+  nameMaxLength: 200,
+  maxCells: 10 * 10 * 10_000,
+  /** `evaluation_progress` subscriptions open at once per caller (each reads the database on an interval). */
+  maxWatchersPerCaller: 10,
+} as const;
 
 export interface StartEvaluationInput {
   readonly name?: string | null;
@@ -47,6 +62,9 @@ export interface EvaluationStores {
  * missing one. Prompts and datasets are shared by every caller.
  */
 export class EvaluationService {
+  /** Open `evaluation_progress` subscriptions in this process, by caller name. */
+  private readonly watchers = new Map<string, number>();
+
   constructor(
     private readonly stores: EvaluationStores | undefined,
     private readonly runner: EvaluationRunner | undefined,
@@ -170,20 +188,37 @@ export class EvaluationService {
    * may be recorded by any replica. A run the caller may not see is 404 before anything is yielded.
    */
   async watch(evaluationId: string, caller: Caller, signal?: AbortSignal): Promise<AsyncIterable<EvaluationView>> {
+    const { maxWatchersPerCaller } = EVALUATION_LIMITS;
+    if ((this.watchers.get(caller.name) ?? 0) >= maxWatchersPerCaller) {
+      throw new ApiError(
+        'rate_limit_exceeded',
+        429,
+        'Too many evaluation_progress subscriptions',
+        `at most ${maxWatchersPerCaller} at once per caller; close one first`,
+      );
+    }
     const first = await this.get(evaluationId, caller);
     return this.changes(first, caller, signal);
   }
 
   private async *changes(first: EvaluationView, caller: Caller, signal: AbortSignal | undefined): AsyncGenerator<EvaluationView> {
-    let last = first;
-    yield last;
-    while (!isFinished(last) && !signal?.aborted) {
-      await pause(this.progressIntervalMs, signal);
-      if (signal?.aborted) return;
-      const now = await this.get(last.id, caller);
-      if (now.status === last.status && now.completed === last.completed && now.failed === last.failed) continue;
-      last = now;
+    // Counted once it runs: a generator that never starts never runs its `finally` either.
+    this.watchers.set(caller.name, (this.watchers.get(caller.name) ?? 0) + 1);
+    try {
+      let last = first;
       yield last;
+      while (!isFinished(last) && !signal?.aborted) {
+        await pause(this.progressIntervalMs, signal);
+        if (signal?.aborted) return;
+        const now = await this.get(last.id, caller);
+        if (now.status === last.status && now.completed === last.completed && now.failed === last.failed) continue;
+        last = now;
+        yield last;
+      }
+    } finally {
+      const left = (this.watchers.get(caller.name) ?? 1) - 1;
+      if (left > 0) this.watchers.set(caller.name, left);
+      else this.watchers.delete(caller.name);
     }
   }
 

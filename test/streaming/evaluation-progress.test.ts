@@ -5,6 +5,7 @@
  */
 import { createClient } from 'graphql-sse';
 import { rest } from '../support/contract';
+import { poll } from '../support/polling';
 import { type FakeUpstream, startFakeUpstream } from '../support/fake-openai-upstream';
 import { ADMIN_KEY, bearer, CHAT_MODEL, FILE_KEYS, LEDGER_MODELS, ledgerCatalog, writeKeysFile } from '../support/ledger-fixtures';
 import { type RunningGateway, startGateway } from '../support/start-gateway';
@@ -148,6 +149,52 @@ describe('evaluation_progress', () => {
     // An admin follows anyone's run.
     const { events } = await follow(id, ADMIN_KEY);
     expect(events.at(-1)?.status).toBe('succeeded');
+  });
+
+  it('holds at most 10 open subscriptions per caller: the 11th is refused until one closes', async () => {
+    // Cells that do not answer while the test runs: the run stays running and every subscription stays open.
+    fake.latencyMs = 30_000;
+    const id = await startRun(bob.key);
+    const client = createClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(bob.key), retryAttempts: 0 });
+    const open: Array<AsyncIterator<{ data?: unknown; errors?: ReadonlyArray<{ extensions?: Record<string, unknown> }> }>> = [];
+    const subscribe = async () => {
+      const events = client.iterate({ query: PROGRESS, variables: { id } })[Symbol.asyncIterator]();
+      const first = await events.next();
+      return { events, first: first.value as { data?: unknown; errors?: ReadonlyArray<{ extensions?: Record<string, unknown> }> } };
+    };
+    try {
+      for (let index = 0; index < 10; index += 1) {
+        const { events, first } = await subscribe();
+        expect(first.errors).toBeUndefined();
+        open.push(events);
+      }
+      const refused = await subscribe();
+      expect(refused.first.errors?.map((error) => error.extensions?.code)).toEqual(['rate_limit_exceeded']);
+      // Another caller is not held back by bob's subscriptions.
+      const { events: admins, first: adminFirst } = await (async () => {
+        const adminClient = createClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(ADMIN_KEY), retryAttempts: 0 });
+        const events = adminClient.iterate({ query: PROGRESS, variables: { id } })[Symbol.asyncIterator]();
+        const first = (await events.next()).value as { errors?: unknown };
+        return { events, first };
+      })();
+      expect(adminFirst.errors).toBeUndefined();
+      await admins.return?.();
+
+      await open.shift()?.return?.();
+      const again = await poll(
+        () => subscribe(),
+        (attempt) => {
+          if (attempt.first.errors === undefined) return true;
+          void attempt.events.return?.();
+          return false;
+        },
+      );
+      open.push(again.events);
+    } finally {
+      await Promise.all(open.map((events) => events.return?.()));
+      client.dispose();
+      await rest(gateway, 'POST', `/evaluations/${id}/cancel`, undefined, bearer(ADMIN_KEY));
+    }
   });
 });
 
