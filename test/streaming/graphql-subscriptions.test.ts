@@ -96,6 +96,19 @@ function refusalCode(outcome: Outcome): unknown {
   return Array.isArray(outcome.failure) ? outcome.failure[0]?.extensions?.code : undefined;
 }
 
+/** A client of each transport for one gateway and key. */
+function clientsOf(gateway: RunningGateway, key: string) {
+  return {
+    sseClient: createSseClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(key), retryAttempts: 0 }),
+    wsClient: createWsClient({
+      url: `${gateway.url.replace(/^http/, 'ws')}/graphql`,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${key}` },
+      retryAttempts: 0,
+    }),
+  };
+}
+
 const deltasOf = (outcome: Outcome) => outcome.results.map((result) => result.data?.generate_stream);
 
 describe('GraphQL subscriptions over SSE and WebSocket', () => {
@@ -517,13 +530,7 @@ describe('GraphQL subscriptions when the gateway shuts down', () => {
     const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: KEYS.join(','), SHUTDOWN_TIMEOUT_MS: '10000' } });
     fake.chunkDelayMs = 100;
     const prompt = Array.from({ length: 40 }, (_, index) => `word${index}`).join(' ');
-    const sseClient = createSseClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(KEYS[0]!), retryAttempts: 0 });
-    const wsClient = createWsClient({
-      url: `${gateway.url.replace(/^http/, 'ws')}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${KEYS[0]!}` },
-      retryAttempts: 0,
-    });
+    const { sseClient, wsClient } = clientsOf(gateway, KEYS[0]!);
     try {
       const streams = [sseClient, wsClient].map(
         (client) => client.iterate(streamOf(prompt, 64))[Symbol.asyncIterator]() as AsyncIterator<Result>,
@@ -550,13 +557,7 @@ describe('GraphQL subscriptions when the gateway shuts down', () => {
     const gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: KEYS.join(','), SHUTDOWN_TIMEOUT_MS: '10000' } });
     fake.reset();
     fake.latencyMs = 20_000;
-    const sseClient = createSseClient({ url: `${gateway.url}/graphql/stream`, headers: bearer(KEYS[0]!), retryAttempts: 0 });
-    const wsClient = createWsClient({
-      url: `${gateway.url.replace(/^http/, 'ws')}/graphql`,
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${KEYS[0]!}` },
-      retryAttempts: 0,
-    });
+    const { sseClient, wsClient } = clientsOf(gateway, KEYS[0]!);
     try {
       const outcomes = [sseClient, wsClient].map((client) =>
         collect(client.iterate(streamOf(PROMPT, 16))[Symbol.asyncIterator]() as AsyncIterator<Result>),
