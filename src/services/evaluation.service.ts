@@ -10,7 +10,7 @@ import {
 import type { EvaluationRunner } from '../jobs/evaluation-runner';
 import { bestVariant, rankVariants } from '../jobs/variant-ranking';
 import type { Caller } from '../pipeline/caller';
-import { routeModel } from '../pipeline/routing';
+import { routeModel, sleep } from '../pipeline/routing';
 import type { ProviderRegistry } from '../providers/registry';
 import type { DatasetRepository } from '../storage/dataset-repository';
 import type { EvaluationRepository } from '../storage/evaluation-repository';
@@ -208,7 +208,7 @@ export class EvaluationService {
       let last = first;
       yield last;
       while (!isFinished(last) && !signal?.aborted) {
-        await pause(this.progressIntervalMs, signal);
+        await sleep(this.progressIntervalMs, signal);
         if (signal?.aborted) return;
         const now = await this.get(last.id, caller);
         if (now.status === last.status && now.completed === last.completed && now.failed === last.failed) continue;
@@ -245,19 +245,6 @@ export class EvaluationService {
 }
 
 const isFinished = (run: Evaluation): boolean => !UNFINISHED_STATUSES.includes(run.status);
-
-/** Waits `ms`, or less when the signal aborts (the subscriber left). */
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
 
 const ownerFilter = (caller: Caller): { readonly owner?: string } => (caller.role === 'admin' ? {} : { owner: caller.name });
 
