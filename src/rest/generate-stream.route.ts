@@ -7,10 +7,12 @@ import type { Logger } from '../logger';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
 import { shapeForContract } from './shape-response';
-import { prepareOperation, restVariables } from './sofa-operations';
+import { type PreparedOperation, restVariables } from './sofa-operations';
 
 export interface GenerateStreamRouteSettings {
   readonly schema: GraphQLSchema;
+  /** The `generate_stream` subscription as SOFA would build it (`prepareOperation`). */
+  readonly operation: PreparedOperation;
   readonly contract: OpenApiContract;
   readonly heartbeatMs: number;
   readonly logger: Logger;
@@ -29,8 +31,7 @@ interface StreamEventData {
  * (the GenerateResponse, shaped as POST /generate answers it) or one `error` (an ErrorResponse).
  */
 export function createGenerateStreamRoute(settings: GenerateStreamRouteSettings) {
-  const { schema, contract, logger } = settings;
-  const operation = prepareOperation(schema, 'Subscription.generate_stream');
+  const { schema, contract, logger, operation } = settings;
   const responseSchema = contract.responseSchema('/generate', 'POST', '200');
 
   return async (response: ServerResponse, context: RequestContext, body: Readonly<Record<string, unknown>>): Promise<void> => {

@@ -11,7 +11,7 @@ import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
 import { matchRoute, methodsWithBody, restBasePath, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
-import { prepareSofaOperations, restVariables } from './sofa-operations';
+import { prepareOperation, prepareSofaOperations, readSchemaAsSofa, restVariables } from './sofa-operations';
 
 export interface RestHandlerSettings {
   readonly schema: GraphQLSchema;
@@ -30,8 +30,15 @@ export interface RestHandlerSettings {
  */
 export function createRestHandler(settings: RestHandlerSettings) {
   const { schema, contract, logger } = settings;
-  const operations = prepareSofaOperations(schema);
-  const generateStream = createGenerateStreamRoute({ schema, contract, heartbeatMs: settings.streamHeartbeatMs, logger });
+  const sofa = readSchemaAsSofa(schema);
+  const operations = prepareSofaOperations(schema, sofa);
+  const generateStream = createGenerateStreamRoute({
+    schema,
+    operation: prepareOperation(schema, 'Subscription.generate_stream', sofa),
+    contract,
+    heartbeatMs: settings.streamHeartbeatMs,
+    logger,
+  });
 
   return async (request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void> => {
     const method = request.method ?? 'GET';

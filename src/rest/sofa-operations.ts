@@ -40,9 +40,10 @@ const rootKinds = {
  * The operation SOFA's router runs for each route, built the way SOFA builds it (its reading of the schema,
  * then `buildOperationNodeForField`), without its WHATWG Request/Response layer around every call.
  */
-export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<OperationName, PreparedOperation>> {
-  // SOFA's own normalisation decides which types are models, what to ignore and how deep to select.
-  const sofa = loadCreateSofa()({ schema, basePath: restBasePath });
+export function prepareSofaOperations(
+  schema: GraphQLSchema,
+  sofa: SofaReading = readSchemaAsSofa(schema),
+): Readonly<Record<OperationName, PreparedOperation>> {
   const prepared: Partial<Record<OperationName, PreparedOperation>> = {};
   for (const operation of Object.keys(operationRoutes) as OperationName[]) {
     prepared[operation] = prepareOperation(schema, operation, sofa);
@@ -58,7 +59,7 @@ export function prepareSofaOperations(schema: GraphQLSchema): Readonly<Record<Op
 export function prepareOperation(
   schema: GraphQLSchema,
   operation: `${keyof typeof rootKinds}.${string}`,
-  sofa = loadCreateSofa()({ schema, basePath: restBasePath }),
+  sofa: SofaReading,
 ): PreparedOperation {
   const [rootName, fieldName] = operation.split('.') as [keyof typeof rootKinds, string];
   const rootType = { Query: schema.getQueryType(), Mutation: schema.getMutationType(), Subscription: schema.getSubscriptionType() }[
@@ -90,6 +91,14 @@ export function prepareOperation(
       typeName: namedType(variable.type),
     })),
   };
+}
+
+/** SOFA's reading of the schema: which types are models, what to ignore, how deep to select. */
+export type SofaReading = ReturnType<typeof CreateSofa>;
+
+/** Made once at start-up and shared by every prepared operation (it walks the whole schema). */
+export function readSchemaAsSofa(schema: GraphQLSchema): SofaReading {
+  return loadCreateSofa()({ schema, basePath: restBasePath });
 }
 
 /** Fields the REST contract's types do not have: GraphQL clients ask for them; REST answers never carry them. */
