@@ -141,8 +141,10 @@ export class LoadedModel {
           if (full.length > sent) yield { type: 'text', text: full.slice(sent), outputTokens: generated.length };
           break;
         }
-        const safe = this.model.detokenize(generated.slice(0, generated.length - pendingStopTokens(generated, encoding.stopSequences)));
-        const ready = Math.min(safe.length, full.length - heldBackLength(full, stopTexts));
+        // Decoded again only when the last tokens may begin a chat template's stop: otherwise it is `full`.
+        const pending = pendingStopTokens(generated, encoding.stopSequences);
+        const safeLength = pending === 0 ? full.length : this.model.detokenize(generated.slice(0, generated.length - pending)).length;
+        const ready = Math.min(safeLength, full.length - heldBackLength(full, stopTexts));
         if (ready > sent) {
           yield { type: 'text', text: full.slice(sent, ready), outputTokens: generated.length };
           sent = ready;
