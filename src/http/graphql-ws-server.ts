@@ -3,7 +3,7 @@ import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { OperationTypeNode } from 'graphql';
 import { CloseCode, handleProtocols, makeServer } from 'graphql-ws';
-import { type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyRegistry } from '../auth/api-keys';
 import { type Authentication, authenticate } from '../auth/caller';
 import { createRequestContext, type Services } from '../context';
@@ -67,7 +67,15 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
   const { operations, services, apiKeys, logger } = settings;
   const keepAliveMs = settings.keepAliveMs ?? 12_000;
   const running = new InFlightTracker();
-  const sockets = new WebSocketServer({ noServer: true, maxPayload: settings.maxPayloadBytes, handleProtocols });
+  // Made on the first upgrade: `ws` costs ~4 MiB and ~20 ms of start-up that a gateway nobody opens a socket to should not pay.
+  let sockets: WebSocketServer | undefined;
+  const socketServer = (): WebSocketServer => {
+    if (!sockets) {
+      const { WebSocketServer: Server } = require('ws') as typeof import('ws');
+      sockets = new Server({ noServer: true, maxPayload: settings.maxPayloadBytes, handleProtocols });
+    }
+    return sockets;
+  };
   const connections = new Set<Connection>();
   let closing = false;
 
@@ -176,7 +184,7 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       }
       caller = authentication.caller;
     }
-    sockets.handleUpgrade(request, socket, head, (webSocket) => accept(webSocket, request, caller));
+    socketServer().handleUpgrade(request, socket, head, (webSocket) => accept(webSocket, request, caller));
   };
 
   return {
@@ -193,11 +201,13 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       await running.waitForIdle(timeoutMs);
       // graphql-ws calls onComplete before it sends the `complete` message: let that go out first.
       await new Promise((resolve) => setImmediate(resolve));
-      const open = [...sockets.clients];
+      if (!sockets) return;
+      const server = sockets;
+      const open = [...server.clients];
       for (const socket of open) socket.close(GOING_AWAY, 'The server is shutting down');
       // A client that does not answer the close handshake is cut after a second.
       await Promise.all(open.map((socket) => closedWithin(socket, 1000)));
-      await new Promise<void>((resolve) => sockets.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }
