@@ -27,7 +27,9 @@ import { createHttpServer, type HttpServer } from './server';
 import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
-import { defaultRetryDelays } from './pipeline/routing';
+import { Endpoints } from './pipeline/routing/endpoints';
+import { Router } from './pipeline/routing/route-plan';
+import { fallbacksOf } from './model-catalog';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
 import { CompareService } from './services/compare.service';
@@ -111,14 +113,31 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   logger.info({ ledger: ledger.kind, contentRecorded: config.ledger.recordContent }, 'ledger open');
   const registry = createProviderRegistry(config, logger);
   const onLedgerError = throttledErrorLog(logger, 'the ledger database failed', 10_000);
-  const pipeline = new GenerationPipeline({
+  const router = new Router(
     registry,
+    new Endpoints({
+      failureThreshold: config.upstream.breakerFailures,
+      halfOpenAfterMs: config.upstream.breakerHalfOpenMs,
+      now: () => performance.now(),
+    }),
+    fallbacksOf(config.catalog),
+  );
+  const onMisconfiguredEndpoint = throttledErrorLog(logger, "an upstream refused the gateway's credentials: check its API key", 10_000);
+  const pipeline = new GenerationPipeline({
+    router,
+    onMisconfiguredEndpoint,
     ledger: ledger.repository ?? unrecordedLedger,
     budgets: ledger.budgets,
     onLedgerError,
     recorder: new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed')),
     timeoutMs: config.upstream.timeoutMs,
-    retry: { maxRetries: config.upstream.maxRetries, ...defaultRetryDelays, random: Math.random },
+    retry: {
+      maxRetries: config.upstream.maxRetries,
+      baseDelayMs: config.upstream.retryBaseMs,
+      maxDelayMs: config.upstream.retryBaseMs * 20,
+      retryAfterMaxMs: config.upstream.retryAfterMaxMs,
+      random: Math.random,
+    },
   });
   const models = new ModelService(registry);
   const runner = await startEvaluationRunner(config, ledger, pipeline, logger);
@@ -136,11 +155,12 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
         ? { evaluations: ledger.evaluations, prompts: ledger.prompts, datasets: ledger.datasets }
         : undefined,
       runner,
-      registry,
+      router,
       onLedgerError,
       config.evaluations.progressIntervalMs,
     ),
     status: new SystemStatusService(registry, {
+      breakerStateOf: (providerName) => router.endpoints.breakerState(providerName),
       ledgerReachable: ledger.ping,
       version: config.version,
       dataDir: config.dataDir,

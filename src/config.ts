@@ -33,6 +33,10 @@ const environmentSchema = z.object({
   LEDGER_CONTENT: z.enum(['true', 'false']).default('true'),
   UPSTREAM_TIMEOUT_MS: integer(60_000, 1),
   UPSTREAM_MAX_RETRIES: integer(2, 0, 10),
+  UPSTREAM_RETRY_BASE_MS: integer(100, 1, 60_000),
+  UPSTREAM_RETRY_AFTER_MAX_MS: integer(10_000, 0, 600_000),
+  BREAKER_FAILURES: integer(5, 1, 1000),
+  BREAKER_HALF_OPEN_MS: integer(10_000, 10, 30_000),
   PROVIDER_CONCURRENCY: integer(4, 1, 256),
   PROVIDER_QUEUE_LIMIT: integer(1000, 0),
   DISCOVERY_INTERVAL_MS: integer(30_000, 100),
@@ -101,8 +105,16 @@ export interface AppConfig {
   readonly upstream: {
     /** From admission to the answer: queueing and retries spend it too. */
     readonly timeoutMs: number;
-    /** Retries of a retryable upstream failure, by the pipeline (the SDK's own are off). */
+    /** Retries of a retryable upstream failure per endpoint, by the pipeline (the SDK's own are off). */
     readonly maxRetries: number;
+    /** The first retry's longest delay (full jitter); each next one doubles, up to 20 times this. */
+    readonly retryBaseMs: number;
+    /** The longest upstream Retry-After honoured; a longer one moves on to the next endpoint or fallback. */
+    readonly retryAfterMaxMs: number;
+    /** Consecutive failures that open an endpoint's circuit breaker. */
+    readonly breakerFailures: number;
+    /** How long an open breaker skips its endpoint before one probe may close it (at most 30 s). */
+    readonly breakerHalfOpenMs: number;
     /** Calls in flight per provider; more wait in a queue of at most `maxQueue`, then are refused. */
     readonly concurrency: number;
     readonly maxQueue: number;
@@ -213,6 +225,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     upstream: {
       timeoutMs: env.UPSTREAM_TIMEOUT_MS,
       maxRetries: env.UPSTREAM_MAX_RETRIES,
+      retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
+      retryAfterMaxMs: env.UPSTREAM_RETRY_AFTER_MAX_MS,
+      breakerFailures: env.BREAKER_FAILURES,
+      breakerHalfOpenMs: env.BREAKER_HALF_OPEN_MS,
       concurrency: env.PROVIDER_CONCURRENCY,
       maxQueue: env.PROVIDER_QUEUE_LIMIT,
     },

@@ -13,21 +13,35 @@ const pricingSchema = z.object({
   output_per_million: z.number().nonnegative(),
 });
 
-const modelEntrySchema = z.object({
-  id: z.string().min(1),
-  name: z.string().min(1).optional(),
-  provider: z.string().min(1),
-  type: z.enum(['commercial', 'fine-tuned']).optional(),
-  description: z.string().optional(),
-  context_length: z.number().int().positive().optional(),
-  capabilities: z.array(z.string()).optional(),
-  api: z.enum(['chat', 'completion']).default('chat'),
-  tokenizer: z.enum(['cl100k_base', 'o200k_base']).default('cl100k_base'),
-  pricing: pricingSchema.optional(),
-  /** For an OpenAI base model: the price of the account's fine-tunes of it (`ft:<id>:...`). */
-  fine_tuned_pricing: pricingSchema.optional(),
-  upstream_model: z.string().min(1).optional(),
-});
+const modelEntrySchema = z
+  .object({
+    id: z.string().min(1),
+    name: z.string().min(1).optional(),
+    /** The one provider that serves the model; or `endpoints`, for several. */
+    provider: z.string().min(1).optional(),
+    /** Several endpoints serving the same model (replicas), balanced by least requests in flight. */
+    endpoints: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine((names) => new Set(names).size === names.length, 'names an endpoint twice')
+      .optional(),
+    /** Models tried in order when this one's endpoints fail with a retryable error. */
+    fallbacks: z.array(z.string().min(1)).optional(),
+    type: z.enum(['commercial', 'fine-tuned']).optional(),
+    description: z.string().optional(),
+    context_length: z.number().int().positive().optional(),
+    capabilities: z.array(z.string()).optional(),
+    api: z.enum(['chat', 'completion']).default('chat'),
+    tokenizer: z.enum(['cl100k_base', 'o200k_base']).default('cl100k_base'),
+    pricing: pricingSchema.optional(),
+    /** For an OpenAI base model: the price of the account's fine-tunes of it (`ft:<id>:...`). */
+    fine_tuned_pricing: pricingSchema.optional(),
+    upstream_model: z.string().min(1).optional(),
+  })
+  .refine((entry) => (entry.provider === undefined) !== (entry.endpoints === undefined), {
+    message: 'needs exactly one of "provider" and "endpoints"',
+  })
+  .refine((entry) => !entry.fallbacks?.includes(entry.id), { message: 'lists itself among its fallbacks', path: ['fallbacks'] });
 
 const endpointNamePattern = /^[a-z0-9][a-z0-9_-]*$/;
 const reservedProviderNames = new Set(['openai', 'local']);
@@ -87,13 +101,29 @@ export function loadModelCatalog(defaultPath: string, userPath: string | undefin
   return checkProviders({ models: [...models.values()], endpoints: [...endpoints.values()] });
 }
 
+/** Model id to the models tried when its endpoints fail, for the catalog models that list any. */
+export function fallbacksOf(catalog: ModelCatalog): ReadonlyMap<string, readonly string[]> {
+  return new Map(catalog.models.flatMap((entry) => (entry.fallbacks?.length ? [[entry.id, entry.fallbacks] as const] : [])));
+}
+
+/** The providers that serve a catalog model: its `endpoints`, or its one `provider`. */
+export function servingProviders(entry: CatalogModelEntry): readonly string[] {
+  return entry.endpoints ?? (entry.provider === undefined ? [] : [entry.provider]);
+}
+
 function checkProviders(catalog: ModelCatalog): ModelCatalog {
   const providers = new Set([...reservedProviderNames, ...catalog.endpoints.map((endpoint) => endpoint.name)]);
-  const orphan = catalog.models.find((entry) => !providers.has(entry.provider));
-  if (orphan) {
-    throw new ConfigError(
-      `MODEL_CATALOG: model "${orphan.id}" names provider "${orphan.provider}", which is neither built in nor a configured endpoint`,
-    );
+  for (const entry of catalog.models) {
+    const unknown = servingProviders(entry).find((name) => !providers.has(name));
+    if (unknown) {
+      throw new ConfigError(
+        `MODEL_CATALOG: model "${entry.id}" names provider "${unknown}", which is neither built in nor a configured endpoint`,
+      );
+    }
+    // Local models are files in LOCAL_MODELS_DIR, not catalog entries a replica list could name.
+    if (entry.endpoints?.includes('local')) {
+      throw new ConfigError(`MODEL_CATALOG: model "${entry.id}" lists "local" among its endpoints; local models have one provider`);
+    }
   }
   return catalog;
 }

@@ -6,6 +6,9 @@ export type ApiErrorCode =
   | 'model_not_found'
   | 'model_unavailable'
   | 'generation_error'
+  | 'upstream_rate_limited'
+  | 'upstream_timeout'
+  | 'upstream_error'
   | 'not_found'
   | 'method_not_allowed'
   | 'payload_too_large'
@@ -37,8 +40,20 @@ export interface ApiErrorExtensions {
 export class ApiError extends GraphQLError {
   declare readonly extensions: ApiErrorExtensions;
 
-  constructor(code: ApiErrorCode, status: number, message: string, details?: string) {
-    super(message, { extensions: { code, http: { status }, ...(details === undefined ? {} : { details }) } });
+  /**
+   * @param retryAfterSeconds when a retry may succeed; the root-field middleware (and /v1) put it in the
+   * response's Retry-After header
+   */
+  constructor(
+    code: ApiErrorCode,
+    status: number,
+    message: string,
+    details?: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message, {
+      extensions: { code, http: { status }, ...(details === undefined ? {} : { details }) },
+    });
     this.name = 'ApiError';
   }
 
@@ -52,8 +67,30 @@ export const validationError = (message: string, details?: string): ApiError => 
 export const modelNotFound = (modelId: string): ApiError =>
   new ApiError('model_not_found', 404, `Model "${modelId}" was not found`, 'GET /api/v1/models lists the available models');
 
-export const modelUnavailable = (modelId: string, reason: string): ApiError =>
-  new ApiError('model_unavailable', 503, `Model "${modelId}" is unavailable`, reason);
+/** With `retryAfterMs` when it is known when to try again (a breaker's probe, a queue's turn). */
+export const modelUnavailable = (modelId: string, reason: string, retryAfterMs?: number): ApiError =>
+  new ApiError('model_unavailable', 503, `Model "${modelId}" is unavailable`, reason, retryAfter(retryAfterMs));
+
+/** The upstream kept answering 429 after the retries this gateway allows. */
+export const upstreamRateLimited = (modelId: string, details: string, retryAfterMs: number): ApiError =>
+  new ApiError(
+    'upstream_rate_limited',
+    429,
+    `The provider of model "${modelId}" is rate limiting requests`,
+    details,
+    retryAfter(retryAfterMs),
+  );
+
+/** The request's deadline (UPSTREAM_TIMEOUT_MS from admission) passed before an answer. */
+export const upstreamTimeout = (modelId: string, details: string): ApiError =>
+  new ApiError('upstream_timeout', 504, `The provider of model "${modelId}" did not answer in time`, details);
+
+/** The upstream failed (5xx, a broken or malformed answer, refused credentials) after retries and fallbacks. */
+export const upstreamError = (modelId: string, details: string): ApiError =>
+  new ApiError('upstream_error', 502, `The provider of model "${modelId}" failed`, details);
+
+const retryAfter = (milliseconds: number | undefined): number | undefined =>
+  milliseconds === undefined ? undefined : Math.max(1, Math.ceil(milliseconds / 1000));
 
 export const generationError = (message: string, details?: string): ApiError => new ApiError('generation_error', 500, message, details);
 

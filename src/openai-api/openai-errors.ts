@@ -14,6 +14,8 @@ export interface OpenAIErrorObject {
 export interface RenderedOpenAIError {
   readonly status: number;
   readonly error: OpenAIErrorObject;
+  /** Headers the error carries (Retry-After on 429 and 503). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** A request /v1 cannot honour, found before the pipeline: always a 400 naming its field. */
@@ -71,7 +73,8 @@ export function toOpenAIError(error: unknown, options: RenderOptions): RenderedO
   if (error instanceof ApiError) {
     const { code, details, http } = error.extensions;
     const message = details ? `${error.message}: ${details}` : error.message;
-    return openAIError(http.status, message, code, paramOf(error, options.rename ?? ((field) => field)));
+    const rendered = openAIError(http.status, message, code, paramOf(error, options.rename ?? ((field) => field)));
+    return error.retryAfterSeconds === undefined ? rendered : { ...rendered, headers: { 'retry-after': String(error.retryAfterSeconds) } };
   }
   options.onUnexpected(error);
   return openAIError(500, `Internal server error (request id ${options.requestId})`, 'internal_error');
@@ -110,5 +113,5 @@ export function sendOpenAIError(
   rendered: RenderedOpenAIError,
   headers: Readonly<Record<string, string>> = {},
 ): void {
-  sendOpenAIJson(response, rendered.status, { error: rendered.error }, headers);
+  sendOpenAIJson(response, rendered.status, { error: rendered.error }, { ...rendered.headers, ...headers });
 }

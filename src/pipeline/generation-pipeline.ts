@@ -1,6 +1,6 @@
 import { type ApiError, ledgerUnavailable, shuttingDown } from '../errors/api-error';
 import type { ChatMessage, FinishReason, GenerationRequest, GenerationResult, ModelStream, StreamPart } from '../providers/provider';
-import type { ProviderRegistry, ResolvedModel } from '../providers/registry';
+import type { ModelDescriptor } from '../providers/provider';
 import {
   checkMessages,
   checkPrompt,
@@ -22,20 +22,25 @@ import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSourc
 import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
-import { AttemptsExhausted, routeModel, toApiError, withRetries, type FailedAttempt, type RetryPolicy } from './routing';
+import { callThroughPolicies, type FailedAttempt, type RetryPolicy, RoutingFailed, type Served } from './routing/policies';
+import type { Candidate, RoutePlan, Router } from './routing/route-plan';
+import { isMisconfiguration, routingFailureToApiError, toApiError } from './routing/upstream-errors';
 import { countTextTokens } from './token-counter';
 
 /*
  * The one path every generation takes, whichever surface asked for it:
  *
  *   1. validate   the request's own parameters (one rule set for every surface)
- *   2. route      the model id to the provider that serves it
+ *   2. route      the model id to its candidate endpoints: its replicas (least busy first), then
+ *                 its fallbacks' (routing/route-plan.ts)
  *   3. admit      the prompt against the model's context (budget reservations join here), then
  *                 start its row in the ledger: a ledger that cannot write refuses (503) before
  *                 anything is spent upstream
- *   4. call       the provider through the request's DataLoader (prompts of one tick go upstream
- *                 together), under one deadline counted from admission, retried by one policy;
- *                 or, for `stream`, the provider's stream, retried only until it has started
+ *   4. call       each candidate in turn under the routing policies (routing/policies.ts: circuit
+ *                 breakers, retries with backoff and Retry-After, fallbacks), all under one deadline
+ *                 counted from admission; a call goes through the request's DataLoader (prompts of
+ *                 one tick go upstream together), or, for `stream`, opens the provider's stream,
+ *                 retried only until it has started
  *   5. record     finish the ledger row (the answer waits for its commit), then hand one
  *                 GenerationRecord per prompt, succeeded, failed or cancelled, to the recorder's
  *                 listeners
@@ -89,10 +94,20 @@ export interface GenerateBatchInput extends RequestedParameters {
   readonly seed?: number | null;
 }
 
+/** One upstream call of a generation, as the answer reports it. */
+export interface AttemptSummary {
+  readonly modelId: string;
+  readonly provider: string;
+  /** The error code of a failed attempt; null for the one that served. */
+  readonly error: string | null;
+  readonly latencyMs: number | null;
+}
+
 export interface GenerationMetadata {
   /** The ledger row's id. */
   readonly generationId: string;
   readonly finishReason: FinishReason;
+  /** The endpoint that served it (a replica, or a fallback's). */
   readonly provider: string;
   readonly upstreamModel: string;
   readonly requestId: string;
@@ -101,6 +116,8 @@ export interface GenerationMetadata {
   readonly costUsd: CostBreakdown;
   /** The prompt version the prompt was filled from, when one was. */
   readonly promptRef?: PromptRef;
+  /** Every upstream call it took, the one that served last. */
+  readonly attempts: readonly AttemptSummary[];
 }
 
 export interface GenerateOutcome {
@@ -138,7 +155,7 @@ export interface BatchOutcome {
 }
 
 export interface PipelineSettings {
-  readonly registry: ProviderRegistry;
+  readonly router: Router;
   readonly ledger: GenerationLedger;
   /** Undefined when the ledger is off: no budget applies. */
   readonly budgets?: BudgetLookup;
@@ -148,6 +165,8 @@ export interface PipelineSettings {
   /** UPSTREAM_TIMEOUT_MS: from admission to the answer, queueing and retries included. */
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
+  /** Told when an upstream refuses the gateway's own credentials (401, 403): an operator must fix it. */
+  readonly onMisconfiguredEndpoint: (message: string) => void;
 }
 
 /** One prompt's way through steps 4 and 5: its answer (or typed error) and its ledger row. */
@@ -187,18 +206,18 @@ export class GenerationPipeline {
   }
 
   async generate(input: GenerateInput, call: CallContext): Promise<GenerateOutcome> {
-    const { parameters, prompt, route, admitted, origin } = await this.prepare(input, 'generate');
+    const { parameters, prompt, plan, admitted, origin } = await this.prepare(input, 'generate');
     const {
       settled: [settled],
       parameters: applied,
-    } = await this.run(route, [admitted], parameters, input, call, origin);
+    } = await this.run(plan, [admitted], parameters, input, call, origin);
     if (!settled!.ok) {
       failedGenerationIds.set(settled!.error, settled!.generationId);
       throw settled!.error;
     }
     const { text, counts, latencyMs, metadata } = settled!;
     // `applied`: max_tokens may have been lowered to what a budget's money left buys.
-    return outcomeOf({ text, prompt, modelId: route.model.id, parameters: applied, counts, latencyMs, metadata, origin });
+    return outcomeOf({ text, prompt, modelId: plan.requested.model.id, parameters: applied, counts, latencyMs, metadata, origin });
   }
 
   /**
@@ -210,20 +229,21 @@ export class GenerationPipeline {
    * by shutdown.
    */
   async stream(input: GenerateInput, call: CallContext): Promise<GenerationStream> {
-    const { parameters, prompt, route, admitted, origin } = await this.prepare(input, 'stream');
+    const { parameters, prompt, plan, admitted, origin } = await this.prepare(input, 'stream');
     const {
       starts: [start],
       parameters: applied,
-    } = await this.startRows(route, [admitted], parameters, call, origin);
+    } = await this.startRows(plan, [admitted], parameters, call, origin);
     const stop = new AbortController();
     const deadline = new Deadline(this.settings.timeoutMs, call.signal ? AbortSignal.any([call.signal, stop.signal]) : stop.signal);
-    const request = this.requestOf(route, admitted, applied, input, deadline);
     const startedAt = performance.now();
-    let opened: { readonly value: ModelStream; readonly failures: readonly FailedAttempt[] };
+    let opened: Served<ModelStream>;
     try {
-      opened = await withRetries(() => route.provider.stream(request), this.settings.retry, deadline);
+      opened = await callThroughPolicies(plan, this.settings.retry, deadline, (candidate) =>
+        candidate.provider.stream(this.requestOf(candidate.model, admitted, applied, input, deadline)),
+      );
     } catch (failure) {
-      const error = await this.recordFailure(route, admitted, start!, failure, call, deadline, startedAt);
+      const error = await this.recordFailure(plan, admitted, start!, failure, call, deadline, startedAt);
       deadline.dispose();
       failedGenerationIds.set(error, start!.id);
       throw error;
@@ -232,7 +252,7 @@ export class GenerationPipeline {
     // Its upstream answered after shutdown began: it would otherwise run on through the drain.
     if (this.interrupted) stop.abort('shutdown' satisfies StreamStop);
     const open: OpenStream = {
-      route,
+      plan,
       admitted,
       start: start!,
       prompt,
@@ -261,7 +281,7 @@ export class GenerationPipeline {
         return relay.return(undefined);
       },
     };
-    return { generationId: start!.id, modelId: route.model.id, parameters: applied, [Symbol.asyncIterator]: () => events };
+    return { generationId: start!.id, modelId: plan.requested.model.id, parameters: applied, [Symbol.asyncIterator]: () => events };
   }
 
   /** The server is shutting down: every open stream, and each that opens from now on, sends its client an error and is recorded. */
@@ -294,18 +314,18 @@ export class GenerationPipeline {
     const parameters = resolveParameters(input);
     checkStop(input.stop);
     const prompt = input.messages ? transcriptOf(checkMessages(input.messages)) : checkPrompt(input.prompt);
-    const route = await routeModel(this.settings.registry, input.modelId);
-    const admitted = await admitPrompt(route, prompt, input.messages ? 'messages' : 'prompt', parameters, input.messages);
+    const plan = await this.settings.router.plan(input.modelId);
+    const admitted = await admitPrompt(plan.requested, prompt, input.messages ? 'messages' : 'prompt', parameters, input.messages);
     const origin: RowOrigin = {
       source: input.origin?.source ?? defaultSource,
       promptRef: input.origin?.promptRef ?? null,
       evaluationId: input.origin?.evaluationId ?? null,
     };
-    return { parameters, prompt, route, admitted, origin };
+    return { parameters, prompt, plan, admitted, origin };
   }
 
   private requestOf(
-    { model }: ResolvedModel,
+    model: ModelDescriptor,
     admitted: AdmittedPrompt,
     parameters: GenerationParameters,
     input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
@@ -327,7 +347,8 @@ export class GenerationPipeline {
    * returns) runs the `finally`: the upstream call stops and the row is recorded as cancelled.
    */
   private async *relay(stream: OpenStream): AsyncGenerator<StreamEvent> {
-    const { route, start, call, deadline, opened } = stream;
+    const { plan, start, call, opened } = stream;
+    const served = opened.candidate.model;
     const progress: StreamProgress = { text: '', outputTokens: undefined };
     let ended = false;
     try {
@@ -350,18 +371,14 @@ export class GenerationPipeline {
       const result: GenerationResult = {
         text: progress.text,
         finishReason: finish?.finishReason ?? 'other',
-        upstreamModel: finish?.upstreamModel ?? route.model.upstreamModel,
+        upstreamModel: finish?.upstreamModel ?? served.upstreamModel,
         usage: finish?.usage,
         upstreamRequestId: opened.value.upstreamRequestId,
         latencyMs: Math.round(performance.now() - stream.startedAt),
       };
-      const { counts, metadata } = meter(route.model, stream.admitted, result, call.requestId, start.id);
-      const unrecorded = await this.finishRow(
-        start,
-        this.succeededOutcome(route, result, counts, metadata.costUsd, opened.failures, deadline),
-        call,
-        metadata.costUsd,
-      );
+      const { counts, metered } = meter(served, stream.admitted, result, call.requestId, start.id);
+      const outcome = this.succeededOutcome(opened, result, counts, metered.costUsd);
+      const unrecorded = await this.finishRow(start, outcome, call, metered.costUsd);
       if (unrecorded) throw unrecorded;
       const { prompt, parameters, origin } = stream;
       yield {
@@ -369,11 +386,11 @@ export class GenerationPipeline {
         outcome: outcomeOf({
           text: result.text,
           prompt,
-          modelId: route.model.id,
+          modelId: plan.requested.model.id,
           parameters,
           counts,
           latencyMs: result.latencyMs,
-          metadata,
+          metadata: { ...metered, attempts: summariesOf(outcome.attempts) },
           origin,
         }),
       };
@@ -397,9 +414,10 @@ export class GenerationPipeline {
     }
   }
 
-  private closed({ stop, deadline }: OpenStream): void {
+  private closed({ stop, deadline, opened }: OpenStream): void {
     this.openStreams.delete(stop);
     deadline.dispose();
+    opened.done();
     if (this.openStreams.size > 0) return;
     for (const settled of this.settleWaiters) settled();
     this.settleWaiters.clear();
@@ -411,8 +429,8 @@ export class GenerationPipeline {
    * is charged for them: the upstream billed them.
    */
   private async recordInterrupted(stream: OpenStream, progress: StreamProgress, failure: unknown): Promise<ApiError> {
-    const { route, start, call, deadline, stop, admitted } = stream;
-    const { model } = route;
+    const { start, call, deadline, stop, admitted, opened } = stream;
+    const { model } = opened.candidate;
     const shutdown = stop.signal.reason === ('shutdown' satisfies StreamStop);
     const cancelled = shutdown || stop.signal.aborted || (call.signal?.aborted ?? false);
     const error = shutdown ? shuttingDown() : toApiError(failure, model, deadline);
@@ -432,9 +450,11 @@ export class GenerationPipeline {
       outputTokens,
       costUsd: costUsd.total,
       latencyMs,
+      provider: model.provider,
+      upstreamModel: model.upstreamModel,
       attempts: [
-        ...this.attempts(route, stream.opened.failures, deadline),
-        { provider: model.provider, upstreamModel: model.upstreamModel, error: error.extensions.code, latencyMs },
+        ...this.attempts(opened.failures, deadline),
+        { modelId: model.id, provider: model.provider, upstreamModel: model.upstreamModel, error: error.extensions.code, latencyMs },
       ],
     };
     return (await this.finishRow(start, outcome, call, costUsd)) ?? error;
@@ -442,11 +462,12 @@ export class GenerationPipeline {
   async generateBatch(input: GenerateBatchInput, call: CallContext): Promise<BatchOutcome> {
     const parameters = resolveParameters(input);
     const prompts = checkPrompts(input.prompts);
-    const route = await routeModel(this.settings.registry, input.modelId);
+    const plan = await this.settings.router.plan(input.modelId);
     const admitted: AdmittedPrompt[] = [];
-    for (const [index, prompt] of prompts.entries()) admitted.push(await admitPrompt(route, prompt, `prompts[${index}]`, parameters));
+    for (const [index, prompt] of prompts.entries())
+      admitted.push(await admitPrompt(plan.requested, prompt, `prompts[${index}]`, parameters));
     const startedAt = performance.now();
-    const { settled } = await this.run(route, admitted, parameters, input, call, batchOrigin);
+    const { settled } = await this.run(plan, admitted, parameters, input, call, batchOrigin);
     const totalLatencyMs = Math.round(performance.now() - startedAt);
 
     const succeeded: Array<GenerationMetadata & TokenCounts & { readonly latencyMs: number }> = [];
@@ -470,7 +491,7 @@ export class GenerationPipeline {
     const sum = (pick: (item: (typeof succeeded)[number]) => number): number => succeeded.reduce((total, item) => total + pick(item), 0);
     return {
       results,
-      modelId: route.model.id,
+      modelId: plan.requested.model.id,
       parameters,
       metrics: {
         totalLatencyMs,
@@ -491,18 +512,18 @@ export class GenerationPipeline {
    * prompt settles (never throws), and its row is finished before the answer.
    */
   private async run(
-    route: ResolvedModel,
+    plan: RoutePlan,
     admitted: readonly AdmittedPrompt[],
     parameters: GenerationParameters,
     input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
     call: CallContext,
     origin: RowOrigin,
   ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
-    const { starts, parameters: applied } = await this.startRows(route, admitted, parameters, call, origin);
+    const { starts, parameters: applied } = await this.startRows(plan, admitted, parameters, call, origin);
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       const settled = await Promise.all(
-        admitted.map((prompt, index) => this.generateOne(route, prompt, starts[index]!, applied, input, call, deadline)),
+        admitted.map((prompt, index) => this.generateOne(plan, prompt, starts[index]!, applied, input, call, deadline)),
       );
       return { settled, parameters: applied };
     } finally {
@@ -510,9 +531,9 @@ export class GenerationPipeline {
     }
   }
 
-  /** Steps 4 and 5 for one started prompt: the provider call under the retry policy, then its ledger row finished. */
+  /** Steps 4 and 5 for one started prompt: the candidates under the routing policies, then its ledger row finished. */
   private async generateOne(
-    route: ResolvedModel,
+    plan: RoutePlan,
     prompt: AdmittedPrompt,
     start: GenerationStart,
     parameters: GenerationParameters,
@@ -520,34 +541,32 @@ export class GenerationPipeline {
     call: CallContext,
     deadline: Deadline,
   ): Promise<Settled> {
-    const { model, provider } = route;
-    const request = this.requestOf(route, prompt, parameters, input, deadline);
     const startedAt = performance.now();
-    let result: GenerationResult;
-    let failures: readonly FailedAttempt[];
+    let served: Served<GenerationResult>;
     try {
-      ({ value: result, failures } = await withRetries(
-        () => call.generationLoader.load({ provider, request }),
-        this.settings.retry,
-        deadline,
-      ));
+      served = await callThroughPolicies(plan, this.settings.retry, deadline, ({ provider, model }) =>
+        call.generationLoader.load({ provider, request: this.requestOf(model, prompt, parameters, input, deadline) }),
+      );
     } catch (failure) {
       return {
         ok: false,
         generationId: start.id,
-        error: await this.recordFailure(route, prompt, start, failure, call, deadline, startedAt),
+        error: await this.recordFailure(plan, prompt, start, failure, call, deadline, startedAt),
       };
     }
-    const { counts, metadata } = meter(model, prompt, result, call.requestId, start.id);
-    const outcome = this.succeededOutcome(route, result, counts, metadata.costUsd, failures, deadline);
-    const unrecorded = await this.finishRow(start, outcome, call, metadata.costUsd);
+    served.done();
+    const result = served.value;
+    const { counts, metered } = meter(served.candidate.model, prompt, result, call.requestId, start.id);
+    const outcome = this.succeededOutcome(served, result, counts, metered.costUsd);
+    const unrecorded = await this.finishRow(start, outcome, call, metered.costUsd);
     if (unrecorded) return { ok: false, generationId: start.id, error: unrecorded };
+    const metadata = { ...metered, attempts: summariesOf(outcome.attempts) };
     return { ok: true, generationId: start.id, text: result.text, counts, metadata, latencyMs: result.latencyMs };
   }
 
   /** Step 5 for a call that never answered (every attempt failed): the row keeps the prompt's tokens and costs nothing. */
   private async recordFailure(
-    route: ResolvedModel,
+    plan: RoutePlan,
     prompt: AdmittedPrompt,
     start: GenerationStart,
     failure: unknown,
@@ -555,9 +574,10 @@ export class GenerationPipeline {
     deadline: Deadline,
     startedAt: number,
   ): Promise<ApiError> {
-    const { model } = route;
-    const exhausted = failure instanceof AttemptsExhausted ? failure : undefined;
-    const error = toApiError(exhausted?.lastError ?? failure, model, deadline);
+    const { model } = plan.requested;
+    const failures = failure instanceof RoutingFailed ? failure.failures : [];
+    for (const { error } of failures) if (isMisconfiguration(error)) this.settings.onMisconfiguredEndpoint(error.message);
+    const error = routingFailureToApiError(failure, model, deadline);
     const outcome: GenerationOutcome = {
       status: call.signal?.aborted ? 'cancelled' : 'failed',
       error: error.extensions.code,
@@ -568,24 +588,23 @@ export class GenerationPipeline {
       outputTokens: 0,
       costUsd: 0,
       latencyMs: Math.round(performance.now() - startedAt),
-      attempts: this.attempts(route, exhausted?.failures ?? [{ error: failure, latencyMs: 0 }], deadline),
+      attempts: this.attempts(failures, deadline),
     };
     return (await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 })) ?? error;
   }
 
   private succeededOutcome(
-    route: ResolvedModel,
+    served: Served<unknown>,
     result: GenerationResult,
     counts: TokenCounts,
     costUsd: CostBreakdown,
-    failures: readonly FailedAttempt[],
-    deadline: Deadline,
   ): GenerationOutcome {
-    const { model } = route;
+    const { model } = served.candidate;
     return {
       status: 'succeeded',
       error: null,
       finishReason: result.finishReason,
+      provider: model.provider,
       upstreamModel: result.upstreamModel,
       text: result.text,
       inputTokens: counts.inputTokens,
@@ -593,8 +612,8 @@ export class GenerationPipeline {
       costUsd: costUsd.total,
       latencyMs: result.latencyMs,
       attempts: [
-        ...this.attempts(route, failures, deadline),
-        { provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
+        ...this.attempts(served.failures),
+        { modelId: model.id, provider: model.provider, upstreamModel: result.upstreamModel, error: null, latencyMs: result.latencyMs },
       ],
     };
   }
@@ -607,12 +626,13 @@ export class GenerationPipeline {
    * refuses the request (503).
    */
   private async startRows(
-    { model }: ResolvedModel,
+    plan: RoutePlan,
     admitted: readonly AdmittedPrompt[],
     requested: GenerationParameters,
     call: CallContext,
     origin: RowOrigin,
   ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
+    const { model } = plan.requested;
     const createdAt = new Date();
     const startsWith = (parameters: GenerationParameters): GenerationStart[] =>
       admitted.map(
@@ -632,8 +652,10 @@ export class GenerationPipeline {
           createdAt,
         }),
       );
-    const budgetIds = await this.applyingBudgets(model, call);
-    if (budgetIds.length > 0) return this.startHeld(model, admitted, requested, budgetIds, createdAt, startsWith, origin.source);
+    // A fallback may cost more than the model asked for: the hold covers the dearest that may serve.
+    const servingModels = uniqueModels(plan.candidates);
+    const budgetIds = await this.applyingBudgets(model, servingModels, call);
+    if (budgetIds.length > 0) return this.startHeld(servingModels, admitted, requested, budgetIds, createdAt, startsWith, origin.source);
 
     const starts = startsWith(requested);
     const written = await Promise.allSettled(starts.map((start) => this.settings.ledger.start(start)));
@@ -649,9 +671,9 @@ export class GenerationPipeline {
   }
 
   /** The budgets a priced model's generation counts against (unpriced models cost 0 and never hit one). Fails closed. */
-  private async applyingBudgets(model: ResolvedModel['model'], call: CallContext): Promise<string[]> {
+  private async applyingBudgets(model: ModelDescriptor, servingModels: readonly ModelDescriptor[], call: CallContext): Promise<string[]> {
     const { budgets } = this.settings;
-    if (!budgets || !model.pricing) return [];
+    if (!budgets || !servingModels.some((serving) => serving.pricing)) return [];
     try {
       const applying = await budgets.applying({ caller: call.caller.name, team: call.caller.team ?? null, modelId: model.id });
       return applying.map((budget) => budget.id);
@@ -662,7 +684,7 @@ export class GenerationPipeline {
   }
 
   private async startHeld(
-    model: ResolvedModel['model'],
+    models: readonly ModelDescriptor[],
     admitted: readonly AdmittedPrompt[],
     requested: GenerationParameters,
     budgetIds: readonly string[],
@@ -670,10 +692,10 @@ export class GenerationPipeline {
     startsWith: (parameters: GenerationParameters) => GenerationStart[],
     source: LedgerSource,
   ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
-    const inputTokens = admitted.map((prompt) => inputTokensOf(model, prompt));
+    const inputTokens = admitted.map((prompt) => inputTokensOf(models[0]!, prompt));
     const hold = async (parameters: GenerationParameters): Promise<GenerationStart[]> => {
       const starts = startsWith(parameters);
-      const amountsUnits = inputTokens.map((tokens) => worstCaseUnits(model, tokens, parameters.maxTokens));
+      const amountsUnits = inputTokens.map((tokens) => worstCaseUnits(models, tokens, parameters.maxTokens));
       await this.settings.ledger.startHeld(starts, { budgetIds, amountsUnits });
       return starts;
     };
@@ -686,14 +708,14 @@ export class GenerationPipeline {
         // the least room left on any applying budget decides how many output tokens it buys.
         const rooms = await Promise.all(budgetIds.map((id) => this.settings.budgets!.get(id, createdAt)));
         const room = Math.min(...rooms.map((state) => state?.remainingUnits ?? Number.POSITIVE_INFINITY));
-        const maxTokens = affordableMaxTokens(model, inputTokens[0]!, room, requested.maxTokens - 1);
+        const maxTokens = affordableMaxTokens(models, inputTokens[0]!, room, requested.maxTokens - 1);
         if (maxTokens < 1) throw error;
         const lowered = { ...requested, maxTokens };
         return { starts: await hold(lowered), parameters: lowered };
       }
     } catch (error) {
       if (error instanceof BudgetRefusedError) {
-        const needed = inputTokens.reduce((sum, tokens) => sum + worstCaseUnits(model, tokens, requested.maxTokens), 0);
+        const needed = inputTokens.reduce((sum, tokens) => sum + worstCaseUnits(models, tokens, requested.maxTokens), 0);
         throw budgetRefusal(error.refusal, needed);
       }
       this.settings.onLedgerError(error);
@@ -735,11 +757,13 @@ export class GenerationPipeline {
     return undefined;
   }
 
-  private attempts({ model }: ResolvedModel, failures: readonly FailedAttempt[], deadline: Deadline): GenerationAttempt[] {
-    return failures.map(({ error, latencyMs }) => ({
+  /** Failed attempts as the ledger keeps them; the request's deadline decides only the last one's code. */
+  private attempts(failures: readonly FailedAttempt[], deadline?: Deadline): GenerationAttempt[] {
+    return failures.map(({ candidate: { model }, error, latencyMs }, index) => ({
+      modelId: model.id,
       provider: model.provider,
       upstreamModel: model.upstreamModel,
-      error: toApiError(error, model, deadline).extensions.code,
+      error: routingFailureToApiError(error, model, index === failures.length - 1 ? deadline : undefined).extensions.code,
       latencyMs,
     }));
   }
@@ -747,7 +771,7 @@ export class GenerationPipeline {
 
 /** A stream between its start and its end: what step 5 needs. */
 interface OpenStream {
-  readonly route: ResolvedModel;
+  readonly plan: RoutePlan;
   readonly admitted: AdmittedPrompt;
   readonly start: GenerationStart;
   readonly prompt: string;
@@ -757,7 +781,7 @@ interface OpenStream {
   readonly deadline: Deadline;
   /** Aborted when the consumer leaves early or the server shuts down (the reason says which). */
   readonly stop: AbortController;
-  readonly opened: { readonly value: ModelStream; readonly failures: readonly FailedAttempt[] };
+  readonly opened: Served<ModelStream>;
   readonly startedAt: number;
 }
 
@@ -811,3 +835,15 @@ const notStarted = (start: GenerationStart): GenerationOutcome => ({
   attempts: [],
   upstreamModel: start.upstreamModel,
 });
+
+/** The distinct models among the candidates (replicas share one). */
+function uniqueModels(candidates: readonly Candidate[]): ModelDescriptor[] {
+  const byId = new Map<string, ModelDescriptor>();
+  for (const { model } of candidates) if (!byId.has(model.id)) byId.set(model.id, model);
+  return [...byId.values()];
+}
+
+/** The attempts as the answer's metadata lists them. */
+function summariesOf(attempts: readonly GenerationAttempt[]): AttemptSummary[] {
+  return attempts.map(({ modelId, provider, error, latencyMs }) => ({ modelId: modelId ?? '', provider, error, latencyMs }));
+}

@@ -17,12 +17,12 @@ export function meter(
   result: GenerationResult,
   requestId: string,
   generationId: string,
-): { counts: TokenCounts; metadata: GenerationMetadata } {
+): { counts: TokenCounts; metered: Omit<GenerationMetadata, 'attempts'> } {
   const inputTokens = result.usage?.inputTokens ?? inputTokensOf(model, admitted);
   const outputTokens = result.usage?.outputTokens ?? countTextTokens(result.text, familyTokenizer(model));
   return {
     counts: { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
-    metadata: {
+    metered: {
       generationId,
       finishReason: result.finishReason,
       provider: model.provider,

@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config';
 import type { Logger } from '../logger';
-import type { CatalogModelEntry, EndpointEntry } from '../model-catalog';
+import { type CatalogModelEntry, type EndpointEntry, servingProviders } from '../model-catalog';
 import { createLocalProvider } from './local/local-provider';
 import { createOpenAICompatibleProvider } from './openai-compatible/openai-compatible-provider';
 import { createOpenAIProvider, type OpenAIModelSettings } from './openai/openai-provider';
@@ -22,11 +22,12 @@ export function createProviderRegistry(config: AppConfig, logger?: Logger): Prov
     ...shared,
     apiKey: () => config.openai.apiKey,
     baseURL: config.openai.baseURL,
-    models: catalog.models.filter((entry) => entry.provider === 'openai').map(toOpenAIModelSettings),
+    models: catalog.models.filter((entry) => servingProviders(entry).includes('openai')).map((entry) => toOpenAIModelSettings(entry)),
   });
   const endpoints = catalog.endpoints.map((endpoint) => createEndpointProvider(endpoint, config, shared));
   const local = createLocalProvider(config.local, logger);
-  return new ProviderRegistry([openai, local, ...endpoints]);
+  const replicas = new Map(catalog.models.flatMap((entry) => (entry.endpoints ? [[entry.id, entry.endpoints] as const] : [])));
+  return new ProviderRegistry([openai, local, ...endpoints], replicas);
 }
 
 function createEndpointProvider(endpoint: EndpointEntry, config: AppConfig, shared: SharedSettings): LanguageModelProvider {
@@ -42,13 +43,13 @@ function createEndpointProvider(endpoint: EndpointEntry, config: AppConfig, shar
     tokenizer: endpoint.tokenizer,
     maxTokensParameter: endpoint.max_tokens_parameter,
     models: config.catalog.models
-      .filter((entry) => entry.provider === endpoint.name)
-      .map((entry) => describeCatalogEntry(entry, endpoint.model_type)),
+      .filter((entry) => servingProviders(entry).includes(endpoint.name))
+      .map((entry) => describeCatalogEntry(entry, endpoint.name, endpoint.model_type)),
   });
 }
 
 function toOpenAIModelSettings(entry: CatalogModelEntry): OpenAIModelSettings {
-  const descriptor = describeCatalogEntry(entry, 'commercial');
+  const descriptor = describeCatalogEntry(entry, 'openai', 'commercial');
   const fineTuned = entry.fine_tuned_pricing;
   return fineTuned
     ? {
@@ -58,14 +59,15 @@ function toOpenAIModelSettings(entry: CatalogModelEntry): OpenAIModelSettings {
     : descriptor;
 }
 
-function describeCatalogEntry(entry: CatalogModelEntry, defaultType: ModelType): ModelDescriptor {
+/** The entry as served by one provider (a replicated model is described once per endpoint). */
+function describeCatalogEntry(entry: CatalogModelEntry, provider: string, defaultType: ModelType): ModelDescriptor {
   const defaultCapabilities = entry.api === 'completion' ? ['text-generation', 'completion'] : ['text-generation', 'chat'];
   return {
     id: entry.id,
     upstreamModel: entry.upstream_model ?? entry.id,
     name: entry.name ?? entry.id,
     type: entry.type ?? (entry.id.startsWith('ft:') ? 'fine-tuned' : defaultType),
-    provider: entry.provider,
+    provider,
     description: entry.description,
     contextLength: entry.context_length,
     capabilities: entry.capabilities ?? defaultCapabilities,

@@ -155,7 +155,27 @@ export interface LanguageModelProvider {
   close(): Promise<void>;
 }
 
-export type ProviderErrorKind = 'unavailable' | 'timeout' | 'upstream' | 'bad_response' | 'invalid_request';
+/**
+ * - `unavailable`: the endpoint cannot be reached or cannot serve (refused or reset connection, no key,
+ *   credentials rejected, model not served)
+ * - `saturated`: the endpoint's bulkhead is full, or the request's time ran out waiting in its queue
+ * - `timeout`: no answer in time, or the call was cancelled
+ * - `upstream`: the upstream answered an HTTP error (429, 5xx, ...)
+ * - `bad_response`: the answer could not be read (malformed JSON, a body cut short)
+ * - `invalid_request`: the upstream refused the request itself (400, 413, 422): retrying cannot help
+ */
+export type ProviderErrorKind = 'unavailable' | 'saturated' | 'timeout' | 'upstream' | 'bad_response' | 'invalid_request';
+
+export interface ProviderErrorOptions {
+  readonly kind: ProviderErrorKind;
+  readonly statusCode?: number;
+  readonly isRetryable?: boolean;
+  /** How long the upstream asked us to wait before trying again (its Retry-After). */
+  readonly retryAfterMs?: number;
+  /** What the upstream said was wrong with a refused request, scrubbed of anything like a key. */
+  readonly reason?: string;
+  readonly cause?: unknown;
+}
 
 /** A backend failure, described without upstream bodies (they could echo keys or prompts). */
 export class ProviderError extends Error {
@@ -164,11 +184,15 @@ export class ProviderError extends Error {
   /** The upstream HTTP status, when there was one. */
   readonly statusCode: number | undefined;
   readonly isRetryable: boolean;
+  readonly retryAfterMs: number | undefined;
+  readonly reason: string | undefined;
 
-  constructor(message: string, options: { kind: ProviderErrorKind; statusCode?: number; isRetryable?: boolean; cause?: unknown }) {
+  constructor(message: string, options: ProviderErrorOptions) {
     super(message, { cause: options.cause });
     this.kind = options.kind;
     this.statusCode = options.statusCode;
     this.isRetryable = options.isRetryable ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+    this.reason = options.reason;
   }
 }

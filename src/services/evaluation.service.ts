@@ -10,8 +10,8 @@ import {
 import type { EvaluationRunner } from '../jobs/evaluation-runner';
 import { bestVariant, rankVariants } from '../jobs/variant-ranking';
 import type { Caller } from '../pipeline/caller';
-import { routeModel, sleep } from '../pipeline/routing';
-import type { ProviderRegistry } from '../providers/registry';
+import { sleep } from '../pipeline/routing/policies';
+import type { Router } from '../pipeline/routing/route-plan';
 import type { DatasetRepository } from '../storage/dataset-repository';
 import type { EvaluationRepository } from '../storage/evaluation-repository';
 import { type Evaluation, type EvaluationResult, UNFINISHED_STATUSES, type VariantSummary } from '../storage/evaluation-types';
@@ -68,7 +68,7 @@ export class EvaluationService {
   constructor(
     private readonly stores: EvaluationStores | undefined,
     private readonly runner: EvaluationRunner | undefined,
-    private readonly registry: ProviderRegistry,
+    private readonly router: Router,
     private readonly onLedgerError: (error: unknown) => void,
     /** How often a progress subscription reads the run (it may be advanced by another replica). */
     private readonly progressIntervalMs = 1000,
@@ -94,7 +94,7 @@ export class EvaluationService {
     }
     // Unknown models (candidates and judges) are 404 before anything runs.
     for (const modelId of [...input.modelIds, ...scorers.flatMap((scorer) => (scorer.judgeModelId ? [scorer.judgeModelId] : []))]) {
-      await routeModel(this.registry, modelId);
+      await this.router.resolve(modelId);
     }
     return this.call(async () => {
       const dataset = await stores.datasets.get(input.datasetId);

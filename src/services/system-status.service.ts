@@ -1,5 +1,6 @@
 import { statfs } from 'node:fs/promises';
 import os from 'node:os';
+import type { BreakerState } from '../pipeline/routing/circuit-breaker';
 import type { ProviderHealth } from '../providers/provider';
 import type { ProviderRegistry } from '../providers/registry';
 
@@ -18,8 +19,13 @@ export interface SystemStatus {
   readonly uptimeSeconds: number;
   readonly system: ResourceUsage;
   readonly environment: { readonly nodeVersion: string; readonly platform: string; readonly arch: string };
-  readonly providers: readonly ProviderHealth[];
+  readonly providers: readonly EndpointHealth[];
   readonly warnings: readonly string[];
+}
+
+/** A provider (an endpoint) with its circuit breaker's state. */
+export interface EndpointHealth extends ProviderHealth {
+  readonly breaker: BreakerState;
 }
 
 export interface Readiness {
@@ -30,6 +36,8 @@ export interface Readiness {
     readonly diskAvailable: boolean;
     readonly providersInitialized: boolean;
     readonly ledgerReachable: boolean;
+    /** False only when every configured endpoint's breaker is open: nothing could be served. */
+    readonly endpointsAvailable: boolean;
   };
 }
 
@@ -42,6 +50,8 @@ export interface SystemStatusSettings {
   readonly startupWarnings: readonly string[];
   /** Whether the ledger's database answers (never throws): without it nothing can be generated. */
   readonly ledgerReachable: () => Promise<boolean>;
+  /** The routing layer's breaker for a provider (endpoint) name. */
+  readonly breakerStateOf: (providerName: string) => BreakerState;
 }
 
 const cpuSampleMs = 100;
@@ -66,8 +76,9 @@ export class SystemStatusService {
       this.registry.listModels(),
       this.settings.ledgerReachable(),
     ]);
-    const providers = this.registry.health();
+    const providers = this.endpoints();
     const down = providers.filter((provider) => provider.state === 'down');
+    const tripped = providers.filter((provider) => provider.breaker !== 'closed');
     const starved = !this.hasRoom(system);
     const warnings = [
       ...this.settings.startupWarnings,
@@ -75,12 +86,13 @@ export class SystemStatusService {
         .filter((provider) => provider.state === 'unconfigured')
         .map((provider) => provider.detail ?? `${provider.name} is not configured`),
       ...down.map((provider) => `provider ${provider.name} is down: ${provider.detail ?? 'unknown reason'}`),
+      ...tripped.map((provider) => `endpoint ${provider.name}'s circuit breaker is ${provider.breaker.replace('_', '-')}: calls skip it`),
       ...clashes,
       ...(starved ? ['memory or disk is below the readiness threshold'] : []),
       ...(ledgerReachable ? [] : ['the ledger database cannot be reached: generations are refused (ledger_unavailable)']),
     ];
     return {
-      status: starved || !ledgerReachable ? 'unhealthy' : down.length > 0 ? 'degraded' : 'healthy',
+      status: starved || !ledgerReachable ? 'unhealthy' : down.length > 0 || tripped.length > 0 ? 'degraded' : 'healthy',
       timestamp: new Date(),
       version: this.settings.version,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
@@ -98,8 +110,19 @@ export class SystemStatusService {
       diskAvailable: disk.free >= this.settings.minDiskBytes,
       providersInitialized: this.registry.health().every((provider) => provider.ready),
       ledgerReachable,
+      endpointsAvailable: this.endpointsAvailable(),
     };
     return { ready: Object.values(checks).every(Boolean), timestamp: new Date(), checks };
+  }
+
+  private endpoints(): EndpointHealth[] {
+    return this.registry.health().map((provider) => ({ ...provider, breaker: this.settings.breakerStateOf(provider.name) }));
+  }
+
+  private endpointsAvailable(): boolean {
+    // An endpoint without models (the local provider with an empty directory) serves nothing either way.
+    const configured = this.endpoints().filter((provider) => provider.state !== 'unconfigured' && provider.modelCount > 0);
+    return configured.length === 0 || configured.some((provider) => provider.breaker !== 'open');
   }
 
   private hasRoom(system: ResourceUsage): boolean {

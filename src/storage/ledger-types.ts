@@ -8,6 +8,8 @@ export const LEDGER_SOURCES: readonly LedgerSource[] = ['generate', 'batch', 'st
 
 /** One upstream call of a generation (retries and fallbacks each add one). */
 export interface GenerationAttempt {
+  /** The model tried: the one asked for, or a fallback (absent in rows written before fallbacks existed). */
+  readonly modelId?: string;
   readonly provider: string;
   readonly upstreamModel: string;
   /** The error code of a failed attempt; null when it succeeded. */

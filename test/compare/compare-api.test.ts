@@ -221,13 +221,13 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('side-b
       metrics: { latency_ms: 0, input_tokens: 0, output_tokens: 0, total_tokens: 0 },
       cost_usd: 0,
     });
-    expect(failed!.error).toMatch(/Generation with model "slow-chat" failed/);
+    expect(failed!.error).toMatch(/The provider of model "slow-chat" failed: slow answered HTTP 500/);
     expect(failed!.generation_id).toEqual(expect.any(String));
     expect(await ledgerRow(failed!.generation_id!)).toMatchObject({
       source: 'compare',
       model_id: SLOW_MODEL,
       status: 'failed',
-      error: 'generation_error',
+      error: 'upstream_error',
     });
     expect(succeeded).toMatchObject({ model_id: QUICK_MODEL, success: true, error: null });
     expect(answer.fastest_model_id).toBe(QUICK_MODEL);

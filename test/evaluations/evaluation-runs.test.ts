@@ -256,7 +256,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('evalua
     expect(cell(13, 1, COMPLETION_MODEL)).toMatchObject({
       text: null,
       passed: false,
-      error: 'generation_error',
+      error: 'upstream_error',
       latency_ms: null,
       cost_usd: 0,
     });

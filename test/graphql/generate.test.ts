@@ -64,7 +64,8 @@ describe('generate mutation against OpenAI', () => {
   beforeAll(async () => {
     fake = await startFakeUpstream();
     gateway = await startGateway({
-      env: { OPENAI_API_KEY: API_KEY, OPENAI_BASE_URL: fake.url, UPSTREAM_TIMEOUT_MS: '500' },
+      // The failures below would open the endpoint's breaker (test/resilience covers that): these test their mapping.
+      env: { OPENAI_API_KEY: API_KEY, OPENAI_BASE_URL: fake.url, UPSTREAM_TIMEOUT_MS: '500', BREAKER_FAILURES: '1000' },
     });
   });
   beforeEach(() => fake.reset());
@@ -278,47 +279,47 @@ describe('generate mutation against OpenAI', () => {
   });
 
   describe('provider errors', () => {
-    it('returns generation_error when the upstream answers HTTP 500', async () => {
+    it('returns upstream_error when the upstream answers HTTP 500', async () => {
       fake.queueBehaviours({ kind: 'status', status: 500 });
       const result = await generate(gateway, {});
-      const { details } = expectApiError(result, 'generation_error');
+      const { details } = expectApiError(result, 'upstream_error');
       expect(details).toContain('500');
     });
 
-    it('returns generation_error naming the timeout when the upstream does not answer in time', async () => {
+    it('returns upstream_timeout naming the deadline when the upstream does not answer in time', async () => {
       fake.queueBehaviours({ kind: 'timeout' });
       const startedAt = Date.now();
       const result = await generate(gateway, {});
-      const { details } = expectApiError(result, 'generation_error');
+      const { details } = expectApiError(result, 'upstream_timeout');
       expect(details).toMatch(/500\s*ms|time(d)?\s*out/i);
       expect(details).toContain('500');
       // The gateway gave up on its own deadline, not on some much later one.
       expect(Date.now() - startedAt).toBeLessThan(5000);
     });
 
-    it('returns generation_error when the upstream sends malformed JSON', async () => {
+    it('returns upstream_error when the upstream sends malformed JSON', async () => {
       fake.queueBehaviours({ kind: 'malformed' });
       const result = await generate(gateway, {});
-      expectApiError(result, 'generation_error');
+      expectApiError(result, 'upstream_error');
     });
 
-    it('returns model_unavailable when the upstream rejects the credentials with 401', async () => {
+    it("returns upstream_error when the upstream rejects the gateway's credentials with 401", async () => {
       fake.queueBehaviours({ kind: 'status', status: 401 });
       const result = await generate(gateway, {});
-      const { message } = expectApiError(result, 'model_unavailable');
+      const { message } = expectApiError(result, 'upstream_error');
       expect(message).toContain('gpt-4o-mini');
     });
 
-    it('returns generation_error when the upstream rate-limits with 429', async () => {
+    it('returns upstream_rate_limited when the upstream rate-limits with 429', async () => {
       fake.queueBehaviours({ kind: 'status', status: 429 });
       const result = await generate(gateway, {});
-      const { details } = expectApiError(result, 'generation_error');
+      const { details } = expectApiError(result, 'upstream_rate_limited');
       expect(details).toContain('429');
     });
 
     it('recovers for the next request after an upstream failure', async () => {
       fake.queueBehaviours({ kind: 'status', status: 500 });
-      expectApiError(await generate(gateway, {}), 'generation_error');
+      expectApiError(await generate(gateway, {}), 'upstream_error');
       const body = expectSuccess(await generate(gateway, { prompt: 'fine again' }));
       expect(body.text).toBe(expectedReply('fine again', 100).text);
     });

@@ -220,7 +220,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('the ge
     expect(row.cost_usd).toBeGreaterThan(0);
   });
 
-  it('records each prompt of a batch, a failed one included (failed, generation_error, 0 output tokens), and gives every result its generation_id', async () => {
+  it('records each prompt of a batch, a failed one included (failed, upstream_error, 0 output tokens), and gives every result its generation_id', async () => {
     const before = new Date();
     fake.failPromptsContaining = 'broken';
     const prompts = ['batch one fine', 'batch two broken', 'batch three fine'];
@@ -251,7 +251,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('the ge
         evaluation_id: null,
       });
       if (index === 1) {
-        expect(row).toMatchObject({ status: 'failed', error: 'generation_error', text: null });
+        expect(row).toMatchObject({ status: 'failed', error: 'upstream_error', text: null });
         expect(row.metrics.output_tokens).toBe(0);
         expect(row.metrics.total_tokens).toBe(row.metrics.input_tokens);
         expect(row.cost_usd).toBeGreaterThanOrEqual(0);
@@ -298,7 +298,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('the ge
     expect(failed.body.data.generation).toMatchObject({
       source: 'batch',
       status: 'failed',
-      error: 'generation_error',
+      error: 'upstream_error',
       caller: 'carol',
       team: 'blue',
       prompt: 'gql broken',
@@ -449,7 +449,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('the ge
     await generateOk(asBob, 'usage three with more words in it');
     fake.failPromptsContaining = 'broken';
     const failing = await generate(asCarol, 'usage broken single');
-    expect([failing.status, failing.body.error]).toEqual([500, 'generation_error']);
+    expect([failing.status, failing.body.error]).toEqual([502, 'upstream_error']);
     const batch = await rest(
       gateway,
       'POST',
@@ -466,7 +466,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('the ge
     const expected = tally(all);
     expect([expected.requests, expected.succeeded, expected.failed]).toEqual([7, 5, 2]);
     for (const generation of all.filter((item) => item.status === 'failed')) {
-      expect([generation.error, generation.metrics.output_tokens]).toEqual(['generation_error', 0]);
+      expect([generation.error, generation.metrics.output_tokens]).toEqual(['upstream_error', 0]);
     }
 
     for (const groupBy of GROUP_BYS) {

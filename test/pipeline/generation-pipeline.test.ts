@@ -98,7 +98,7 @@ describe('the generation pipeline', () => {
         expect.arrayContaining([
           ['batch', 'succeeded', null],
           ['batch', 'succeeded', null],
-          ['batch', 'failed', 'generation_error'],
+          ['batch', 'failed', 'upstream_error'],
         ]),
       );
     } finally {
@@ -133,7 +133,7 @@ describe('the generation pipeline', () => {
       fake.reset();
       fake.defaultBehaviour = { kind: 'status', status: 500 };
       const failed = await gateway.graphql(generateMutation, { prompt: 'never works', model_id: 'tiny-chat' });
-      expect(errorCodeOf(failed.body)).toBe('generation_error');
+      expect(errorCodeOf(failed.body)).toBe('upstream_error');
       expect(generationCalls(fake)).toHaveLength(3);
 
       expect(records.map((record) => [record.status, record.attempts])).toEqual([
@@ -145,11 +145,12 @@ describe('the generation pipeline', () => {
     }
   });
 
-  it('never retries a request the upstream rejected as invalid', async () => {
+  it("never retries a request the upstream rejected as invalid, and answers validation_error with the upstream's reason", async () => {
     fake.defaultBehaviour = { kind: 'status', status: 400 };
     const result = await gateway.graphql(generateMutation, { prompt: 'bad request', model_id: 'tiny-chat' });
 
-    expect(errorCodeOf(result.body)).toBe('generation_error');
+    expect(errorCodeOf(result.body)).toBe('validation_error');
+    expect(result.body.errors?.[0]?.extensions?.details).toBe('Fake upstream error (status 400)');
     expect(generationCalls(fake)).toHaveLength(1);
   });
 
@@ -187,7 +188,8 @@ describe('the provider queue', () => {
         gateway.graphql(generateMutation, { prompt: 'second', model_id: 'tiny-chat' }),
       ]);
       expect(first.body.errors).toBeUndefined();
-      expect(errorCodeOf(second.body)).toBe('generation_error');
+      // It got its slot in time but the upstream took longer than what was left: a timeout, not a full queue.
+      expect(errorCodeOf(second.body)).toBe('upstream_timeout');
       expect(second.body.errors?.[0]?.extensions?.details).toBe('no answer within 700 ms');
     } finally {
       await gateway.close();

@@ -251,9 +251,12 @@ describe('retryAfterMsOf (an upstream’s requested wait)', () => {
     expect(read({ 'retry-after-ms': '-5', 'retry-after': '3' })).toBe(3000);
   });
 
-  it.each([['soon'], ['1e3'], ['0x10'], ['Tomorrow at noon'], ['']])('reads retry-after "%s" as no known wait', (value) => {
-    expect(read({ 'retry-after': value })).toBeUndefined();
-  });
+  it.each([['soon'], ['-1'], ['1e3'], ['0x10'], ['Tomorrow at noon'], ['abc 12'], ['']])(
+    'reads retry-after "%s" as no known wait',
+    (value) => {
+      expect(read({ 'retry-after': value })).toBeUndefined();
+    },
+  );
 
   it('reads no headers, or none of the two, as no known wait', () => {
     expect(retryAfterMsOf(undefined, NOW)).toBeUndefined();

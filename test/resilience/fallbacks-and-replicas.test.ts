@@ -377,6 +377,19 @@ describe('retries honour the upstream’s Retry-After, up to UPSTREAM_RETRY_AFTE
     expect(generationCalls(limited)).toHaveLength(1);
   });
 
+  it('does not wait for a Retry-After above the cap: /graphql answers upstream_rate_limited at once with the Retry-After header', async () => {
+    limited.defaultBehaviour = { kind: 'status', status: 429, headers: { 'retry-after': '5' } };
+
+    const startedAt = performance.now();
+    const graphql = await gateway.graphql(GENERATE, { prompt: 'come back in five seconds', model_id: 'rl-model' });
+    const elapsedMs = performance.now() - startedAt;
+
+    expect(errorOf(graphql.body)).toMatchObject({ code: 'upstream_rate_limited' });
+    expect(elapsedMs).toBeLessThan(RETRY_AFTER_MAX_MS);
+    expect(generationCalls(limited)).toHaveLength(1);
+    expect(graphql.headers.get('retry-after')).toBe('5');
+  });
+
   it('goes to the fallback at once instead of waiting for a Retry-After above the cap', async () => {
     limited.defaultBehaviour = { kind: 'status', status: 429, headers: { 'retry-after': '5' } };
 
@@ -454,6 +467,24 @@ describe('circuit breaker: an endpoint that keeps failing is skipped until a pro
       expect(performance.now() - trippedAt).toBeLessThan(HALF_OPEN_MS);
       expect(provider).toMatchObject({ name: 'flaky', breaker: 'open' });
       expect(status).toBe('degraded');
+    });
+
+    it('is not ready (503, endpoints_available false) while every configured endpoint’s breaker is open', async () => {
+      const ready = await rest(gateway, 'GET', '/ready');
+      const { providers } = await providerOf(gateway, 'flaky');
+      expect(performance.now() - trippedAt).toBeLessThan(HALF_OPEN_MS);
+      // Nothing else could serve: openai has no key, the local provider has no model.
+      const byName = Object.fromEntries(providers.map((provider) => [provider.name, provider]));
+      expect(byName).toMatchObject({
+        flaky: { breaker: 'open' },
+        openai: { state: 'unconfigured' },
+        local: { model_count: 0 },
+      });
+      expect(Object.keys(byName).sort()).toEqual(['flaky', 'local', 'openai']);
+      expectToMatchContract(ready, '/ready', 'get');
+      expect(ready.body.checks.endpoints_available).toBe(false);
+      expect(ready.status).toBe(503);
+      expect(ready.body.ready).toBe(false);
     });
 
     it('lets a probe through after the half-open period; the recovered upstream closes the breaker', async () => {

@@ -107,7 +107,13 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
     it('answers 200 ready with every check passing', async () => {
       const body = expectOk(await rest(gateway, 'GET', '/ready'), '/ready', 'get');
       expect(body.ready).toBe(true);
-      expect(body.checks).toEqual({ memory_available: true, disk_available: true, providers_initialized: true, ledger_reachable: true });
+      expect(body.checks).toEqual({
+        memory_available: true,
+        disk_available: true,
+        providers_initialized: true,
+        ledger_reachable: true,
+        endpoints_available: true,
+      });
     });
   });
 
@@ -206,6 +212,7 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
         upstream_request_id: expect.stringMatching(/^req_\d+$/),
         token_source: 'upstream',
         cost_usd: { input: expect.any(Number), output: expect.any(Number), total: expect.any(Number) },
+        attempts: [{ model_id: 'gpt-4o-mini', provider: 'openai', error: null, latency_ms: expect.any(Number) }],
       });
       expect(body.metadata.cost_usd.input).toBeCloseTo((reply.promptTokens * MINI_PRICE.input) / 1e6, 12);
       expect(body.metadata.cost_usd.output).toBeCloseTo((reply.completionTokens * MINI_PRICE.output) / 1e6, 12);
@@ -341,18 +348,18 @@ describe('REST /api/v1 against an OpenAI upstream', () => {
       expect(generationRequests(fake)).toEqual([]);
     });
 
-    it('answers 500 generation_error when the upstream answers HTTP 500', async () => {
+    it('answers 502 upstream_error when the upstream answers HTTP 500', async () => {
       fake.queueBehaviours({ kind: 'status', status: 500 });
       const response = await generate({ prompt: 'hi', model_id: 'gpt-4o-mini' });
       expectToMatchContract(response, '/generate', 'post');
-      expectErrorResponse(response, 500, 'generation_error');
+      expectErrorResponse(response, 502, 'upstream_error');
     });
 
-    it('answers 500 generation_error when the upstream does not answer in time', async () => {
+    it('answers 504 upstream_timeout when the upstream does not answer in time', async () => {
       fake.queueBehaviours({ kind: 'timeout' });
       const response = await generate({ prompt: 'hi', model_id: 'gpt-4o-mini' });
       expectToMatchContract(response, '/generate', 'post');
-      const { details } = expectErrorResponse(response, 500, 'generation_error');
+      const { details } = expectErrorResponse(response, 504, 'upstream_timeout');
       expect(details).toMatch(/500\s*ms|time(d)?\s*out/i);
     });
   });

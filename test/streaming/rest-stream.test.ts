@@ -181,12 +181,12 @@ describe('POST /api/v1/generate/stream', () => {
     const events = await opened.ended;
     const error = lastEventOf(events, 'error');
     expectToMatchSchemaAt(error, ERROR_RESPONSE, 'the error event');
-    expect(error.error).toBe('generation_error');
+    expect(error.error).toBe('upstream_error');
     const textSoFar = 'echo: this';
     expect(joinedDeltas(events)).toBe(textSoFar);
 
     const row = await newestRow('failed');
-    expect(row).toMatchObject({ source: 'stream', status: 'failed', error: 'generation_error', text: textSoFar });
+    expect(row).toMatchObject({ source: 'stream', status: 'failed', error: 'upstream_error', text: textSoFar });
     expect(row.metrics.output_tokens).toBe(countCl100k(textSoFar));
     expect(row.cost_usd).toBeGreaterThan(0);
   });
@@ -202,9 +202,8 @@ describe('POST /api/v1/generate/stream', () => {
     it('answers an upstream that fails before streaming with its error status and an ErrorResponse', async () => {
       fake.queueBehaviours({ kind: 'status', status: 500 });
       const opened = await stream({ prompt: 'the upstream refuses', model_id: CHAT_MODEL });
-      expectRefusal(opened, 500, 'generation_error');
-      // The contract documents no 500 for /generate/stream (it does for /generate): checked as an ErrorResponse.
-      expectToMatchSchemaAt(opened.json, ERROR_RESPONSE, '500 from /generate/stream');
+      expectRefusal(opened, 502, 'upstream_error');
+      expectToMatchSchemaAt(opened.json, ERROR_RESPONSE, '502 from /generate/stream');
       expect(generationCalls(fake)).toHaveLength(1);
     });
 
@@ -304,7 +303,7 @@ describe('POST /api/v1/generate/stream under limits', () => {
       const events = await opened.ended;
       const error = lastEventOf(events, 'error');
       expectToMatchSchemaAt(error, ERROR_RESPONSE, 'the error event');
-      expect(error).toMatchObject({ error: 'generation_error', details: 'no answer within 500 ms' });
+      expect(error).toMatchObject({ error: 'upstream_timeout', details: 'no answer within 500 ms' });
       // Chunks at 0, 200 and 400 ms, cut at 500 ms: 'echo: a b' unless the machine is slow.
       const textSoFar = joinedDeltas(events);
       expect(textSoFar.length).toBeGreaterThan(0);
@@ -313,7 +312,7 @@ describe('POST /api/v1/generate/stream under limits', () => {
 
       const listed = await rest(gateway, 'GET', '/generations?status=failed', undefined, asAdmin);
       expect(listed.body.generations).toHaveLength(1);
-      expect(listed.body.generations[0]).toMatchObject({ source: 'stream', status: 'failed', error: 'generation_error', text: textSoFar });
+      expect(listed.body.generations[0]).toMatchObject({ source: 'stream', status: 'failed', error: 'upstream_timeout', text: textSoFar });
       expect(generationCalls(fake)[0]!.closedEarlyAt).toEqual(expect.any(Number));
     } finally {
       await gateway.close();

@@ -31,8 +31,14 @@ export interface FakeUpstreamOptions {
 
 export type FakeBehaviour =
   | { kind: 'ok' }
-  /** Answer with this status and an OpenAI-style error (or `body`: JSON, or sent verbatim if a string). */
-  | { kind: 'status'; status: number; body?: unknown }
+  /** Answer with this status and an OpenAI-style error (or `body`: JSON, or sent verbatim if a string), and `headers` (Retry-After). */
+  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
+  /** Destroy the connection as soon as the request has arrived: the client sees a reset socket. */
+  | { kind: 'reset' }
+  /** Send the headers and the first bytes of the answer, then nothing more (a stall mid-body) until the client gives up. */
+  | { kind: 'stall-body' }
+  /** Streams only: send this many text chunks, then nothing more (the connection stays open). */
+  | { kind: 'stall-after'; chunks: number }
   /** Never answer; the socket stays open until the client gives up or the fake closes. */
   | { kind: 'timeout' }
   /** 200, application/json, invalid JSON body. */
@@ -155,10 +161,10 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
   let inFlight = 0;
   let maxInFlight = 0;
 
-  const send = (res: http.ServerResponse, status: number, body: unknown): void => {
+  const send = (res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void => {
     if (res.destroyed || res.writableEnded) return; // client already gone (e.g. it timed out during latency)
     const raw = typeof body === 'string' ? body : JSON.stringify(body);
-    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+    res.writeHead(status, { ...headers, 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
     res.end(raw);
   };
   const sendError = (res: http.ServerResponse, status: number, message: string): void => send(res, status, errorBody(status, message));
@@ -167,11 +173,19 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
   const applyFailure = (res: http.ServerResponse, behaviour: FakeBehaviour): boolean => {
     switch (behaviour.kind) {
       case 'status':
-        if (behaviour.body !== undefined) send(res, behaviour.status, behaviour.body);
-        else sendError(res, behaviour.status, `Fake upstream error (status ${behaviour.status})`);
+        send(res, behaviour.status, behaviour.body ?? errorBody(behaviour.status, `Fake upstream error (status ${behaviour.status})`), behaviour.headers);
         return true;
       case 'timeout':
         return true; // hold the socket: no answer at all
+      case 'reset':
+        res.socket?.destroy();
+        return true;
+      case 'stall-body':
+        if (!res.destroyed) {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"id": "stalled", "object": ');
+        }
+        return true; // and never the rest
       case 'malformed':
         if (!res.destroyed) {
           res.writeHead(200, { 'content-type': 'application/json' });
@@ -243,6 +257,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
         return streamReply(res, record, { id: `${chat ? 'chatcmpl' : 'cmpl'}-fake${n}`, chat, model, created }, replies[0]!, {
           usage: includeUsage && behaviour.kind !== 'no-usage',
           cutAfter: behaviour.kind === 'cut-after' ? behaviour.chunks : undefined,
+          stallAfter: behaviour.kind === 'stall-after' ? behaviour.chunks : undefined,
         });
       }
       const promptTokens = replies.reduce((sum, reply) => sum + reply.promptTokens, 0);
@@ -277,7 +292,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     record: RecordedRequest,
     head: { id: string; chat: boolean; model: string; created: number },
     reply: ExpectedReply,
-    options: { usage: boolean; cutAfter: number | undefined },
+    options: { usage: boolean; cutAfter: number | undefined; stallAfter?: number },
   ): void => {
     if (res.destroyed) return;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
@@ -300,6 +315,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
     let sent = 0;
     const next = (): void => {
       if (res.destroyed) return;
+      if (options.stallAfter !== undefined && sent >= options.stallAfter) return; // hold the connection open, silent
       if (sent < pieces.length) {
         sent += 1;
         const cutNow = options.cutAfter !== undefined && sent >= options.cutAfter;

@@ -16,19 +16,27 @@ export interface BudgetLookup {
   get(id: string, at: Date): Promise<{ readonly remainingUnits: number } | undefined>;
 }
 
-/** The most a prompt can cost, in cost units: its input tokens at the input price plus `maxTokens` at the output price. */
-export function worstCaseUnits(model: ModelDescriptor, inputTokens: number, maxTokens: number): number {
-  return usdToCostUnits(computeCost(model.pricing, inputTokens, maxTokens).total);
+/**
+ * The most a prompt can cost, in cost units: its input tokens at the input price plus `maxTokens` at the
+ * output price, at the dearest of the models that may serve it (the one asked for and its fallbacks).
+ */
+export function worstCaseUnits(models: readonly ModelDescriptor[], inputTokens: number, maxTokens: number): number {
+  return Math.max(0, ...models.map((model) => usdToCostUnits(computeCost(model.pricing, inputTokens, maxTokens).total)));
 }
 
 /** The largest max_tokens whose worst case fits `remainingUnits` (0 when not even one output token does). */
-export function affordableMaxTokens(model: ModelDescriptor, inputTokens: number, remainingUnits: number, ceiling: number): number {
+export function affordableMaxTokens(
+  models: readonly ModelDescriptor[],
+  inputTokens: number,
+  remainingUnits: number,
+  ceiling: number,
+): number {
   let low = 0;
   let high = ceiling;
   // The cost rounds to 1e-10 USD, so search instead of dividing: the answer is exact under that rounding.
   while (low < high) {
     const middle = Math.ceil((low + high) / 2);
-    if (worstCaseUnits(model, inputTokens, middle) <= remainingUnits) low = middle;
+    if (worstCaseUnits(models, inputTokens, middle) <= remainingUnits) low = middle;
     else high = middle - 1;
   }
   return low;

@@ -2,7 +2,7 @@ import { validationError } from '../../errors/api-error';
 import type { ChatMessage, ModelDescriptor, TokenizerName } from '../../providers/provider';
 import type { ResolvedModel } from '../../providers/registry';
 import type { GenerationParameters } from '../../services/generation-parameters';
-import { toApiError } from '../routing';
+import { toApiError } from '../routing/upstream-errors';
 import { chatFramingTokens, countPromptTokens } from '../token-counter';
 
 /** A prompt admitted to a model; `inputTokens` is known when it had to be counted. */

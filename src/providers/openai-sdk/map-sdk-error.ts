@@ -1,9 +1,11 @@
 import OpenAI from 'openai';
 import { ProviderError } from '../provider';
+import { retryAfterMsOf } from './retry-after';
 
 /**
- * Turns whatever the `openai` SDK threw into a ProviderError. Upstream messages are not copied:
- * they can echo request content or part of a key; the status code says enough.
+ * Turns whatever the `openai` SDK threw into a ProviderError. Upstream messages are not copied, except
+ * the reason a request was refused (400, 413, 422), which the caller needs to fix it: scrubbed of
+ * anything that looks like a key and cut short.
  */
 export function mapSdkError(error: unknown, providerName: string, timeoutMs: number): ProviderError {
   if (error instanceof ProviderError) return error;
@@ -21,38 +23,44 @@ export function mapSdkError(error: unknown, providerName: string, timeoutMs: num
     return new ProviderError(`${providerName} is unreachable`, { kind: 'unavailable', isRetryable: true, cause: error });
   }
   if (error instanceof OpenAI.APIError && typeof error.status === 'number') {
-    return fromStatus(error.status, providerName, error);
+    return fromStatus(error, error.status, providerName);
   }
   // By name: the SDK's JSON.parse may run in another realm (a test sandbox), where instanceof fails.
   if (error instanceof Error && error.name === 'SyntaxError') {
     return new ProviderError(`${providerName} sent a response that is not valid JSON`, {
       kind: 'bad_response',
+      isRetryable: true,
       cause: error,
     });
+  }
+  // A body cut short (a reset mid-answer) surfaces from undici as a TypeError or a socket error.
+  if (error instanceof Error && (error.name === 'TypeError' || 'code' in error)) {
+    return new ProviderError(`${providerName} broke off its answer`, { kind: 'bad_response', isRetryable: true, cause: error });
   }
   return new ProviderError(`${providerName} failed with an unexpected error`, { kind: 'bad_response', cause: error });
 }
 
-function fromStatus(status: number, providerName: string, cause: unknown): ProviderError {
+function fromStatus(error: InstanceType<typeof OpenAI.APIError>, status: number, providerName: string): ProviderError {
   if (status === 401 || status === 403) {
     return new ProviderError(`${providerName} rejected the gateway's credentials (HTTP ${status})`, {
       kind: 'unavailable',
       statusCode: status,
-      cause,
+      cause: error,
     });
   }
   if (status === 404) {
     return new ProviderError(`${providerName} does not serve this model (HTTP 404)`, {
       kind: 'unavailable',
       statusCode: status,
-      cause,
+      cause: error,
     });
   }
-  if (status === 400 || status === 422) {
+  if (status === 400 || status === 413 || status === 422) {
     return new ProviderError(`${providerName} rejected the request (HTTP ${status})`, {
       kind: 'invalid_request',
       statusCode: status,
-      cause,
+      reason: upstreamReason(error),
+      cause: error,
     });
   }
   const retryable = status === 408 || status === 409 || status === 429 || status >= 500;
@@ -61,6 +69,20 @@ function fromStatus(status: number, providerName: string, cause: unknown): Provi
     kind: 'upstream',
     statusCode: status,
     isRetryable: retryable,
-    cause,
+    retryAfterMs: retryAfterMsOf(error.headers),
+    cause: error,
   });
+}
+
+const maxReasonLength = 300;
+// OpenAI-style keys, bearer tokens, and long opaque strings that could be one.
+const secretLike = /\b(?:sk|pk|rk)-[A-Za-z0-9_*-]{6,}|\bBearer\s+\S+|\b[A-Za-z0-9_-]{40,}\b/g;
+
+/** The upstream's own words about a refused request, without secrets, at most 300 characters. */
+function upstreamReason(error: InstanceType<typeof OpenAI.APIError>): string | undefined {
+  const body = error.error as { message?: unknown } | string | undefined;
+  const message = typeof body === 'string' ? body : typeof body?.message === 'string' ? body.message : undefined;
+  if (!message) return undefined;
+  const scrubbed = message.replace(secretLike, '[redacted]').replace(/\s+/g, ' ').trim();
+  return scrubbed.length > maxReasonLength ? `${scrubbed.slice(0, maxReasonLength - 1)}…` : scrubbed;
 }

@@ -80,31 +80,42 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
   });
   if (isConfigured()) discovery.start();
 
-  const toProviderError = (error: unknown): ProviderError => {
-    if (error instanceof QueueFullError) {
-      return new ProviderError(`${settings.name} is saturated: ${error.message}`, { kind: 'unavailable', cause: error });
+  const toProviderError = (error: unknown): ProviderError => mapSdkError(error, settings.name, settings.timeoutMs);
+
+  /**
+   * A slot of the endpoint's bulkhead. A full queue, or a deadline that passes in it, is `saturated`:
+   * the pipeline answers 503 with Retry-After rather than letting callers hang.
+   */
+  const acquireSlot = async (signal: AbortSignal | undefined): Promise<() => void> => {
+    const queuedAt = performance.now();
+    try {
+      return await limit.acquire(signal);
+    } catch (error) {
+      const why = error instanceof QueueFullError ? error.message : `no slot came free in ${Math.round(performance.now() - queuedAt)} ms`;
+      throw new ProviderError(`${settings.name} is saturated: ${why}`, { kind: 'saturated', isRetryable: true, cause: error });
     }
-    return mapSdkError(error, settings.name, settings.timeoutMs);
   };
 
   /** One slot of the bulkhead per upstream call; the request's signal carries the pipeline's deadline. */
   const callUpstream = async <T>(signal: AbortSignal | undefined, call: (client: OpenAI) => Promise<T>): Promise<T> => {
+    const release = await acquireSlot(signal);
     try {
-      return await limit.run(() => call(getClient()), signal);
+      return await call(getClient());
     } catch (error) {
       throw toProviderError(error);
+    } finally {
+      release();
     }
   };
 
   /** A stream holds its slot of the bulkhead until it ends, not just until the headers arrive. */
   const stream = async (request: GenerationRequest): Promise<ModelStream> => {
-    let release: (() => void) | undefined;
+    const release = await acquireSlot(request.signal);
     try {
-      release = await limit.acquire(request.signal);
       const { chunks, upstreamRequestId } = await streamWithOpenAISdk(getClient(), request, settings.maxTokensParameter);
       return modelStream(chunks, { upstreamRequestId, release, mapError: toProviderError });
     } catch (error) {
-      release?.();
+      release();
       throw toProviderError(error);
     }
   };

@@ -80,6 +80,21 @@ export class PromptRef {
   version!: number;
 }
 
+@ObjectType({ description: 'One upstream call of a generation: a retry, another replica, or a fallback model each add one.' })
+export class GenerationAttempt {
+  @Field({ name: 'model_id', description: 'The model tried: the one asked for, or one of its fallbacks.' })
+  modelId!: string;
+
+  @Field({ description: 'The endpoint (provider) that was called.' })
+  provider!: string;
+
+  @Field(() => String, { nullable: true, description: "The failed attempt's error code; null for the attempt that served." })
+  error!: string | null;
+
+  @Field(() => Int, { name: 'latency_ms', nullable: true, description: 'How long the attempt took, in milliseconds.' })
+  latencyMs!: number | null;
+}
+
 @ObjectType({ description: 'Facts about how a generation was served.' })
 export class GenerationMetadata {
   @Field({ name: 'generation_id', description: "The generation's row in the ledger (GET /api/v1/generations/{generation_id})." })
@@ -108,6 +123,9 @@ export class GenerationMetadata {
 
   @Field(() => PromptRef, { name: 'prompt_ref', nullable: true, description: 'The prompt template version the prompt was filled from.' })
   promptRef?: PromptRef;
+
+  @Field(() => [GenerationAttempt], { description: 'Every upstream call it took, in order; the last one served.' })
+  attempts!: readonly GenerationAttempt[];
 }
 
 @ObjectType({ description: 'Generated text with its parameters, metrics and metadata.' })
@@ -173,6 +191,9 @@ export class BatchItemMetadata {
 
   @Field(() => Int, { name: 'total_tokens', nullable: true, description: 'Total tokens (input + output).' })
   totalTokens?: number;
+
+  @Field(() => [GenerationAttempt], { nullable: true, description: 'Every upstream call it took, in order; the last one served.' })
+  attempts?: readonly GenerationAttempt[];
 }
 
 @ObjectType({ description: 'The outcome of one prompt of a batch; a failure affects only its own item.' })

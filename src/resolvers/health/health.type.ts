@@ -33,6 +33,17 @@ registerEnumType(ProviderState, {
   },
 });
 
+export const BreakerState = { closed: 'closed', open: 'open', half_open: 'half_open' } as const;
+registerEnumType(BreakerState, {
+  name: 'BreakerState',
+  description: "An endpoint's circuit breaker.",
+  valuesConfig: {
+    closed: { description: 'Calls go to the endpoint.' },
+    open: { description: 'The endpoint failed repeatedly: calls skip it until a probe may try it again.' },
+    half_open: { description: 'One probe call is allowed through; its outcome closes or reopens the breaker.' },
+  },
+});
+
 @ObjectType({ description: 'Basic liveness of the service.' })
 export class HealthResponse {
   @Field(() => LivenessStatus, { description: 'healthy while the service answers.' })
@@ -127,6 +138,9 @@ export class ProviderStatus {
 
   @Field({ description: 'False until the provider finished its first model discovery.' })
   ready!: boolean;
+
+  @Field(() => BreakerState, { description: "The endpoint's circuit breaker: closed, open or half_open." })
+  breaker!: keyof typeof BreakerState;
 }
 
 @ObjectType({ description: 'Detailed status: resources, runtime, providers and warnings.' })
@@ -169,6 +183,9 @@ export class ReadinessChecks {
 
   @Field({ name: 'ledger_reachable', description: "The ledger's database answers; without it generations are refused." })
   ledgerReachable!: boolean;
+
+  @Field({ name: 'endpoints_available', description: "False only when every configured endpoint's circuit breaker is open." })
+  endpointsAvailable!: boolean;
 }
 
 @ObjectType({ description: 'Whether the service should receive traffic.' })
