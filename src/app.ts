@@ -28,7 +28,7 @@ import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
 import { Endpoints } from './pipeline/routing/endpoints';
-import { Router } from './pipeline/routing/route-plan';
+import { Router } from './pipeline/routing/router';
 import { fallbacksOf } from './model-catalog';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
@@ -136,6 +136,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       baseDelayMs: config.upstream.retryBaseMs,
       maxDelayMs: config.upstream.retryBaseMs * 20,
       retryAfterMaxMs: config.upstream.retryAfterMaxMs,
+      attemptTimeoutMs: config.upstream.attemptTimeoutMs,
       random: Math.random,
     },
   });

@@ -35,6 +35,7 @@ const environmentSchema = z.object({
   UPSTREAM_MAX_RETRIES: integer(2, 0, 10),
   UPSTREAM_RETRY_BASE_MS: integer(100, 1, 60_000),
   UPSTREAM_RETRY_AFTER_MAX_MS: integer(10_000, 0, 600_000),
+  UPSTREAM_ATTEMPT_TIMEOUT_MS: integer(0, 0),
   BREAKER_FAILURES: integer(5, 1, 1000),
   BREAKER_HALF_OPEN_MS: integer(10_000, 10, 30_000),
   PROVIDER_CONCURRENCY: integer(4, 1, 256),
@@ -111,6 +112,8 @@ export interface AppConfig {
     readonly retryBaseMs: number;
     /** The longest upstream Retry-After honoured; a longer one moves on to the next endpoint or fallback. */
     readonly retryAfterMaxMs: number;
+    /** One attempt's limit (a stream's: until it starts), so a stalled endpoint leaves time for a fallback; 0: none. */
+    readonly attemptTimeoutMs: number;
     /** Consecutive failures that open an endpoint's circuit breaker. */
     readonly breakerFailures: number;
     /** How long an open breaker skips its endpoint before one probe may close it (at most 30 s). */
@@ -227,6 +230,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
       maxRetries: env.UPSTREAM_MAX_RETRIES,
       retryBaseMs: env.UPSTREAM_RETRY_BASE_MS,
       retryAfterMaxMs: env.UPSTREAM_RETRY_AFTER_MAX_MS,
+      attemptTimeoutMs: env.UPSTREAM_ATTEMPT_TIMEOUT_MS,
       breakerFailures: env.BREAKER_FAILURES,
       breakerHalfOpenMs: env.BREAKER_HALF_OPEN_MS,
       concurrency: env.PROVIDER_CONCURRENCY,

@@ -1,6 +1,13 @@
 import { type ApiError, ledgerUnavailable, shuttingDown } from '../errors/api-error';
-import type { ChatMessage, FinishReason, GenerationRequest, GenerationResult, ModelStream, StreamPart } from '../providers/provider';
-import type { ModelDescriptor } from '../providers/provider';
+import type {
+  ChatMessage,
+  FinishReason,
+  GenerationRequest,
+  GenerationResult,
+  ModelDescriptor,
+  ModelStream,
+  StreamPart,
+} from '../providers/provider';
 import {
   checkMessages,
   checkPrompt,
@@ -22,8 +29,8 @@ import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSourc
 import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
-import { callThroughPolicies, type FailedAttempt, type RetryPolicy, RoutingFailed, type Served } from './routing/policies';
-import type { Candidate, RoutePlan, Router } from './routing/route-plan';
+import { type CallEnd, callThroughPolicies, type FailedAttempt, type RetryPolicy, RoutingFailed, type Served } from './routing/policies';
+import { type Candidate, candidatesOf, type RoutePlan, type Router } from './routing/router';
 import { isMisconfiguration, routingFailureToApiError, toApiError } from './routing/upstream-errors';
 import { countTextTokens } from './token-counter';
 
@@ -32,7 +39,7 @@ import { countTextTokens } from './token-counter';
  *
  *   1. validate   the request's own parameters (one rule set for every surface)
  *   2. route      the model id to its candidate endpoints: its replicas (least busy first), then
- *                 its fallbacks' (routing/route-plan.ts)
+ *                 its fallbacks' (routing/router.ts)
  *   3. admit      the prompt against the model's context (budget reservations join here), then
  *                 start its row in the ledger: a ledger that cannot write refuses (503) before
  *                 anything is spent upstream
@@ -239,8 +246,8 @@ export class GenerationPipeline {
     const startedAt = performance.now();
     let opened: Served<ModelStream>;
     try {
-      opened = await callThroughPolicies(plan, this.settings.retry, deadline, (candidate) =>
-        candidate.provider.stream(this.requestOf(candidate.model, admitted, applied, input, deadline)),
+      opened = await callThroughPolicies(plan, this.settings.router.endpoints, this.settings.retry, deadline, (candidate, signal) =>
+        candidate.provider.stream(this.requestOf(candidate.model, admitted, applied, input, signal)),
       );
     } catch (failure) {
       const error = await this.recordFailure(plan, admitted, start!, failure, call, deadline, startedAt);
@@ -263,7 +270,9 @@ export class GenerationPipeline {
       stop,
       opened,
       startedAt,
+      ending: { how: 'abandoned' },
     };
+    this.reportMisconfigured(opened.failures);
     const relay = this.relay(open);
     let started = false;
     const events: AsyncIterator<StreamEvent> = {
@@ -329,7 +338,7 @@ export class GenerationPipeline {
     admitted: AdmittedPrompt,
     parameters: GenerationParameters,
     input: Pick<GenerateInput, 'seed' | 'messages' | 'stop'>,
-    deadline: Deadline,
+    signal: AbortSignal,
   ): GenerationRequest {
     return {
       model,
@@ -338,7 +347,7 @@ export class GenerationPipeline {
       stop: input.stop,
       ...parameters,
       seed: input.seed ?? undefined,
-      signal: deadline.signal,
+      signal,
     };
   }
 
@@ -368,6 +377,7 @@ export class GenerationPipeline {
         throw await this.recordInterrupted(stream, progress, failure);
       }
       ended = true;
+      stream.ending.how = 'succeeded';
       const result: GenerationResult = {
         text: progress.text,
         finishReason: finish?.finishReason ?? 'other',
@@ -414,10 +424,10 @@ export class GenerationPipeline {
     }
   }
 
-  private closed({ stop, deadline, opened }: OpenStream): void {
+  private closed({ stop, deadline, opened, ending }: OpenStream): void {
     this.openStreams.delete(stop);
     deadline.dispose();
-    opened.done();
+    opened.end(ending.how);
     if (this.openStreams.size > 0) return;
     for (const settled of this.settleWaiters) settled();
     this.settleWaiters.clear();
@@ -433,7 +443,9 @@ export class GenerationPipeline {
     const { model } = opened.candidate;
     const shutdown = stop.signal.reason === ('shutdown' satisfies StreamStop);
     const cancelled = shutdown || stop.signal.aborted || (call.signal?.aborted ?? false);
+    if (!cancelled) stream.ending.how = 'failed';
     const error = shutdown ? shuttingDown() : toApiError(failure, model, deadline);
+    const code = shutdown ? 'interrupted' : cancelled ? 'cancelled' : error.extensions.code;
     // Counting may load the tokenizer, which blocks for a while the first time: let the aborted upstream
     // connection close first, so the upstream stops generating (and billing) at once.
     if (progress.outputTokens === undefined && progress.text) await new Promise((resolve) => setImmediate(resolve));
@@ -443,7 +455,7 @@ export class GenerationPipeline {
     const latencyMs = Math.round(performance.now() - stream.startedAt);
     const outcome: GenerationOutcome = {
       status: cancelled ? 'cancelled' : 'failed',
-      error: shutdown ? 'interrupted' : cancelled ? 'cancelled' : error.extensions.code,
+      error: code,
       finishReason: null,
       text: progress.text || null,
       inputTokens,
@@ -452,13 +464,15 @@ export class GenerationPipeline {
       latencyMs,
       provider: model.provider,
       upstreamModel: model.upstreamModel,
+      // The attempts before this one failed before the deadline could matter to them.
       attempts: [
-        ...this.attempts(opened.failures, deadline),
-        { modelId: model.id, provider: model.provider, upstreamModel: model.upstreamModel, error: error.extensions.code, latencyMs },
+        ...this.attempts(opened.failures),
+        { modelId: model.id, provider: model.provider, upstreamModel: model.upstreamModel, error: code, latencyMs },
       ],
     };
     return (await this.finishRow(start, outcome, call, costUsd)) ?? error;
   }
+
   async generateBatch(input: GenerateBatchInput, call: CallContext): Promise<BatchOutcome> {
     const parameters = resolveParameters(input);
     const prompts = checkPrompts(input.prompts);
@@ -544,8 +558,13 @@ export class GenerationPipeline {
     const startedAt = performance.now();
     let served: Served<GenerationResult>;
     try {
-      served = await callThroughPolicies(plan, this.settings.retry, deadline, ({ provider, model }) =>
-        call.generationLoader.load({ provider, request: this.requestOf(model, prompt, parameters, input, deadline) }),
+      served = await callThroughPolicies(
+        plan,
+        this.settings.router.endpoints,
+        this.settings.retry,
+        deadline,
+        ({ provider, model }, signal) =>
+          call.generationLoader.load({ provider, request: this.requestOf(model, prompt, parameters, input, signal) }),
       );
     } catch (failure) {
       return {
@@ -554,7 +573,8 @@ export class GenerationPipeline {
         error: await this.recordFailure(plan, prompt, start, failure, call, deadline, startedAt),
       };
     }
-    served.done();
+    served.end('succeeded');
+    this.reportMisconfigured(served.failures);
     const result = served.value;
     const { counts, metered } = meter(served.candidate.model, prompt, result, call.requestId, start.id);
     const outcome = this.succeededOutcome(served, result, counts, metered.costUsd);
@@ -576,11 +596,14 @@ export class GenerationPipeline {
   ): Promise<ApiError> {
     const { model } = plan.requested;
     const failures = failure instanceof RoutingFailed ? failure.failures : [];
-    for (const { error } of failures) if (isMisconfiguration(error)) this.settings.onMisconfiguredEndpoint(error.message);
+    this.reportMisconfigured(failures);
     const error = routingFailureToApiError(failure, model, deadline);
+    const cancelled = (call.signal?.aborted ?? false) && !deadline.expired;
+    // The row names the endpoint tried last (the one asked for may have been skipped or never reached).
+    const last = failures.at(-1)?.candidate.model;
     const outcome: GenerationOutcome = {
-      status: call.signal?.aborted ? 'cancelled' : 'failed',
-      error: error.extensions.code,
+      status: cancelled ? 'cancelled' : 'failed',
+      error: cancelled ? 'cancelled' : error.extensions.code,
       finishReason: null,
       text: null,
       // A failed row keeps the prompt's tokens: counted now if admission did not need to.
@@ -588,9 +611,15 @@ export class GenerationPipeline {
       outputTokens: 0,
       costUsd: 0,
       latencyMs: Math.round(performance.now() - startedAt),
+      ...(last ? { provider: last.provider, upstreamModel: last.upstreamModel } : {}),
       attempts: this.attempts(failures, deadline),
     };
     return (await this.finishRow(start, outcome, call, { input: 0, output: 0, total: 0 })) ?? error;
+  }
+
+  /** Upstreams that refused the gateway's own credentials: an operator must fix the key, whoever served. */
+  private reportMisconfigured(failures: readonly FailedAttempt[]): void {
+    for (const { error } of failures) if (isMisconfiguration(error)) this.settings.onMisconfiguredEndpoint(error.message);
   }
 
   private succeededOutcome(
@@ -653,7 +682,7 @@ export class GenerationPipeline {
         }),
       );
     // A fallback may cost more than the model asked for: the hold covers the dearest that may serve.
-    const servingModels = uniqueModels(plan.candidates);
+    const servingModels = uniqueModels(candidatesOf(plan));
     const budgetIds = await this.applyingBudgets(model, servingModels, call);
     if (budgetIds.length > 0) return this.startHeld(servingModels, admitted, requested, budgetIds, createdAt, startsWith, origin.source);
 
@@ -783,6 +812,8 @@ interface OpenStream {
   readonly stop: AbortController;
   readonly opened: Served<ModelStream>;
   readonly startedAt: number;
+  /** What the stream's end tells its endpoint's breaker: set as it ends. */
+  readonly ending: { how: CallEnd };
 }
 
 /** What a stream has produced so far. */

@@ -10,8 +10,8 @@ import {
 import type { EvaluationRunner } from '../jobs/evaluation-runner';
 import { bestVariant, rankVariants } from '../jobs/variant-ranking';
 import type { Caller } from '../pipeline/caller';
-import { sleep } from '../pipeline/routing/policies';
-import type { Router } from '../pipeline/routing/route-plan';
+import { sleep } from '../pipeline/abortable-sleep';
+import type { Router } from '../pipeline/routing/router';
 import type { DatasetRepository } from '../storage/dataset-repository';
 import type { EvaluationRepository } from '../storage/evaluation-repository';
 import { type Evaluation, type EvaluationResult, UNFINISHED_STATUSES, type VariantSummary } from '../storage/evaluation-types';

@@ -56,7 +56,9 @@ export class ModelService {
   }
 
   async getModel(modelId: string): Promise<ModelView> {
-    const found = await this.registry.findModel(modelId);
+    // A replicated model is available when any of its replicas is, as the list says.
+    const replicas = await this.registry.findReplicas(modelId);
+    const found = replicas.find((replica) => replica.model.unavailableReason === undefined) ?? replicas[0];
     if (!found) throw modelNotFound(modelId);
     return toModelView(found.model);
   }

@@ -200,6 +200,20 @@ describe('CircuitBreaker', () => {
     expect(breaker.state).toBe('closed');
   });
 
+  it('stays open when a call let through before it opened succeeds late: only the probe closes it', () => {
+    const { breaker, clock } = breakerWithClock();
+    const late = breaker.tryAcquire()!;
+    trip(breaker);
+
+    late.succeeded();
+
+    expect(breaker.state).toBe('open');
+    expect(breaker.tryAcquire()).toBeUndefined();
+    clock.advance(HALF_OPEN_MS);
+    breaker.tryAcquire()!.succeeded();
+    expect(breaker.state).toBe('closed');
+  });
+
   it('does not extend the open period when a call let through before it opened fails late', () => {
     const { breaker, clock } = breakerWithClock();
     const late = breaker.tryAcquire()!;
@@ -277,7 +291,7 @@ describe('Endpoints.leastBusyFirst (the order replicas of one model are tried)',
     const endpoints = new Endpoints({ failureThreshold: 3, halfOpenAfterMs: 1000, now: () => 0 });
     const replicas = Object.entries(inFlight).map(([name, count]) => {
       const endpoint = endpoints.of(name);
-      endpoint.inFlight = count;
+      for (let call = 0; call < count; call += 1) endpoint.started();
       return { name, endpoint };
     });
     return { endpoints, replicas };
@@ -287,13 +301,13 @@ describe('Endpoints.leastBusyFirst (the order replicas of one model are tried)',
   it('puts the replica with the fewest calls in flight first, then the next fewest', () => {
     const { endpoints, replicas } = endpointsWith({ a: 4, b: 0, c: 2 });
 
-    for (let call = 0; call < 5; call += 1) expect(names(endpoints.leastBusyFirst(replicas))).toEqual(['b', 'c', 'a']);
+    for (let call = 0; call < 5; call += 1) expect(names(endpoints.leastBusyFirst('model', replicas))).toEqual(['b', 'c', 'a']);
   });
 
   it('lets tied replicas take turns, so sequential requests spread over all of them', () => {
     const { endpoints, replicas } = endpointsWith({ a: 0, b: 0, c: 0 });
 
-    const orders = Array.from({ length: 6 }, () => names(endpoints.leastBusyFirst(replicas)));
+    const orders = Array.from({ length: 6 }, () => names(endpoints.leastBusyFirst('model', replicas)));
 
     for (const order of orders) expect([...order].sort()).toEqual(['a', 'b', 'c']);
     const firsts = orders.map((order) => order[0]);
@@ -305,7 +319,7 @@ describe('Endpoints.leastBusyFirst (the order replicas of one model are tried)',
   it('rotates only among the tied least busy: a busier replica stays last', () => {
     const { endpoints, replicas } = endpointsWith({ a: 1, b: 0, c: 0 });
 
-    const orders = Array.from({ length: 4 }, () => names(endpoints.leastBusyFirst(replicas)));
+    const orders = Array.from({ length: 4 }, () => names(endpoints.leastBusyFirst('model', replicas)));
 
     for (const order of orders) expect(order[2]).toBe('a');
     expect(new Set(orders.map((order) => order[0]))).toEqual(new Set(['b', 'c']));
@@ -313,22 +327,33 @@ describe('Endpoints.leastBusyFirst (the order replicas of one model are tried)',
 
   it('follows the counts as they change', () => {
     const { endpoints, replicas } = endpointsWith({ a: 0, b: 1 });
-    expect(names(endpoints.leastBusyFirst(replicas))[0]).toBe('a');
+    expect(names(endpoints.leastBusyFirst('model', replicas))[0]).toBe('a');
 
-    endpoints.of('a').inFlight = 3;
-    expect(names(endpoints.leastBusyFirst(replicas))).toEqual(['b', 'a']);
+    for (let call = 0; call < 3; call += 1) endpoints.of('a').started();
+    expect(names(endpoints.leastBusyFirst('model', replicas))).toEqual(['b', 'a']);
+  });
+
+  it("keeps each model's turns apart, so one model's requests never skew another's rotation", () => {
+    const { endpoints, replicas } = endpointsWith({ a: 0, b: 0 });
+
+    const firsts = Array.from({ length: 4 }, () => {
+      endpoints.leastBusyFirst('fallback', replicas);
+      return names(endpoints.leastBusyFirst('model', replicas))[0];
+    });
+
+    expect(firsts).toEqual(['a', 'b', 'a', 'b']);
   });
 
   it('returns a copy and leaves the given list alone', () => {
     const { endpoints, replicas } = endpointsWith({ a: 2, b: 0 });
     const before = [...replicas];
 
-    const ordered = endpoints.leastBusyFirst(replicas);
+    const ordered = endpoints.leastBusyFirst('model', replicas);
 
     expect(replicas).toEqual(before);
     expect(ordered).not.toBe(replicas);
-    expect(names(endpoints.leastBusyFirst(replicas.slice(0, 1)))).toEqual(['a']);
-    expect(endpoints.leastBusyFirst([])).toEqual([]);
+    expect(names(endpoints.leastBusyFirst('model', replicas.slice(0, 1)))).toEqual(['a']);
+    expect(endpoints.leastBusyFirst('model', [])).toEqual([]);
   });
 
   it('keeps one state per endpoint name, and reports an endpoint it never saw as closed', () => {

@@ -67,8 +67,11 @@ export class CircuitBreaker {
       settled = true;
       if (probe) this.probing = false;
       if (outcome === 'succeeded') {
-        this.consecutiveFailures = 0;
-        this.openedAt = undefined;
+        // Only the probe closes an open breaker: a slow call let through before it opened proves little.
+        if (probe || this.openedAt === undefined) {
+          this.consecutiveFailures = 0;
+          this.openedAt = undefined;
+        }
       } else if (outcome === 'failed') {
         this.consecutiveFailures += 1;
         // A failed probe opens it for another period; so do enough failures in a row while closed.

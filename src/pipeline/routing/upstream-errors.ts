@@ -11,8 +11,8 @@ import { ProviderError, type ModelDescriptor } from '../../providers/provider';
 import type { Deadline } from '../deadline';
 import { RoutingFailed } from './policies';
 
-/** What a client should wait before trying again when only its turn in a queue is missing. */
-const queueRetryAfterMs = 1000;
+/** The Retry-After given when nothing better is known: a queue's turn, a 429 that named no wait. */
+const defaultRetryAfterMs = 1000;
 
 /**
  * What a caller sees of a provider failure: a typed error it can act on, never an upstream body.
@@ -23,7 +23,7 @@ export function toApiError(error: unknown, model: ModelDescriptor, deadline?: De
   const saturated = error instanceof ProviderError && error.kind === 'saturated';
   if (deadline?.expired) {
     return saturated
-      ? modelUnavailable(model.id, `no connection slot came free within ${deadline.timeoutMs} ms`, queueRetryAfterMs)
+      ? modelUnavailable(model.id, `no connection slot came free within ${deadline.timeoutMs} ms`, defaultRetryAfterMs)
       : upstreamTimeout(model.id, `no answer within ${deadline.timeoutMs} ms`);
   }
   if (!(error instanceof ProviderError)) {
@@ -31,7 +31,7 @@ export function toApiError(error: unknown, model: ModelDescriptor, deadline?: De
   }
   switch (error.kind) {
     case 'saturated':
-      return modelUnavailable(model.id, error.message, queueRetryAfterMs);
+      return modelUnavailable(model.id, error.message, defaultRetryAfterMs);
     case 'invalid_request':
       return validationError(`The provider refused the request for model "${model.id}"`, error.reason ?? error.message);
     case 'timeout':
@@ -41,7 +41,7 @@ export function toApiError(error: unknown, model: ModelDescriptor, deadline?: De
       if (error.statusCode === 401 || error.statusCode === 403 || error.isRetryable) return upstreamError(model.id, error.message);
       return modelUnavailable(model.id, error.message);
     case 'upstream':
-      if (error.statusCode === 429) return upstreamRateLimited(model.id, error.message, error.retryAfterMs ?? queueRetryAfterMs);
+      if (error.statusCode === 429) return upstreamRateLimited(model.id, error.message, error.retryAfterMs ?? defaultRetryAfterMs);
       // No HTTP status: in-process inference failed, a failure of the generation itself.
       if (error.statusCode === undefined) return generationError(`Generation with model "${model.id}" failed`, error.message);
       return upstreamError(model.id, error.message);

@@ -75,14 +75,27 @@ function fromStatus(error: InstanceType<typeof OpenAI.APIError>, status: number,
 }
 
 const maxReasonLength = 300;
-// OpenAI-style keys, bearer tokens, and long opaque strings that could be one.
-const secretLike = /\b(?:sk|pk|rk)-[A-Za-z0-9_*-]{6,}|\bBearer\s+\S+|\b[A-Za-z0-9_-]{40,}\b/g;
+/**
+ * What could be a credential: `key=value` pairs named like secrets, Bearer and Basic credentials, JWTs,
+ * and any run of 20 or more letters, digits, `_` or `-` that mixes letters and digits (OpenAI, Google,
+ * Hugging Face and Azure keys all look like that; an English word or a number never does).
+ */
+const secretLike = [
+  /\b(?:api[_-]?key|key|token|secret|password|authorization)\s*[=:]\s*\S+/gi,
+  /\b(?:Bearer|Basic)\s+\S+/gi,
+  /\beyJ[\w-]*\.[\w-]+\.[\w-]*/g,
+  /(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[\w-]{20,}/g,
+];
 
-/** The upstream's own words about a refused request, without secrets, at most 300 characters. */
+/** The upstream's own words about a refused request, without anything like a secret, at most 300 characters. */
 function upstreamReason(error: InstanceType<typeof OpenAI.APIError>): string | undefined {
+  // The SDK hands over the body's `error` object (OpenAI's shape), or the raw text when the body was not JSON.
   const body = error.error as { message?: unknown } | string | undefined;
   const message = typeof body === 'string' ? body : typeof body?.message === 'string' ? body.message : undefined;
   if (!message) return undefined;
-  const scrubbed = message.replace(secretLike, '[redacted]').replace(/\s+/g, ' ').trim();
+  const scrubbed = secretLike
+    .reduce((text, pattern) => text.replace(pattern, '[redacted]'), message)
+    .replace(/\s+/g, ' ')
+    .trim();
   return scrubbed.length > maxReasonLength ? `${scrubbed.slice(0, maxReasonLength - 1)}…` : scrubbed;
 }
