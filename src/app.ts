@@ -29,7 +29,7 @@ import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
 import { Endpoints } from './pipeline/routing/endpoints';
 import { Router } from './pipeline/routing/router';
-import { fallbacksOf } from './model-catalog';
+import { fallbacksOf, uncataloguedFallbacks } from './model-catalog';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
 import { CompareService } from './services/compare.service';
@@ -85,6 +85,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       ? []
       : ['authentication is off: no API_KEYS or API_KEYS_FILE configured, so anyone who can reach this port can spend on its providers']),
     ...(config.ledger.enabled ? [] : ['the ledger is off (LEDGER=off): generations are not recorded; use it only to benchmark']),
+    ...uncataloguedFallbacks(config.catalog),
   ];
   for (const warning of startupWarnings) logger.warn(warning);
   const rateLimitStore = createRateLimitStore(config.rateLimits, logger);

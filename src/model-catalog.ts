@@ -106,6 +106,19 @@ export function fallbacksOf(catalog: ModelCatalog): ReadonlyMap<string, readonly
   return new Map(catalog.models.flatMap((entry) => (entry.fallbacks?.length ? [[entry.id, entry.fallbacks] as const] : [])));
 }
 
+/**
+ * Warnings for fallbacks the catalog does not describe: they work only if an endpoint's discovery lists
+ * them, and a typo would silently leave a model without its fallback.
+ */
+export function uncataloguedFallbacks(catalog: ModelCatalog): string[] {
+  const known = new Set(catalog.models.map((entry) => entry.id));
+  return catalog.models.flatMap((entry) =>
+    (entry.fallbacks ?? [])
+      .filter((id) => !known.has(id))
+      .map((id) => `model "${entry.id}" falls back to "${id}", which the catalog does not list: it is tried only if an endpoint serves it`),
+  );
+}
+
 /** The providers that serve a catalog model: its `endpoints`, or its one `provider`. */
 export function servingProviders(entry: CatalogModelEntry): readonly string[] {
   return entry.endpoints ?? (entry.provider === undefined ? [] : [entry.provider]);

@@ -173,7 +173,12 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
   const applyFailure = (res: http.ServerResponse, behaviour: FakeBehaviour): boolean => {
     switch (behaviour.kind) {
       case 'status':
-        send(res, behaviour.status, behaviour.body ?? errorBody(behaviour.status, `Fake upstream error (status ${behaviour.status})`), behaviour.headers);
+        send(
+          res,
+          behaviour.status,
+          behaviour.body ?? errorBody(behaviour.status, `Fake upstream error (status ${behaviour.status})`),
+          behaviour.headers,
+        );
         return true;
       case 'timeout':
         return true; // hold the socket: no answer at all
