@@ -7,6 +7,8 @@ import { Generation, GenerationPage, UsageReport } from './ledger.type';
 /** The ledger's row as the schema shows it: the metrics grouped as on a generation's answer. */
 const toGeneration = (row: LedgerGeneration): Generation => ({
   ...row,
+  // Rows written before fallbacks existed name no model per attempt: it was the one asked for.
+  attempts: row.attempts.map((attempt) => ({ ...attempt, modelId: attempt.modelId ?? row.modelId })),
   metrics: {
     latencyMs: row.latencyMs,
     inputTokens: row.inputTokens,

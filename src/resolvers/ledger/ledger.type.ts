@@ -1,6 +1,6 @@
 import { Field, Float, ObjectType, registerEnumType } from 'type-graphql';
 import { GENERATION_STATUSES, LEDGER_SOURCES, USAGE_GROUP_BY } from '../../storage/ledger-types';
-import { GenerationMetrics, GenerationParameters, PromptRef } from '../generate/generate.type';
+import { GenerationAttempt, GenerationMetrics, GenerationParameters, PromptRef } from '../generate/generate.type';
 import { enumOf } from '../shared/enums';
 import { DateTimeISO, SafeInt } from '../shared/scalars';
 
@@ -100,6 +100,9 @@ export class Generation {
 
   @Field(() => DateTimeISO, { name: 'created_at', description: 'When the generation started (UTC).' })
   createdAt!: Date;
+
+  @Field(() => [GenerationAttempt], { description: 'Every upstream call it took, in order (retries, replicas, fallbacks).' })
+  attempts!: readonly GenerationAttempt[];
 }
 
 @ObjectType({ description: 'A page of the ledger, newest first.' })
