@@ -115,6 +115,7 @@ describe('fallbacks: a model whose endpoint fails is served by its fallback on a
 
     const row = await ledgerRow(gateway, answer.metadata.generation_id);
     expect(row).toMatchObject({ status: 'succeeded', error: null, provider: 'secondary', model_id: 'main-model' });
+    expect(row.attempts).toEqual(answer.metadata.attempts);
   });
 
   it('over REST POST /api/v1/generate: the same answer, within the contract, and the ledger row names the served endpoint', async () => {
@@ -738,5 +739,58 @@ describe('streams: POST /api/v1/generate/stream falls back before its first byte
     expect(last.receivedAt - startedAt).toBeLessThan(TIMEOUT_MS + 500);
     expect(generationCalls(primary)).toHaveLength(1);
     expect(generationCalls(backup)).toHaveLength(0);
+  });
+});
+
+describe('UPSTREAM_ATTEMPT_TIMEOUT_MS: a replica that stalls leaves time for the other', () => {
+  let stalled: FakeUpstream;
+  let healthy: FakeUpstream;
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    stalled = await startFakeUpstream({ models: ['llama'] });
+    healthy = await startFakeUpstream({ models: ['llama'] });
+    gateway = await startGateway({
+      catalog: {
+        endpoints: [
+          { name: 'stalled', base_url: stalled.url },
+          { name: 'healthy', base_url: healthy.url },
+        ],
+        models: [{ id: 'llama', endpoints: ['stalled', 'healthy'], fallbacks: ['missing-model'] }],
+      },
+      env: { UPSTREAM_TIMEOUT_MS: '3000', UPSTREAM_ATTEMPT_TIMEOUT_MS: '200', BREAKER_FAILURES: '1000' },
+    });
+  });
+  afterAll(async () => {
+    await gateway.close();
+    await stalled.close();
+    await healthy.close();
+  });
+
+  it('gives up on the stalled replica after the attempt timeout and answers from the other, well inside the deadline', async () => {
+    stalled.defaultBehaviour = { kind: 'timeout' };
+    const answers: Array<{ provider: string; attempts: Attempt[]; wallMs: number }> = [];
+    for (let request = 0; request < 4; request += 1) {
+      const startedAt = performance.now();
+      const response = await generateRest(gateway, { prompt: `stall ${request}`, model_id: 'llama' });
+      expect(response.status).toBe(200);
+      answers.push({ ...response.body.metadata, wallMs: performance.now() - startedAt });
+    }
+
+    expect(answers.every((answer) => answer.provider === 'healthy')).toBe(true);
+    const detoured = answers.filter((answer) => answer.attempts.length === 2);
+    // Ties take turns, so about half the requests try the stalled replica first.
+    expect(detoured.length).toBeGreaterThan(0);
+    for (const answer of detoured) {
+      expect(answer.attempts).toEqual([attempt('llama', 'stalled', 'upstream_timeout'), attempt('llama', 'healthy', null)]);
+      expect(answer.attempts[0]!.latency_ms).toBeGreaterThanOrEqual(190);
+      expect(answer.wallMs).toBeLessThan(1500);
+    }
+    expect(generationCalls(healthy)).toHaveLength(4);
+  });
+
+  it('names a fallback the catalog does not list in the status warnings', async () => {
+    const response = await rest(gateway, 'GET', '/status');
+    expect(response.body.warnings).toContainEqual(expect.stringContaining('"llama" falls back to "missing-model"'));
   });
 });

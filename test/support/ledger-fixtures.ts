@@ -146,6 +146,7 @@ export interface LedgerGeneration {
   prompt_ref: { name: string; version: number } | null;
   evaluation_id: string | null;
   created_at: string;
+  attempts?: Array<{ model_id: string; provider: string; error: string | null; latency_ms: number | null }>;
 }
 
 export interface UsageTotals {
