@@ -3,6 +3,7 @@ import type { RequestContext } from '../../context';
 import { ApiError, subscriptionNotSubscribed } from '../../errors/api-error';
 import type { GenerationStream } from '../../pipeline/generation-pipeline';
 import { GenerateArgs } from './generate.args';
+import { upstreamErrorCodes } from './generate.resolver';
 import { GenerateStreamEvent, type StreamSourceItem } from './generate-stream.type';
 
 @Resolver()
@@ -11,7 +12,8 @@ export class GenerateStreamResolver {
     name: 'generate_stream',
     description:
       'Generates text for one prompt as it is produced: events carry the next text, the last one the whole answer. ' +
-      'Counts as `generate` for rate limits; closing the subscription cancels the upstream call.',
+      'Counts as `generate` for rate limits; closing the subscription cancels the upstream call. ' +
+      upstreamErrorCodes,
     subscribe: ({ args, context }: SubscribeResolverData<unknown, GenerateArgs, RequestContext>) => startStream(args, context),
   })
   generateStream(@Root() item: StreamSourceItem | undefined, @Args() _args: GenerateArgs): GenerateStreamEvent {
