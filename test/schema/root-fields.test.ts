@@ -148,7 +148,7 @@ describe('root field middlewares in both schemas', () => {
     minDiskBytes: 0,
     startupWarnings: [],
     ledgerReachable: async () => true,
-      breakerStateOf: () => 'closed',
+    breakerStateOf: () => 'closed',
   });
   // Only what these operations reach: health reads the status service; the rest never get past the middlewares.
   const contextFor = (requestId: string): RequestContext =>
