@@ -27,6 +27,11 @@ import { createHttpServer, type HttpServer } from './server';
 import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
+import { createAccessLog } from './monitoring/access-log';
+import { traceGenerations } from './monitoring/generation-spans';
+import { GatewayMetrics } from './monitoring/metrics';
+import { createMetricsHandler } from './monitoring/metrics.route';
+import { RequestMonitor } from './monitoring/request-monitor';
 import { Endpoints } from './pipeline/routing/endpoints';
 import { Router } from './pipeline/routing/router';
 import { fallbacksOf, uncataloguedFallbacks } from './model-catalog';
@@ -89,7 +94,19 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   ];
   for (const warning of startupWarnings) logger.warn(warning);
   const rateLimitStore = createRateLimitStore(config.rateLimits, logger);
-  const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger);
+  // Read when scraped: the HTTP server and the router exist by then.
+  const metrics = new GatewayMetrics({
+    inFlightRequests: () => http.inFlight.size,
+    endpoints: () =>
+      registry.providers.map((provider) => ({
+        name: provider.name,
+        queued: provider.queueDepth?.() ?? 0,
+        breaker: router.endpoints.breakerState(provider.name),
+      })),
+  });
+  const rateLimiter = new OperationRateLimiter(config.rateLimits, new RateLimiter(rateLimitStore, config.rateLimits.windowMs), logger, () =>
+    metrics.refused('rate_limit'),
+  );
   // The embedded ledger lives here, and readiness checks its free space: it must exist whatever the ledger's store.
   mkdirSync(config.dataDir, { recursive: true });
   let alerts: BudgetAlerts | undefined;
@@ -114,6 +131,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   logger.info({ ledger: ledger.kind, contentRecorded: config.ledger.recordContent }, 'ledger open');
   const registry = createProviderRegistry(config, logger);
   const onLedgerError = throttledErrorLog(logger, 'the ledger database failed', 10_000);
+  const recorder = new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed'));
+  traceGenerations(recorder);
   const router = new Router(
     registry,
     new Endpoints({
@@ -130,7 +149,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     ledger: ledger.repository ?? unrecordedLedger,
     budgets: ledger.budgets,
     onLedgerError,
-    recorder: new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed')),
+    recorder,
+    onBudgetRefused: () => metrics.refused('budget'),
     timeoutMs: config.upstream.timeoutMs,
     retry: {
       maxRetries: config.upstream.maxRetries,
@@ -142,7 +162,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     },
   });
   const models = new ModelService(registry);
-  const runner = await startEvaluationRunner(config, ledger, pipeline, logger);
+  const runner = await startEvaluationRunner(config, ledger, pipeline, logger, (status) => metrics.evaluationCell(status));
   const services: Services = {
     generation: pipeline,
     models,
@@ -225,6 +245,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     formatError,
   });
   const graphqlSse = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
+  const accessLog = createAccessLog(config.accessLog);
   const http = createHttpServer({
     apollo,
     services,
@@ -235,6 +256,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     webPages,
     openAIHandler,
     graphqlSseHandler: graphqlSse.handle,
+    monitor: new RequestMonitor(recorder, metrics, accessLog),
+    metricsHandler: createMetricsHandler(metrics, { public: config.metrics.public || !apiKeys.enabled }),
   });
   const graphqlWs = createGraphQLWsServer({ operations, services, apiKeys, maxPayloadBytes: config.maxBodyBytes, logger });
   graphqlWs.attach(http.server);
@@ -263,6 +286,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     // Last: every answered generation's row is committed before the database closes.
     await alerts?.close();
     await ledger.close();
+    await accessLog?.close();
   };
 
   return {
@@ -292,6 +316,7 @@ async function startEvaluationRunner(
   ledger: Awaited<ReturnType<typeof openLedger>>,
   pipeline: GenerationPipeline,
   logger: Logger,
+  onCellRecorded: (status: 'passed' | 'failed' | 'error') => void,
 ): Promise<EvaluationRunner | undefined> {
   const { evaluations, prompts, datasets } = ledger;
   if (!evaluations || !prompts || !datasets) return undefined;
@@ -306,6 +331,7 @@ async function startEvaluationRunner(
     leaseMs,
     recordContent: config.ledger.recordContent,
     ownsDatabase: ledger.kind === 'sqlite',
+    onCellRecorded,
   });
   const queue = redisUrl
     ? await openBullCaseQueue(

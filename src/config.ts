@@ -74,6 +74,8 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_COST: integer(5000, 1),
   GRAPHQL_MAX_DIRECTIVES: integer(50, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ACCESS_LOG: z.string().min(1).default('stdout'),
+  METRICS_PUBLIC: z.enum(['true', 'false']).default('false'),
 });
 
 export interface AppConfig {
@@ -179,6 +181,12 @@ export interface AppConfig {
   /** Streams send a comment line when this long passes without a write, so proxies keep them open. */
   readonly streamHeartbeatMs: number;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  /** One JSON line per request: `stdout`, `off`, or a file path. */
+  readonly accessLog: string;
+  readonly metrics: {
+    /** GET /metrics without a key even when API keys are on (for a scraper inside the network). */
+    readonly public: boolean;
+  };
   readonly version: string;
   /**
    * The keys of catalog endpoints, by the variable their `api_key_env` names: only those variables
@@ -286,6 +294,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     maxBodyBytes: env.MAX_BODY_BYTES,
     streamHeartbeatMs: env.STREAM_HEARTBEAT_MS,
     logLevel: env.LOG_LEVEL,
+    accessLog: env.ACCESS_LOG,
+    metrics: { public: env.METRICS_PUBLIC === 'true' },
     version: readVersion(),
     endpointKeys: readEndpointKeys(catalog, environment),
   };

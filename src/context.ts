@@ -1,3 +1,4 @@
+import type { RequestLog } from './monitoring/request-log';
 import type { CallContext } from './pipeline/call-context';
 import type { Caller } from './pipeline/caller';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
@@ -30,8 +31,16 @@ export interface RequestContext extends CallContext {
   readonly services: Services;
   /** Headers resolvers add to the HTTP response (rate-limit figures); the HTTP layer writes them. */
   readonly responseHeaders: Map<string, string>;
+  /** What the request ran, for its access-log line and metrics (absent off HTTP: WebSocket operations). */
+  readonly requestLog?: RequestLog;
 }
 
-export function createRequestContext(services: Services, requestId: string, caller: Caller, signal?: AbortSignal): RequestContext {
-  return { requestId, services, caller, responseHeaders: new Map(), generationLoader: createGenerationLoader(), signal };
+export function createRequestContext(
+  services: Services,
+  requestId: string,
+  caller: Caller,
+  signal?: AbortSignal,
+  requestLog?: RequestLog,
+): RequestContext {
+  return { requestId, services, caller, responseHeaders: new Map(), generationLoader: createGenerationLoader(), signal, requestLog };
 }

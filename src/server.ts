@@ -8,6 +8,8 @@ import { createGraphQLHandler } from './http/graphql-handler';
 import { InFlightTracker } from './http/in-flight-tracker';
 import { requestIdOf } from './http/request-id';
 import type { Logger } from './logger';
+import type { RequestLog } from './monitoring/request-log';
+import type { RequestMonitor } from './monitoring/request-monitor';
 
 export interface HttpServerSettings {
   readonly apollo: ApolloServer<RequestContext>;
@@ -23,7 +25,18 @@ export interface HttpServerSettings {
   readonly graphqlSseHandler?: (request: IncomingMessage, response: ServerResponse, context: RequestContext) => Promise<void>;
   /** Handles /v1: the OpenAI-compatible API, which answers in OpenAI's error shape (a missing key too). */
   readonly openAIHandler?: OpenAIHandler;
+  /** Sees every request from start to close: the access log and the request metrics. */
+  readonly monitor?: RequestMonitor;
+  /** GET /metrics, given the authenticated caller (undefined without a valid key). */
+  readonly metricsHandler?: MetricsHandler;
 }
+
+/** Serves the Prometheus scrape; it decides who may read it (admins, or anyone with METRICS_PUBLIC). */
+export type MetricsHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  authentication: ReturnType<typeof authenticate>,
+) => Promise<void>;
 
 export interface OpenAIHandler {
   handle(request: IncomingMessage, response: ServerResponse, context: RequestContext): Promise<void>;
@@ -48,6 +61,12 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     const done = inFlight.begin();
     response.on('close', done);
     const requestId = requestIdOf(request);
+    const log = settings.monitor?.begin(requestId, request.method ?? 'GET');
+    if (log) {
+      const monitor = settings.monitor!;
+      // 499 (as nginx logs it): the client left before any answer was sent.
+      response.on('close', () => monitor.end(log, response.headersSent ? response.statusCode : 499));
+    }
     response.setHeader('x-request-id', requestId);
     if (draining) response.setHeader('connection', 'close');
 
@@ -63,7 +82,16 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
 
     const route = async (): Promise<void> => {
       // Public pages first: a browser opening /graphql gets GraphiQL without a key.
-      if (settings.webPages && (await settings.webPages(request, response, url.pathname))) return;
+      if (settings.webPages && (await settings.webPages(request, response, url.pathname))) {
+        // Only paths the pages serve (a fixed set) get here: bounded as a label.
+        if (log) log.route = url.pathname;
+        return;
+      }
+      if (url.pathname === '/metrics' && settings.metricsHandler) {
+        if (log) log.route = '/metrics';
+        return settings.metricsHandler(request, response, authenticate(request, settings.apiKeys));
+      }
+      if (log) log.route = coarseRoute(url.pathname);
       if (!isGraphQL && !isGraphQLStream && !isRest && !(isOpenAI && settings.openAIHandler)) {
         return sendJsonError(response, 404, 'not_found', `No route for ${request.method ?? 'GET'} ${url.pathname}`);
       }
@@ -75,7 +103,8 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       const refusal = authentication.ok ? 'missing' : authentication.reason;
       if (!caller && isOpenAI && settings.openAIHandler) return settings.openAIHandler.unauthorized(response, refusal);
       if (!caller) return sendUnauthorized(response, isGraphQL || isGraphQLStream, refusal);
-      const context = createRequestContext(settings.services, requestId, caller, abort.signal);
+      if (log) log.callerName = caller.name;
+      const context = createRequestContext(settings.services, requestId, caller, abort.signal, log);
       if (isGraphQL) return graphql(request, response, url.search, context);
       if (isGraphQLStream) {
         if (settings.graphqlSseHandler) return settings.graphqlSseHandler(request, response, context);
@@ -130,4 +159,15 @@ function sendUnauthorized(response: ServerResponse, graphql: boolean, reason: 'm
 
 export function sendJsonError(response: ServerResponse, status: number, error: string, message: string, details?: string): void {
   sendErrorResponse(response, { status, body: errorBody(error, message, details), headers: {} });
+}
+
+const openAIRoutes = new Set(['/v1/chat/completions', '/v1/models']);
+
+/** A label for what the request asked for before a handler names its route: a fixed set, never the raw path. */
+function coarseRoute(pathname: string): RequestLog['route'] {
+  if (pathname === '/graphql' || pathname === '/graphql/stream') return pathname;
+  if (openAIRoutes.has(pathname)) return pathname;
+  if (pathname === '/v1' || pathname.startsWith('/v1/')) return '/v1/{unmatched}';
+  if (pathname === '/api/v1' || pathname.startsWith('/api/v1/')) return '/api/v1/{unmatched}';
+  return 'unmatched';
 }

@@ -29,6 +29,8 @@ export interface EvaluationRunnerSettings {
   readonly recordContent: boolean;
   /** SQLite: this process owns the database, so at start-up every unfinished run is its own to resume. */
   readonly ownsDatabase: boolean;
+  /** Told about every cell recorded (the evaluation cells metric): passed, failed (scored low) or error (no answer). */
+  readonly onCellRecorded?: (status: 'passed' | 'failed' | 'error') => void;
 }
 
 /** How often this process looks for runs that were cancelled or ended elsewhere, while it works on some. */
@@ -267,6 +269,7 @@ export class EvaluationRunner {
       };
     }
     await this.settings.evaluations.recordCell(run.id, result);
+    this.settings.onCellRecorded?.(result.error !== null ? 'error' : result.passed ? 'passed' : 'failed');
   }
 
   private callContext(run: Evaluation, signal: AbortSignal): CallContext {

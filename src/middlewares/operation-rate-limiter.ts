@@ -63,6 +63,8 @@ export class OperationRateLimiter {
     private readonly limits: RateLimits,
     private readonly engine: RateLimiter,
     private readonly logger?: Logger,
+    /** Told about every refusal (the refusals metric). */
+    private readonly onRefused?: () => void,
   ) {}
 
   /** Counts the call; sets the X-RateLimit headers; throws `rate_limit_exceeded` (with Retry-After) past the limit. */
@@ -101,6 +103,7 @@ export class OperationRateLimiter {
     // Rounded up, so a client that waits this long finds the call admitted.
     const retryAfterSeconds = Math.ceil(decision.retryAfterMs / 1000);
     context.responseHeaders.set('retry-after', String(retryAfterSeconds));
+    this.onRefused?.();
     throw new ApiError(
       'rate_limit_exceeded',
       429,

@@ -174,6 +174,8 @@ export interface PipelineSettings {
   readonly retry: RetryPolicy;
   /** Told when an upstream refuses the gateway's own credentials (401, 403): an operator must fix it. */
   readonly onMisconfiguredEndpoint: (message: string) => void;
+  /** Told about every request a budget refused (the refusals metric). */
+  readonly onBudgetRefused?: () => void;
 }
 
 /** One prompt's way through steps 4 and 5: its answer (or typed error) and its ledger row. */
@@ -358,7 +360,7 @@ export class GenerationPipeline {
   private async *relay(stream: OpenStream): AsyncGenerator<StreamEvent> {
     const { plan, start, call, opened } = stream;
     const served = opened.candidate.model;
-    const progress: StreamProgress = { text: '', outputTokens: undefined };
+    const progress: StreamProgress = { text: '', outputTokens: undefined, firstTextAt: undefined };
     let ended = false;
     try {
       let finish: Extract<StreamPart, { type: 'finish' }> | undefined;
@@ -368,6 +370,7 @@ export class GenerationPipeline {
             finish = part;
             continue;
           }
+          progress.firstTextAt ??= performance.now();
           progress.text += part.text;
           progress.outputTokens = part.outputTokens ?? progress.outputTokens;
           yield { type: 'delta', text: part.text };
@@ -388,7 +391,7 @@ export class GenerationPipeline {
       };
       const { counts, metered } = meter(served, stream.admitted, result, call.requestId, start.id);
       const outcome = this.succeededOutcome(opened, result, counts, metered.costUsd);
-      const unrecorded = await this.finishRow(start, outcome, call, metered.costUsd);
+      const unrecorded = await this.finishRow(start, outcome, call, metered.costUsd, firstTokenMs(stream, progress));
       if (unrecorded) throw unrecorded;
       const { prompt, parameters, origin } = stream;
       yield {
@@ -419,7 +422,7 @@ export class GenerationPipeline {
     try {
       await stream.opened.value[Symbol.asyncIterator]().return?.();
     } finally {
-      await this.recordInterrupted(stream, { text: '', outputTokens: undefined }, undefined);
+      await this.recordInterrupted(stream, { text: '', outputTokens: undefined, firstTextAt: undefined }, undefined);
       this.closed(stream);
     }
   }
@@ -470,7 +473,7 @@ export class GenerationPipeline {
         { modelId: model.id, provider: model.provider, upstreamModel: model.upstreamModel, error: code, latencyMs },
       ],
     };
-    return (await this.finishRow(start, outcome, call, costUsd)) ?? error;
+    return (await this.finishRow(start, outcome, call, costUsd, firstTokenMs(stream, progress))) ?? error;
   }
 
   async generateBatch(input: GenerateBatchInput, call: CallContext): Promise<BatchOutcome> {
@@ -744,6 +747,7 @@ export class GenerationPipeline {
       }
     } catch (error) {
       if (error instanceof BudgetRefusedError) {
+        this.settings.onBudgetRefused?.();
         const needed = inputTokens.reduce((sum, tokens) => sum + worstCaseUnits(models, tokens, requested.maxTokens), 0);
         throw budgetRefusal(error.refusal, needed);
       }
@@ -758,6 +762,7 @@ export class GenerationPipeline {
     outcome: GenerationOutcome,
     call: CallContext,
     costUsd: CostBreakdown,
+    timeToFirstTokenMs?: number,
   ): Promise<ApiError | undefined> {
     try {
       await this.settings.ledger.finish(start.id, outcome);
@@ -781,7 +786,9 @@ export class GenerationPipeline {
       costUsd,
       latencyMs: outcome.latencyMs,
       attempts: outcome.attempts.length,
+      parameters: start.parameters,
       createdAt: start.createdAt,
+      ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
     });
     return undefined;
   }
@@ -820,7 +827,13 @@ interface OpenStream {
 interface StreamProgress {
   text: string;
   outputTokens: number | undefined;
+  /** When the first text arrived (performance.now()). */
+  firstTextAt: number | undefined;
 }
+
+/** From the stream's admission to its first text, when there was any. */
+const firstTokenMs = (stream: OpenStream, progress: StreamProgress): number | undefined =>
+  progress.firstTextAt === undefined ? undefined : Math.round(progress.firstTextAt - stream.startedAt);
 
 /** The answer of one generation, as `generate` returns it and a stream's last event carries it. */
 function outcomeOf(answer: {

@@ -1,5 +1,5 @@
 import type { FinishReason } from '../providers/provider';
-import type { GenerationStatus, LedgerSource } from '../storage/ledger-types';
+import type { GenerationStatus, LedgerSource, RecordedParameters } from '../storage/ledger-types';
 import type { Caller } from './caller';
 import type { CostBreakdown } from './cost';
 
@@ -24,6 +24,10 @@ export interface GenerationRecord {
   readonly latencyMs: number;
   /** Upstream calls made, retries included. */
   readonly attempts: number;
+  /** The parameters it ran with (max_tokens as applied, after any budget lowering). */
+  readonly parameters: RecordedParameters;
+  /** Streams: from admission to the first text; absent when none came or it was not a stream. */
+  readonly timeToFirstTokenMs?: number;
   readonly createdAt: Date;
 }
 

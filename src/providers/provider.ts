@@ -147,6 +147,8 @@ export interface LanguageModelProvider {
    */
   generateBatch(requests: readonly GenerationRequest[]): Promise<Array<GenerationResult | ProviderError>>;
   health(): ProviderHealth;
+  /** Calls waiting for one of its connection slots (its bulkhead's queue), for providers that queue. */
+  queueDepth?(): number;
   /** One model by id, for providers that can look it up without listing everything (a directory scan). */
   findModel?(id: string): Promise<ModelDescriptor | undefined>;
   /** Exact prompt tokens (as the model will see the prompt or the messages), for providers whose models count themselves. */

@@ -9,7 +9,7 @@ import { exportFeedback } from './feedback-export.route';
 import { createGenerateStreamRoute } from './generate-stream.route';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
-import { matchRoute, methodsWithBody, restBasePath, successStatus, type OperationName } from './routes';
+import { matchRoute, methodsWithBody, restBasePath, type RouteMatch, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
 import { prepareOperation, prepareSofaOperations, readSchemaAsSofa, restVariables } from './sofa-operations';
 
@@ -45,6 +45,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
     const { pathname, searchParams } = new URL(request.url ?? '/', 'http://localhost');
     const relativePath = pathname.slice(restBasePath.length) || '/';
     const route = matchRoute(method, relativePath);
+    if (context.requestLog) context.requestLog.route = routeLabel(route);
 
     if (route.kind === 'none') {
       return sendErrorResponse(response, {
@@ -143,3 +144,10 @@ const invalid = (details: string): RenderedError => ({
   body: errorBody('validation_error', 'Invalid request parameters', details),
   headers: {},
 });
+
+/** The route template a request matched, for metrics and the access log: bounded, never the raw path. */
+function routeLabel(route: RouteMatch): string {
+  if (route.kind === 'operation') return `${restBasePath}${route.openApiPath}`;
+  if (route.kind === 'document' || route.kind === 'hand_written') return `${restBasePath}${route.path}`;
+  return `${restBasePath}/{unmatched}`;
+}

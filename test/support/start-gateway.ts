@@ -50,6 +50,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Runnin
     PORT: '0',
     HOST: '127.0.0.1',
     LOG_LEVEL: 'silent',
+    ACCESS_LOG: 'off',
     UPSTREAM_MAX_RETRIES: '0',
     // Suites send far more than the spec's per-minute limits; the rate-limit tests set their own.
     RATE_LIMIT_GENERATE: '100000',

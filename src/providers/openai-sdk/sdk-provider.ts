@@ -173,6 +173,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
     stream,
     generate,
     generateBatch,
+    queueDepth: () => limit.queued,
     health(): ProviderHealth {
       if (!isConfigured()) {
         return {

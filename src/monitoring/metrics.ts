@@ -1,0 +1,172 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BreakerState } from '../pipeline/routing/circuit-breaker';
+import type { GenerationRecord } from '../pipeline/generation-record';
+
+/** What the metrics read when scraped, rather than being told on every change. */
+export interface MetricsSources {
+  /** HTTP requests being served now. */
+  readonly inFlightRequests: () => number;
+  /** Every endpoint (provider) with its queue and breaker. */
+  readonly endpoints: () => ReadonlyArray<{ readonly name: string; readonly queued: number; readonly breaker: BreakerState }>;
+}
+
+export type RefusalReason = 'rate_limit' | 'budget';
+
+const breakerValue: Record<BreakerState, number> = { closed: 0, half_open: 1, open: 2 };
+/** Model ids are bounded by the catalog and what endpoints list; past this many, more count as `other`. */
+const maxModelLabels = 500;
+const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/**
+ * The gateway's Prometheus metrics, in a registry of its own. Every label value comes from a bounded set
+ * (route templates, model ids the gateway routed to, endpoint names, status codes), never from callers,
+ * prompts or raw paths, so no request can grow the number of series.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly models = new Set<string>();
+
+  private readonly httpRequests = new Counter({
+    name: 'llmop_http_requests_total',
+    help: 'HTTP requests answered, by route template, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly httpDuration = new Histogram({
+    name: 'llmop_http_request_duration_seconds',
+    help: 'Time from a request to its response closing, by route template, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  private readonly generations = new Counter({
+    name: 'llmop_generations_total',
+    help: 'Generations recorded in the ledger, by model, serving provider, source and status.',
+    labelNames: ['model', 'provider', 'source', 'status'] as const,
+    registers: [this.registry],
+  });
+  private readonly tokens = new Counter({
+    name: 'llmop_tokens_total',
+    help: 'Tokens billed, by model and direction (input or output).',
+    labelNames: ['model', 'direction'] as const,
+    registers: [this.registry],
+  });
+  private readonly cost = new Counter({
+    name: 'llmop_cost_usd_total',
+    help: 'Cost of generations in US dollars, by model.',
+    labelNames: ['model'] as const,
+    registers: [this.registry],
+  });
+  private readonly upstreamDuration = new Histogram({
+    name: 'llmop_upstream_duration_seconds',
+    help: "Time a generation spent at its provider (the serving attempt's call), by model.",
+    labelNames: ['model'] as const,
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  private readonly firstToken = new Histogram({
+    name: 'llmop_time_to_first_token_seconds',
+    help: 'Time from a stream being admitted to its first text, by model.',
+    labelNames: ['model'] as const,
+    buckets: latencyBuckets,
+    registers: [this.registry],
+  });
+  private readonly refusals = new Counter({
+    name: 'llmop_refusals_total',
+    help: 'Requests refused before any upstream call, by reason (rate_limit or budget).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  private readonly evaluationCells = new Counter({
+    name: 'llmop_evaluation_cells_total',
+    help: 'Evaluation cells finished, by status (passed, failed: scored below its threshold, error: no answer).',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(sources: MetricsSources) {
+    new Gauge({
+      name: 'llmop_in_flight_requests',
+      help: 'HTTP requests being served.',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.inFlightRequests());
+      },
+    });
+    new Gauge({
+      name: 'llmop_endpoint_queue_depth',
+      help: "Calls waiting for one of an endpoint's connection slots.",
+      labelNames: ['endpoint'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, endpoint.queued);
+      },
+    });
+    new Gauge({
+      name: 'llmop_breaker_state',
+      help: "An endpoint's circuit breaker: 0 closed, 1 half-open, 2 open.",
+      labelNames: ['endpoint'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, breakerValue[endpoint.breaker]);
+      },
+    });
+  }
+
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    const labels = { route, method: boundedMethod(method), status: String(status) };
+    this.httpRequests.inc(labels);
+    this.httpDuration.observe(labels, seconds);
+  }
+
+  observeGeneration(record: GenerationRecord): void {
+    const model = this.modelLabel(record.modelId);
+    this.generations.inc({ model, provider: record.provider, source: record.source, status: record.status });
+    this.tokens.inc({ model, direction: 'input' }, record.inputTokens);
+    this.tokens.inc({ model, direction: 'output' }, record.outputTokens);
+    this.cost.inc({ model }, record.costUsd.total);
+    if (record.status === 'succeeded') this.upstreamDuration.observe({ model }, record.latencyMs / 1000);
+    if (record.timeToFirstTokenMs !== undefined) this.firstToken.observe({ model }, record.timeToFirstTokenMs / 1000);
+  }
+
+  refused(reason: RefusalReason): void {
+    this.refusals.inc({ reason });
+  }
+
+  evaluationCell(status: 'passed' | 'failed' | 'error'): void {
+    this.evaluationCells.inc({ status });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The gateway's metrics and Node's process metrics (memory, CPU, event loop lag, GC). */
+  render(): Promise<string> {
+    return Registry.merge([processMetrics(), this.registry]).metrics();
+  }
+
+  private modelLabel(modelId: string): string {
+    if (this.models.has(modelId)) return modelId;
+    if (this.models.size >= maxModelLabels) return 'other';
+    this.models.add(modelId);
+    return modelId;
+  }
+}
+
+let processRegistry: Registry | undefined;
+
+/**
+ * Node's default metrics, collected once per process from the first scrape: their collectors (a GC
+ * observer, an event-loop delay monitor) are process-wide, and a process may run several gateways (tests).
+ */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+const boundedMethod = (method: string): string => (knownMethods.has(method) ? method : 'other');

@@ -1,0 +1,44 @@
+import type { GenerationRecorder } from '../pipeline/generation-record';
+import { type AccessLogWriter, accessLogLine } from './access-log';
+import type { GatewayMetrics } from './metrics';
+import { RequestLog } from './request-log';
+
+/**
+ * Watches every HTTP request from its start to its response closing: what it ran and which generations
+ * it made (the pipeline's records, matched by request id), then one access-log line and the request
+ * metrics. Generation metrics are counted here too, evaluation cells included.
+ */
+export class RequestMonitor {
+  /** Open requests by id; records go to one only while it is alone with its id (clients may reuse an X-Request-Id). */
+  private readonly open = new Map<string, RequestLog[]>();
+
+  constructor(
+    recorder: GenerationRecorder,
+    private readonly metrics: GatewayMetrics | undefined,
+    private readonly accessLog: AccessLogWriter | undefined,
+  ) {
+    recorder.subscribe((record) => {
+      this.metrics?.observeGeneration(record);
+      const sharing = this.open.get(record.requestId);
+      if (sharing?.length === 1) sharing[0]!.generations.push(record);
+    });
+  }
+
+  begin(requestId: string, method: string): RequestLog {
+    const log = new RequestLog(requestId, method);
+    const sharing = this.open.get(requestId);
+    if (sharing) sharing.push(log);
+    else this.open.set(requestId, [log]);
+    return log;
+  }
+
+  end(log: RequestLog, status: number): void {
+    const sharing = this.open.get(log.requestId) ?? [];
+    const remaining = sharing.filter((other) => other !== log);
+    if (remaining.length > 0) this.open.set(log.requestId, remaining);
+    else this.open.delete(log.requestId);
+    const latencyMs = performance.now() - log.startedAt;
+    this.metrics?.observeRequest(log.route, log.method, status, latencyMs / 1000);
+    this.accessLog?.write(accessLogLine(log, status, latencyMs));
+  }
+}
