@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Counter, Histogram, Registry } from 'prom-client';
 import type { BreakerState } from '../pipeline/routing/circuit-breaker';
 import type { GenerationRecord } from '../pipeline/generation-record';
 
@@ -20,130 +20,54 @@ const latencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 /**
  * The gateway's Prometheus metrics, in a registry of its own. Every label value comes from a bounded set
  * (route templates, model ids the gateway routed to, endpoint names, status codes), never from callers,
- * prompts or raw paths, so no request can grow the number of series.
+ * prompts or raw paths, so no request can grow the number of series. prom-client (~80 ms to load) is
+ * loaded on first use, not at start-up.
  */
 export class GatewayMetrics {
-  readonly registry = new Registry();
+  private instruments: Instruments | undefined;
   private readonly models = new Set<string>();
 
-  private readonly httpRequests = new Counter({
-    name: 'llmop_http_requests_total',
-    help: 'HTTP requests answered, by route template, method and status.',
-    labelNames: ['route', 'method', 'status'] as const,
-    registers: [this.registry],
-  });
-  private readonly httpDuration = new Histogram({
-    name: 'llmop_http_request_duration_seconds',
-    help: 'Time from a request to its response closing, by route template, method and status.',
-    labelNames: ['route', 'method', 'status'] as const,
-    buckets: latencyBuckets,
-    registers: [this.registry],
-  });
-  private readonly generations = new Counter({
-    name: 'llmop_generations_total',
-    help: 'Generations recorded in the ledger, by model, serving provider, source and status.',
-    labelNames: ['model', 'provider', 'source', 'status'] as const,
-    registers: [this.registry],
-  });
-  private readonly tokens = new Counter({
-    name: 'llmop_tokens_total',
-    help: 'Tokens billed, by model and direction (input or output).',
-    labelNames: ['model', 'direction'] as const,
-    registers: [this.registry],
-  });
-  private readonly cost = new Counter({
-    name: 'llmop_cost_usd_total',
-    help: 'Cost of generations in US dollars, by model.',
-    labelNames: ['model'] as const,
-    registers: [this.registry],
-  });
-  private readonly upstreamDuration = new Histogram({
-    name: 'llmop_upstream_duration_seconds',
-    help: "Time a generation spent at its provider (the serving attempt's call), by model.",
-    labelNames: ['model'] as const,
-    buckets: latencyBuckets,
-    registers: [this.registry],
-  });
-  private readonly firstToken = new Histogram({
-    name: 'llmop_time_to_first_token_seconds',
-    help: 'Time from a stream being admitted to its first text, by model.',
-    labelNames: ['model'] as const,
-    buckets: latencyBuckets,
-    registers: [this.registry],
-  });
-  private readonly refusals = new Counter({
-    name: 'llmop_refusals_total',
-    help: 'Requests refused before any upstream call, by reason (rate_limit or budget).',
-    labelNames: ['reason'] as const,
-    registers: [this.registry],
-  });
-  private readonly evaluationCells = new Counter({
-    name: 'llmop_evaluation_cells_total',
-    help: 'Evaluation cells finished, by status (passed, failed: scored below its threshold, error: no answer).',
-    labelNames: ['status'] as const,
-    registers: [this.registry],
-  });
-
-  constructor(sources: MetricsSources) {
-    new Gauge({
-      name: 'llmop_in_flight_requests',
-      help: 'HTTP requests being served.',
-      registers: [this.registry],
-      collect() {
-        this.set(sources.inFlightRequests());
-      },
-    });
-    new Gauge({
-      name: 'llmop_endpoint_queue_depth',
-      help: "Calls waiting for one of an endpoint's connection slots.",
-      labelNames: ['endpoint'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, endpoint.queued);
-      },
-    });
-    new Gauge({
-      name: 'llmop_breaker_state',
-      help: "An endpoint's circuit breaker: 0 closed, 1 half-open, 2 open.",
-      labelNames: ['endpoint'] as const,
-      registers: [this.registry],
-      collect() {
-        for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, breakerValue[endpoint.breaker]);
-      },
-    });
-  }
+  constructor(private readonly sources: MetricsSources) {}
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {
     const labels = { route, method: boundedMethod(method), status: String(status) };
-    this.httpRequests.inc(labels);
-    this.httpDuration.observe(labels, seconds);
+    const { httpRequests, httpDuration } = this.loaded();
+    httpRequests.inc(labels);
+    httpDuration.observe(labels, seconds);
   }
 
   observeGeneration(record: GenerationRecord): void {
+    const { generations, tokens, cost, upstreamDuration, firstToken } = this.loaded();
     const model = this.modelLabel(record.modelId);
-    this.generations.inc({ model, provider: record.provider, source: record.source, status: record.status });
-    this.tokens.inc({ model, direction: 'input' }, record.inputTokens);
-    this.tokens.inc({ model, direction: 'output' }, record.outputTokens);
-    this.cost.inc({ model }, record.costUsd.total);
-    if (record.status === 'succeeded') this.upstreamDuration.observe({ model }, record.latencyMs / 1000);
-    if (record.timeToFirstTokenMs !== undefined) this.firstToken.observe({ model }, record.timeToFirstTokenMs / 1000);
+    generations.inc({ model, provider: record.provider, source: record.source, status: record.status });
+    tokens.inc({ model, direction: 'input' }, record.inputTokens);
+    tokens.inc({ model, direction: 'output' }, record.outputTokens);
+    cost.inc({ model }, record.costUsd.total);
+    if (record.status === 'succeeded') upstreamDuration.observe({ model }, record.latencyMs / 1000);
+    if (record.timeToFirstTokenMs !== undefined) firstToken.observe({ model }, record.timeToFirstTokenMs / 1000);
   }
 
   refused(reason: RefusalReason): void {
-    this.refusals.inc({ reason });
+    this.loaded().refusals.inc({ reason });
   }
 
   evaluationCell(status: 'passed' | 'failed' | 'error'): void {
-    this.evaluationCells.inc({ status });
+    this.loaded().evaluationCells.inc({ status });
   }
 
   get contentType(): string {
-    return this.registry.contentType;
+    return this.loaded().registry.contentType;
   }
 
   /** The gateway's metrics and Node's process metrics (memory, CPU, event loop lag, GC). */
   render(): Promise<string> {
-    return Registry.merge([processMetrics(), this.registry]).metrics();
+    const { registry } = this.loaded();
+    return promClient().Registry.merge([processMetrics(), registry]).metrics();
+  }
+
+  private loaded(): Instruments {
+    this.instruments ??= createInstruments(this.sources);
+    return this.instruments;
   }
 
   private modelLabel(modelId: string): string {
@@ -154,6 +78,114 @@ export class GatewayMetrics {
   }
 }
 
+type PromClient = typeof import('prom-client');
+const promClient = (): PromClient => require('prom-client') as PromClient;
+
+interface Instruments {
+  readonly registry: Registry;
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
+  readonly generations: Counter<'model' | 'provider' | 'source' | 'status'>;
+  readonly tokens: Counter<'model' | 'direction'>;
+  readonly cost: Counter<'model'>;
+  readonly upstreamDuration: Histogram<'model'>;
+  readonly firstToken: Histogram<'model'>;
+  readonly refusals: Counter<'reason'>;
+  readonly evaluationCells: Counter<'status'>;
+}
+
+function createInstruments(sources: MetricsSources): Instruments {
+  const { Counter, Gauge, Histogram, Registry } = promClient();
+  const registry = new Registry();
+  const registers = [registry];
+  new Gauge({
+    name: 'llmop_in_flight_requests',
+    help: 'HTTP requests being served.',
+    registers,
+    collect() {
+      this.set(sources.inFlightRequests());
+    },
+  });
+  new Gauge({
+    name: 'llmop_endpoint_queue_depth',
+    help: "Calls waiting for one of an endpoint's connection slots.",
+    labelNames: ['endpoint'] as const,
+    registers,
+    collect() {
+      for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, endpoint.queued);
+    },
+  });
+  new Gauge({
+    name: 'llmop_breaker_state',
+    help: "An endpoint's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    labelNames: ['endpoint'] as const,
+    registers,
+    collect() {
+      for (const endpoint of sources.endpoints()) this.set({ endpoint: endpoint.name }, breakerValue[endpoint.breaker]);
+    },
+  });
+  return {
+    registry,
+    httpRequests: new Counter({
+      name: 'llmop_http_requests_total',
+      help: 'HTTP requests answered, by route template, method and status.',
+      labelNames: ['route', 'method', 'status'] as const,
+      registers,
+    }),
+    httpDuration: new Histogram({
+      name: 'llmop_http_request_duration_seconds',
+      help: 'Time from a request to its response closing, by route template, method and status.',
+      labelNames: ['route', 'method', 'status'] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    generations: new Counter({
+      name: 'llmop_generations_total',
+      help: 'Generations recorded in the ledger, by model, serving provider, source and status.',
+      labelNames: ['model', 'provider', 'source', 'status'] as const,
+      registers,
+    }),
+    tokens: new Counter({
+      name: 'llmop_tokens_total',
+      help: 'Tokens billed, by model and direction (input or output).',
+      labelNames: ['model', 'direction'] as const,
+      registers,
+    }),
+    cost: new Counter({
+      name: 'llmop_cost_usd_total',
+      help: 'Cost of generations in US dollars, by model.',
+      labelNames: ['model'] as const,
+      registers,
+    }),
+    upstreamDuration: new Histogram({
+      name: 'llmop_upstream_duration_seconds',
+      help: "Time a generation spent at its provider (the serving attempt's call), by model.",
+      labelNames: ['model'] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    firstToken: new Histogram({
+      name: 'llmop_time_to_first_token_seconds',
+      help: 'Time from a stream being admitted to its first text, by model.',
+      labelNames: ['model'] as const,
+      buckets: latencyBuckets,
+      registers,
+    }),
+    refusals: new Counter({
+      name: 'llmop_refusals_total',
+      help: 'Requests refused before any upstream call, by reason (rate_limit or budget).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
+    evaluationCells: new Counter({
+      name: 'llmop_evaluation_cells_total',
+      help: 'Evaluation cells finished, by status (passed, failed: scored below its threshold, error: no answer).',
+      labelNames: ['status'] as const,
+      registers,
+    }),
+  };
+}
+
 let processRegistry: Registry | undefined;
 
 /**
@@ -162,6 +194,7 @@ let processRegistry: Registry | undefined;
  */
 function processMetrics(): Registry {
   if (!processRegistry) {
+    const { Registry, collectDefaultMetrics } = promClient();
     processRegistry = new Registry();
     collectDefaultMetrics({ register: processRegistry });
   }

@@ -41,8 +41,8 @@ describe('what start-up loads', () => {
   });
   afterAll(() => redis.stop());
 
-  it('loads neither the Redis client without REDIS_URL, nor a tokenizer, nor the WebSocket server before one is needed', async () => {
-    expect(await packagesLoadedAtStart({}, ['ioredis', 'gpt-tokenizer', 'ws'])).toEqual([]);
+  it('loads neither the Redis client without REDIS_URL, nor a tokenizer, nor the WebSocket server, nor prom-client before one is needed', async () => {
+    expect(await packagesLoadedAtStart({ ACCESS_LOG: 'off' }, ['ioredis', 'gpt-tokenizer', 'ws', 'prom-client'])).toEqual([]);
   });
 
   it('loads the Redis client when REDIS_URL is set', async () => {
