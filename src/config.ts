@@ -16,6 +16,11 @@ const optionalText = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === '' ? undefined : value.trim()));
 
+/** OTLP over HTTP only: `grpc` is refused rather than silently sent somewhere else. */
+const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
+  error: 'must be http/protobuf or http/json (LLMOP exports traces over OTLP/HTTP; grpc is not supported)',
+});
+
 const environmentSchema = z.object({
   PORT: integer(5000, 0, 65535),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -76,6 +81,14 @@ const environmentSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ACCESS_LOG: z.string().min(1).default('stdout'),
   METRICS_PUBLIC: z.enum(['true', 'false']).default('false'),
+  // OpenTelemetry's own names (https://opentelemetry.io/docs/specs/otel/protocol/exporter/), so a collector's usual settings apply.
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url().optional()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: optionalText.pipe(z.url().optional()),
+  OTEL_EXPORTER_OTLP_PROTOCOL: optionalText.pipe(otlpProtocol.optional()),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: optionalText.pipe(otlpProtocol.optional()),
+  OTEL_EXPORTER_OTLP_HEADERS: optionalText,
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: optionalText,
+  OTEL_SERVICE_NAME: optionalText,
 });
 
 export interface AppConfig {
@@ -187,6 +200,16 @@ export interface AppConfig {
     /** GET /metrics without a key even when API keys are on (for a scraper inside the network). */
     readonly public: boolean;
   };
+  /** OpenTelemetry traces over OTLP/HTTP; off (nothing of the SDK loaded) without an endpoint. */
+  readonly tracing: {
+    /** The full URL spans are POSTed to (`<OTEL_EXPORTER_OTLP_ENDPOINT>/v1/traces`); undefined: tracing is off. */
+    readonly tracesUrl: string | undefined;
+    readonly protocol: 'http/protobuf' | 'http/json';
+    /** The resource's `service.name`. */
+    readonly serviceName: string;
+    /** Sent with every export: often a collector's token, so never logged. */
+    readonly headers: Readonly<Record<string, string>>;
+  };
   readonly version: string;
   /**
    * The keys of catalog endpoints, by the variable their `api_key_env` names: only those variables
@@ -296,10 +319,47 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     logLevel: env.LOG_LEVEL,
     accessLog: env.ACCESS_LOG,
     metrics: { public: env.METRICS_PUBLIC === 'true' },
+    tracing: {
+      tracesUrl: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? tracesUrlOf(env.OTEL_EXPORTER_OTLP_ENDPOINT),
+      protocol: env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf',
+      serviceName: env.OTEL_SERVICE_NAME ?? 'llmop',
+      headers: {
+        ...parseOtlpHeaders('OTEL_EXPORTER_OTLP_HEADERS', env.OTEL_EXPORTER_OTLP_HEADERS),
+        ...parseOtlpHeaders('OTEL_EXPORTER_OTLP_TRACES_HEADERS', env.OTEL_EXPORTER_OTLP_TRACES_HEADERS),
+      },
+    },
     version: readVersion(),
     endpointKeys: readEndpointKeys(catalog, environment),
   };
   return deepFreeze(config);
+}
+
+/** The signal's path goes after the base endpoint's own path, as the OTLP exporter specification says. */
+function tracesUrlOf(endpoint: string | undefined): string | undefined {
+  if (endpoint === undefined) return undefined;
+  return new URL('v1/traces', endpoint.endsWith('/') ? endpoint : `${endpoint}/`).toString();
+}
+
+/** `key1=value1,key2=value2`, values percent-encoded (the W3C Baggage format the specification names). */
+function parseOtlpHeaders(variable: string, text: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of (text ?? '').split(',')) {
+    if (pair.trim() === '') continue;
+    const separator = pair.indexOf('=');
+    const name = separator > 0 ? pair.slice(0, separator).trim() : '';
+    let value: string | undefined;
+    try {
+      value = separator > 0 ? decodeURIComponent(pair.slice(separator + 1).trim()) : undefined;
+    } catch {
+      value = undefined;
+    }
+    // The value may be a secret: the message quotes nothing of it.
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || value === undefined) {
+      throw new ConfigError(`Invalid configuration: ${variable} must be key=value pairs separated by commas (values percent-encoded)`);
+    }
+    headers[name.toLowerCase()] = value;
+  }
+  return headers;
 }
 
 function readEndpointKeys(catalog: ModelCatalog, environment: NodeJS.ProcessEnv): Record<string, string> {

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
-import { createApp } from './app';
 import { ApiKeysFileError } from './auth/api-keys';
 import { type AppConfig, ConfigError, loadConfig } from './config';
 import { createLogger } from './logger';
+import { startTracing } from './monitoring/tracing';
 import { DatabaseSchemaTooNewError } from './storage/storage-errors';
 
 async function main(): Promise<void> {
@@ -17,17 +17,25 @@ async function main(): Promise<void> {
     throw error;
   }
   const logger = createLogger(config.logLevel);
-  const app = await createApp(config, logger).catch((error: unknown) => {
-    if (error instanceof ConfigError || error instanceof ApiKeysFileError || error instanceof DatabaseSchemaTooNewError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exit(1);
-    }
-    throw error;
-  });
+  // Before the app's modules load: OpenTelemetry's instrumentations patch `http` and `graphql` as they are
+  // required. Without OTEL_EXPORTER_OTLP_ENDPOINT nothing of the SDK is loaded.
+  const tracing = startTracing(config.tracing, config.version, logger);
+  const { createApp } = require('./app') as typeof import('./app');
+  const app = await tracing
+    .untraced(() => createApp(config, logger))
+    .catch((error: unknown) => {
+      if (error instanceof ConfigError || error instanceof ApiKeysFileError || error instanceof DatabaseSchemaTooNewError) {
+        process.stderr.write(`${error.message}\n`);
+        process.exit(1);
+      }
+      throw error;
+    });
   const shutdown = (signal: NodeJS.Signals): void => {
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     app
       .close()
+      // Last, so the spans of the requests that drained are exported too.
+      .then(() => tracing.shutdown())
       .then(() => {
         logger.info('shutdown complete');
         process.exit(0);

@@ -1,19 +1,34 @@
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { GenerationRecord, GenerationRecorder } from '../pipeline/generation-record';
+import type { ModelApi } from '../providers/provider';
 
-/** What each source's generation is, in the GenAI semantic conventions' `gen_ai.operation.name`. */
-const operationOf = (record: GenerationRecord): string =>
-  record.source === 'openai' || record.source === 'stream' ? 'chat' : 'text_completion';
+export interface GenerationSpanOptions {
+  /** The API a model is called through (the catalog's `api`); undefined for a model the catalog does not list. */
+  readonly apiOf?: (modelId: string) => ModelApi | undefined;
+}
+
+/**
+ * The GenAI semantic conventions' `gen_ai.operation.name`: what was asked of the model, `chat` (a chat
+ * completions API) or `text_completion` (the legacy completions API). Without the model's API, the
+ * surface decides: the OpenAI-compatible route and streams are conversations.
+ */
+function operationOf(record: GenerationRecord, api: ModelApi | undefined): string {
+  if (api === 'chat') return 'chat';
+  if (api === 'completion') return 'text_completion';
+  return record.source === 'openai' || record.source === 'stream' ? 'chat' : 'text_completion';
+}
 
 /**
  * One span per recorded generation, with the OpenTelemetry GenAI semantic conventions, a child of
- * whatever span is active where the pipeline records it (the HTTP request's, the GraphQL operation's).
+ * whatever span is active where the pipeline records it (the GraphQL root field's resolver, or the
+ * HTTP request's): a sibling of the upstream call's span. It starts when the generation was admitted
+ * and ends once its ledger row is committed. Never a prompt or a text, only figures and names.
  * Without a registered tracer provider (OTEL_EXPORTER_OTLP_ENDPOINT unset) the API's tracer is a no-op.
  */
-export function traceGenerations(recorder: GenerationRecorder): void {
+export function traceGenerations(recorder: GenerationRecorder, options: GenerationSpanOptions = {}): void {
   const tracer = trace.getTracer('llmop');
   recorder.subscribe((record) => {
-    const operation = operationOf(record);
+    const operation = operationOf(record, options.apiOf?.(record.modelId));
     const span = tracer.startSpan(`${operation} ${record.modelId}`, {
       kind: SpanKind.CLIENT,
       startTime: record.createdAt,
@@ -29,9 +44,11 @@ export function traceGenerations(recorder: GenerationRecorder): void {
         'gen_ai.usage.output_tokens': record.outputTokens,
         ...(record.finishReason ? { 'gen_ai.response.finish_reasons': [record.finishReason] } : {}),
         'llmop.generation_id': record.generationId,
+        'llmop.request_id': record.requestId,
         'llmop.source': record.source,
         'llmop.cost_usd': record.costUsd.total,
         'llmop.attempts': record.attempts,
+        ...(record.timeToFirstTokenMs === undefined ? {} : { 'llmop.time_to_first_token_ms': record.timeToFirstTokenMs }),
       },
     });
     if (record.status !== 'succeeded') span.setStatus({ code: SpanStatusCode.ERROR, message: record.error ?? record.status });
