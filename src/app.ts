@@ -38,6 +38,7 @@ import { fallbacksOf, uncataloguedFallbacks } from './model-catalog';
 import { BudgetAlerts } from './services/budget-alerts';
 import { BudgetService } from './services/budget.service';
 import { CompareService } from './services/compare.service';
+import { DashboardService } from './services/dashboard.service';
 import { DatasetService } from './services/dataset.service';
 import { EvaluationService } from './services/evaluation.service';
 import { openBullCaseQueue } from './jobs/bullmq-case-queue';
@@ -190,6 +191,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
       minDiskBytes: config.readiness.minDiskBytes,
       startupWarnings,
     }),
+    dashboard: new DashboardService(ledger.repository, onLedgerError),
   };
   const schemas = await buildGatewaySchemas(logger, [createRateLimitMiddleware(rateLimiter)]);
   const armor = new ApolloArmor({

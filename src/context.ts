@@ -5,6 +5,7 @@ import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
 import type { BudgetService } from './services/budget.service';
 import type { CompareService } from './services/compare.service';
+import type { DashboardService } from './services/dashboard.service';
 import type { DatasetService } from './services/dataset.service';
 import type { EvaluationService } from './services/evaluation.service';
 import type { FeedbackService } from './services/feedback.service';
@@ -24,6 +25,8 @@ export interface Services {
   readonly datasets: DatasetService;
   readonly evaluations: EvaluationService;
   readonly status: SystemStatusService;
+  /** The dashboard's time series (GET /dashboard). */
+  readonly dashboard: DashboardService;
 }
 
 /** Everything a resolver may use for one request: the pipeline's call context plus the services. */

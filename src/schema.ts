@@ -12,6 +12,7 @@ import { GenerateResolver } from './resolvers/generate/generate.resolver';
 import { GenerateStreamResolver } from './resolvers/generate/generate-stream.resolver';
 import { BudgetResolver } from './resolvers/budgets/budget.resolver';
 import { CompareResolver } from './resolvers/compare/compare.resolver';
+import { DashboardResolver } from './resolvers/dashboard/dashboard.resolver';
 import { DatasetResolver } from './resolvers/datasets/dataset.resolver';
 import { EvaluationResolver } from './resolvers/evaluations/evaluation.resolver';
 import { FeedbackResolver, GenerationFeedbackResolver } from './resolvers/feedback/feedback.resolver';
@@ -34,6 +35,7 @@ export const resolvers = [
   PromptResolver,
   DatasetResolver,
   EvaluationResolver,
+  DashboardResolver,
 ] as const;
 
 /** Federation v2 features this subgraph uses. */

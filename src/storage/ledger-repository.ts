@@ -36,6 +36,7 @@ import { type BudgetRepository, countersIn, failureOf } from './budget-repositor
 import type { BudgetCounter } from './budget-types';
 import { type StatementResult, TransactionConditionError } from './database';
 import { GenerationNotStartedError } from './storage-errors';
+import { queryUsageSeries, type UsageSeries, type UsageSeriesQuery } from './usage-series';
 
 export interface LedgerRepositorySettings {
   /** False (LEDGER_CONTENT=false): neither prompt nor text is stored. */
@@ -338,6 +339,11 @@ export class LedgerRepository {
       costUnits: rows.reduce((sum, row) => sum + row.costUnits, 0n),
     });
     return { groupBy, since: filter.since ?? null, until: filter.until ?? null, rows, totals };
+  }
+
+  /** Requests, failures, tokens, cost and latency percentiles per time bucket and group (src/storage/usage-series.ts). */
+  usageSeries(query: UsageSeriesQuery): Promise<UsageSeries> {
+    return queryUsageSeries(this.db, query);
   }
 
   /** Resolves once every write made so far has settled. */

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { createDashboardPages } from './dashboard-page';
 
 /** Every asset GraphiQL needs, served from node_modules: the page works with no internet. */
 const assetFiles = {
@@ -287,6 +288,8 @@ export function wantsHtml(request: IncomingMessage): boolean {
 /** GET /, the GraphiQL page and its assets: public, no key needed. Returns false when the path is not ours. */
 export function createWebPages(settings: WebPagesSettings) {
   const pages = { graphiql: graphiqlPage(settings), landing: landingPage(settings) };
+  // GET /dashboard and its files (src/web/dashboard-page.ts), with a policy of their own: 'self' only.
+  const dashboard = createDashboardPages(settings);
   const cache = new Map<AssetName, Buffer>();
 
   const sendHtml = (response: ServerResponse, html: string): void => {
@@ -299,6 +302,7 @@ export function createWebPages(settings: WebPagesSettings) {
 
   return async (request: IncomingMessage, response: ServerResponse, pathname: string): Promise<boolean> => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
+    if (await dashboard(request, response, pathname)) return true;
     if (pathname === '/') {
       sendHtml(response, pages.landing);
       return true;
