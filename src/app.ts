@@ -133,7 +133,10 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const registry = createProviderRegistry(config, logger);
   const onLedgerError = throttledErrorLog(logger, 'the ledger database failed', 10_000);
   const recorder = new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed'));
-  traceGenerations(recorder);
+  if (config.tracing.tracesUrl !== undefined) {
+    const apiOf = new Map(config.catalog.models.map((entry) => [entry.id, entry.api]));
+    traceGenerations(recorder, { apiOf: (modelId) => apiOf.get(modelId) });
+  }
   const router = new Router(
     registry,
     new Endpoints({

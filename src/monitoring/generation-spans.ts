@@ -1,4 +1,3 @@
-import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { GenerationRecord, GenerationRecorder } from '../pipeline/generation-record';
 import type { ModelApi } from '../providers/provider';
 
@@ -23,9 +22,11 @@ function operationOf(record: GenerationRecord, api: ModelApi | undefined): strin
  * whatever span is active where the pipeline records it (the GraphQL root field's resolver, or the
  * HTTP request's): a sibling of the upstream call's span. It starts when the generation was admitted
  * and ends once its ledger row is committed. Never a prompt or a text, only figures and names.
- * Without a registered tracer provider (OTEL_EXPORTER_OTLP_ENDPOINT unset) the API's tracer is a no-op.
+ * Subscribed only when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT set).
  */
 export function traceGenerations(recorder: GenerationRecorder, options: GenerationSpanOptions = {}): void {
+  // Required here, not at the top: the app calls this only with tracing on, and the API costs ~40 ms to load.
+  const { SpanKind, SpanStatusCode, trace } = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
   const tracer = trace.getTracer('llmop');
   recorder.subscribe((record) => {
     const operation = operationOf(record, options.apiOf?.(record.modelId));

@@ -270,6 +270,7 @@ function landingPage(settings: WebPagesSettings): string {
   <p>The LLM Optimization Platform API: one front door to commercial, self-hosted and local fine-tuned models.</p>
   <ul>
     <li><a href="/graphql">GraphiQL</a>: explore the GraphQL API (<code>POST /graphql</code>)</li>
+    <li><a href="/dashboard">Dashboard</a>: traffic, latency, tokens and spend, budgets, feedback and evaluation runs</li>
     <li><a href="/api/v1/openapi.json">OpenAPI document</a> (<a href="/api/v1/openapi.yaml">YAML</a>) of the REST API under <code>/api/v1</code></li>
     <li><a href="/api/v1/health">Health</a> and <a href="/api/v1/ready">readiness</a></li>
   </ul>
