@@ -250,7 +250,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     formatError,
   });
   const graphqlSse = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
-  const accessLog = createAccessLog(config.accessLog);
+  const accessLog = createAccessLog(config.accessLog, (message, error) => logger.error({ err: error }, message));
   const http = createHttpServer({
     apollo,
     services,

@@ -19,7 +19,11 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel);
   // Before the app's modules load: OpenTelemetry's instrumentations patch `http` and `graphql` as they are
   // required. Without OTEL_EXPORTER_OTLP_ENDPOINT nothing of the SDK is loaded.
-  const tracing = startTracing(config.tracing, config.version, logger);
+  const upstreamOrigins = [
+    config.openai.baseURL ?? 'https://api.openai.com',
+    ...config.catalog.endpoints.map((endpoint) => endpoint.base_url),
+  ].map((url) => new URL(url).origin);
+  const tracing = startTracing(config.tracing, config.version, logger, upstreamOrigins);
   const { createApp } = require('./app') as typeof import('./app');
   const app = await tracing
     .untraced(() => createApp(config, logger))

@@ -78,6 +78,7 @@ export class OperationRateLimiter {
    * engine: `operation` names its bucket, and it counts as one of the "other" operations.
    */
   checkRoute(context: RequestContext, operation: string): Promise<void> {
+    context.requestLog?.ranOperation(operation);
     const limit = this.limitFor(operation, context);
     return this.enforce(context, operation, limit, () => this.engine.consume(context.caller.id, bucketOf(operation), limit));
   }

@@ -1,4 +1,4 @@
-import pino from 'pino';
+import SonicBoom from 'sonic-boom';
 import type { RequestLog } from './request-log';
 
 /** One request as the access log writes it: never a key, a prompt or a text. */
@@ -25,23 +25,46 @@ export interface AccessLogWriter {
   close(): Promise<void>;
 }
 
-/** `stdout`, `off`, or a file path; buffered writes (pino's SonicBoom), so logging never waits on the terminal. */
-export function createAccessLog(destination: string): AccessLogWriter | undefined {
+/** What the access log buffers at most while its reader (a log shipper on the pipe, a slow disk) lags; later lines are dropped. */
+const maxBufferedBytes = 16 * 1024 * 1024;
+/** The longest shutdown waits for the buffered lines to be written. */
+const closeTimeoutMs = 2_000;
+
+/**
+ * `stdout`, `off`, or a file path. Writes are buffered (SonicBoom), so a request never waits on the
+ * terminal or the disk; the buffer is bounded, and a write error (a full disk) is reported once and
+ * turns the log off rather than taking the gateway down.
+ */
+export function createAccessLog(destination: string, onTrouble: (message: string, error?: unknown) => void): AccessLogWriter | undefined {
   if (destination === 'off') return undefined;
-  const stream = pino.destination({ dest: destination === 'stdout' ? 1 : destination, sync: false, mkdir: true });
-  let closed = false;
+  const toStdout = destination === 'stdout';
+  const stream = new SonicBoom({ dest: toStdout ? 1 : destination, sync: false, mkdir: true, maxLength: maxBufferedBytes });
+  let state: 'open' | 'failed' | 'closed' = 'open';
+  let dropped = 0;
+  stream.on('error', (error: unknown) => {
+    if (state !== 'open') return;
+    state = 'failed';
+    onTrouble('the access log cannot be written; no more lines will be logged', error);
+    if (!toStdout) stream.destroy();
+  });
+  stream.on('drop', () => {
+    // Reported on the first line lost, then every 10,000th: the reader has stalled.
+    if (dropped++ % 10_000 === 0) onTrouble(`the access log's reader is behind: ${dropped} line(s) dropped so far`);
+  });
   return {
     write(line) {
-      if (!closed) stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+      if (state === 'open') stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
     },
     close() {
-      if (closed) return Promise.resolve();
-      closed = true;
+      if (state !== 'open') return Promise.resolve();
+      state = 'closed';
       return new Promise((resolve) => {
-        // A flush error (a full disk) must not fail shutdown: the lines are lost either way.
+        const timer = setTimeout(resolve, closeTimeoutMs);
+        // A flush error must not fail shutdown: the lines are lost either way.
         stream.flush(() => {
+          clearTimeout(timer);
           // stdout stays open for the process's other output; a file is ours to close.
-          if (destination !== 'stdout') stream.end();
+          if (!toStdout) stream.end();
           resolve();
         });
       });

@@ -147,7 +147,7 @@ function createInstruments(sources: MetricsSources): Instruments {
     }),
     tokens: new Counter({
       name: 'llmop_tokens_total',
-      help: 'Tokens billed, by model and direction (input or output).',
+      help: "Tokens of recorded generations, by model and direction (input or output); a failed one's input tokens count, at no cost.",
       labelNames: ['model', 'direction'] as const,
       registers,
     }),

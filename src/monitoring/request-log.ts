@@ -2,8 +2,8 @@ import type { GenerationRecord } from '../pipeline/generation-record';
 
 /**
  * What one HTTP request did, filled in as it is served: the route template (never the raw path), the
- * operations it ran, the caller, and the generations it made. Read once, when the response closes, by
- * the access log and the request metrics.
+ * operations it ran, the caller, and the generations it made. Read once, when the response has closed
+ * and every generation it started is recorded, by the access log and the request metrics.
  */
 export class RequestLog {
   /** The route template: `/api/v1/generations/{generation_id}`, `/graphql`, ...; `unmatched` for anything else. */
@@ -13,6 +13,10 @@ export class RequestLog {
   callerName: string | undefined;
   readonly generations: GenerationRecord[] = [];
   readonly startedAt = performance.now();
+  /** Generations started (ledger rows opened) and not yet recorded: a cancelled stream is recorded after its client left. */
+  private unrecorded = 0;
+  /** Told once nothing is left unrecorded. */
+  private whenRecorded: (() => void) | undefined;
 
   constructor(
     readonly requestId: string,
@@ -21,5 +25,21 @@ export class RequestLog {
 
   ranOperation(name: string): void {
     if (!this.operations.includes(name)) this.operations.push(name);
+  }
+
+  generationsStarted(count: number): void {
+    this.unrecorded += count;
+  }
+
+  recorded(record: GenerationRecord): void {
+    this.generations.push(record);
+    this.unrecorded = Math.max(0, this.unrecorded - 1);
+    if (this.unrecorded === 0) this.whenRecorded?.();
+  }
+
+  /** Runs `then` once every generation it started is recorded (at once when none is pending). */
+  afterRecording(then: () => void): void {
+    if (this.unrecorded === 0) then();
+    else this.whenRecorded = then;
   }
 }

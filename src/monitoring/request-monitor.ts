@@ -3,10 +3,14 @@ import { type AccessLogWriter, accessLogLine } from './access-log';
 import type { GatewayMetrics } from './metrics';
 import { RequestLog } from './request-log';
 
+/** The longest a closed request's line waits for its generations to be recorded (a ledger that hangs). */
+const recordingWaitMs = 30_000;
+
 /**
  * Watches every HTTP request from its start to its response closing: what it ran and which generations
  * it made (the pipeline's records, matched by request id), then one access-log line and the request
- * metrics. Generation metrics are counted here too, evaluation cells included.
+ * metrics, once the response has closed and its generations are recorded (a stream cut by its client
+ * is recorded just after). Generation metrics are counted here too, evaluation cells included.
  */
 export class RequestMonitor {
   /** Open requests by id; records go to one only while it is alone with its id (clients may reuse an X-Request-Id). */
@@ -20,7 +24,7 @@ export class RequestMonitor {
     recorder.subscribe((record) => {
       this.metrics?.observeGeneration(record);
       const sharing = this.open.get(record.requestId);
-      if (sharing?.length === 1) sharing[0]!.generations.push(record);
+      if (sharing?.length === 1) sharing[0]!.recorded(record);
     });
   }
 
@@ -32,13 +36,26 @@ export class RequestMonitor {
     return log;
   }
 
+  /** The response closed with `status`: the line is written once the request's generations are recorded. */
   end(log: RequestLog, status: number): void {
-    const sharing = this.open.get(log.requestId) ?? [];
-    const remaining = sharing.filter((other) => other !== log);
-    if (remaining.length > 0) this.open.set(log.requestId, remaining);
-    else this.open.delete(log.requestId);
     const latencyMs = performance.now() - log.startedAt;
     this.metrics?.observeRequest(log.route, log.method, status, latencyMs / 1000);
-    this.accessLog?.write(accessLogLine(log, status, latencyMs));
+    let written = false;
+    const write = (): void => {
+      if (written) return;
+      written = true;
+      clearTimeout(timer);
+      this.forget(log);
+      this.accessLog?.write(accessLogLine(log, status, latencyMs));
+    };
+    const timer = setTimeout(write, recordingWaitMs);
+    timer.unref();
+    log.afterRecording(write);
+  }
+
+  private forget(log: RequestLog): void {
+    const remaining = (this.open.get(log.requestId) ?? []).filter((other) => other !== log);
+    if (remaining.length > 0) this.open.set(log.requestId, remaining);
+    else this.open.delete(log.requestId);
   }
 }

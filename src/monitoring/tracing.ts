@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import path from 'node:path';
 import type { DiagLogger } from '@opentelemetry/api';
-import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { AppConfig } from '../config';
 import type { Logger } from '../logger';
 
@@ -40,7 +40,11 @@ const untracedPaths = new Set(['/metrics', '/api/v1/health', '/api/v1/ready']);
 const exportDeadlineMs = 5_000;
 
 /** Starts tracing when `settings.tracesUrl` is set; without it, nothing is loaded and the returned Tracing does nothing. */
-export function startTracing(settings: AppConfig['tracing'], version: string, logger: Logger): Tracing {
+/**
+ * @param upstreamOrigins the providers' origins: only calls to them are traced (and carry `traceparent`);
+ * a budget alert's webhook, whose URL may hold a token, is not.
+ */
+export function startTracing(settings: AppConfig['tracing'], version: string, logger: Logger, upstreamOrigins: readonly string[]): Tracing {
   if (settings.tracesUrl === undefined) return tracingOff;
   const { context, diag, DiagLogLevel } = require('@opentelemetry/api') as typeof import('@opentelemetry/api');
   const { NodeSDK, core, resources } = require('@opentelemetry/sdk-node') as typeof import('@opentelemetry/sdk-node');
@@ -50,13 +54,14 @@ export function startTracing(settings: AppConfig['tracing'], version: string, lo
   const { UndiciInstrumentation } =
     require('@opentelemetry/instrumentation-undici') as typeof import('@opentelemetry/instrumentation-undici');
 
+  const tracedOrigins = new Set(upstreamOrigins);
   // The SDK's own warnings (a collector that refuses or cannot be reached) go to our log; OTEL_LOG_LEVEL overrides.
   diag.setLogger(diagLogger(logger.child({ component: 'opentelemetry' })), { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
 
   const sdk = new NodeSDK({
     serviceName: settings.serviceName,
     resource: resources.defaultResource().merge(resources.resourceFromAttributes({ 'service.version': version })),
-    traceExporter: createExporter(settings),
+    traceExporter: withoutGraphQLErrorText(createExporter(settings)),
     // Traces only: the SDK would otherwise also push metrics and logs to the same collector (metrics are /metrics).
     metricReaders: [],
     logRecordProcessors: [],
@@ -80,7 +85,10 @@ export function startTracing(settings: AppConfig['tracing'], version: string, lo
       // channels, where this instrumentation starts the client span and adds `traceparent` to the request.
       // Calls outside a request (model discovery every DISCOVERY_INTERVAL_MS) would each start a trace of
       // their own: they are not traced.
-      new UndiciInstrumentation({ requireParentforSpans: true }),
+      new UndiciInstrumentation({
+        requireParentforSpans: true,
+        ignoreRequestHook: (request) => !tracedOrigins.has(request.origin),
+      }),
     ],
   });
   sdk.start();
@@ -121,6 +129,27 @@ function createExporter(settings: AppConfig['tracing']): SpanExporter {
     require.resolve('@opentelemetry/exporter-trace-otlp-proto', { paths: [sdkDirectory] }),
   ) as typeof import('@opentelemetry/exporter-trace-otlp-http');
   return new OTLPTraceExporter(options);
+}
+
+/**
+ * graphql-js's error messages quote the document: a parse or validation error can hold a prompt written
+ * into it as a literal. GraphQL spans keep their error status and the exception's type, not its text.
+ */
+function withoutGraphQLErrorText(exporter: SpanExporter): SpanExporter {
+  const scrubbed = (span: ReadableSpan): ReadableSpan => {
+    if (!span.name.startsWith('graphql.')) return span;
+    const events = span.events.map((event) =>
+      event.name === 'exception'
+        ? { ...event, attributes: { 'exception.type': event.attributes?.['exception.type'] ?? 'GraphQLError' } }
+        : event,
+    );
+    return Object.create(span, { events: { value: events }, status: { value: { code: span.status.code } } }) as ReadableSpan;
+  };
+  return {
+    export: (spans, done) => exporter.export(spans.map(scrubbed), done),
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+  };
 }
 
 function pathOf(url: string | undefined): string {

@@ -9,4 +9,6 @@ export interface CallContext {
   readonly generationLoader: GenerationLoader;
   /** Aborted when the client goes away. */
   readonly signal?: AbortSignal;
+  /** Told how many generations the request started (rows opened), so its access-log line waits for their records. */
+  readonly requestLog?: { generationsStarted(count: number): void };
 }

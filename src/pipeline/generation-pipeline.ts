@@ -243,6 +243,7 @@ export class GenerationPipeline {
       starts: [start],
       parameters: applied,
     } = await this.startRows(plan, [admitted], parameters, call, origin);
+    call.requestLog?.generationsStarted(1);
     const stop = new AbortController();
     const deadline = new Deadline(this.settings.timeoutMs, call.signal ? AbortSignal.any([call.signal, stop.signal]) : stop.signal);
     const startedAt = performance.now();
@@ -537,6 +538,7 @@ export class GenerationPipeline {
     origin: RowOrigin,
   ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
     const { starts, parameters: applied } = await this.startRows(plan, admitted, parameters, call, origin);
+    call.requestLog?.generationsStarted(starts.length);
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
       const settled = await Promise.all(

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { rest } from '../support/contract';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { ADMIN_KEY, bearer, FILE_KEYS, writeKeysFile } from '../support/ledger-fixtures';
+import { poll } from '../support/polling';
 import { startGateway } from '../support/start-gateway';
 import { openStream } from '../streaming/sse-client';
 
@@ -98,6 +99,51 @@ describe('the access log', () => {
 
     for (const secret of [ADMIN_KEY, FILE_KEYS.alice.key, 'not-a-real-key-123', SECRET_PROMPT, 'confidential-7f3a', generated!.text]) {
       expect(raw).not.toContain(secret);
+    }
+  });
+
+  it('waits for a stream its client cut to be recorded: the line carries what was generated and charged', async () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'llmop-access-')), 'access.log');
+    const gateway = await startGateway({
+      catalog: { endpoints: [{ name: 'vllm', base_url: fake.url }], models: [{ id: MODEL, provider: 'vllm', pricing: PRICE }] },
+      env: { ACCESS_LOG: file },
+    });
+    let requestId: string;
+    try {
+      fake.chunkDelayMs = 50;
+      const stream = await openStream(`${gateway.url}/api/v1/generate/stream`, {
+        prompt: 'a long answer that the client will not wait for',
+        model_id: MODEL,
+      });
+      requestId = String(stream.headers['x-request-id']);
+      await stream.eventCount(2);
+      stream.abort();
+      const ledgerRow = async () =>
+        (await rest(gateway, 'GET', '/generations?limit=1')).body.generations[0] as { status: string; cost_usd: number } | undefined;
+      const row = (await poll(ledgerRow, (found) => found?.status === 'cancelled'))!;
+      await gateway.close();
+      const line = JSON.parse(
+        readFileSync(file, 'utf8')
+          .trimEnd()
+          .split('\n')
+          .find((candidate) => candidate.includes(requestId))!,
+      );
+      expect(line).toMatchObject({ route: '/api/v1/generate/stream', model: MODEL, generations: 1, cost_usd: row.cost_usd });
+      expect(line.output_tokens).toBeGreaterThan(0);
+    } finally {
+      fake.chunkDelayMs = 0;
+      await gateway.close();
+    }
+  });
+
+  it('keeps serving when the log cannot be written (a full disk), and still shuts down', async () => {
+    const gateway = await startGateway({ env: { ACCESS_LOG: '/dev/full' } });
+    try {
+      for (let request = 0; request < 20; request += 1) {
+        expect((await fetch(`${gateway.url}/api/v1/health`)).status).toBe(200);
+      }
+    } finally {
+      await gateway.close();
     }
   });
 });

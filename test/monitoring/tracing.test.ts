@@ -34,6 +34,8 @@ const callers = {
   rest: { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', prompt: 'tell me about rivers and lakes' },
   graphql: { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', prompt: 'say something about mountains' },
 } as const;
+const INVALID_PROMPT = 'my secret prompt in a list';
+const invalidCaller = { traceId: '5d9a2c7e1b3f4a6c8e0d2b4f6a8c0e1d', spanId: '3c5e7a9b1d2f4a6c' };
 const openAIStream = { traceId: 'f2c8f1e0a3b94c5d8e7f6a5b4c3d2e1f', spanId: '1a2b3c4d5e6f7a8b', prompt: 'stream a line about the sea' };
 const traceparent = (caller: { traceId: string; spanId: string }): string => `00-${caller.traceId}-${caller.spanId}-01`;
 const PARAMETERS = { max_tokens: 4, temperature: 0.3, top_p: 0.9 };
@@ -100,6 +102,14 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
     });
     expect(chat.status).toBe(200);
     expect(await chat.text()).toContain('data: [DONE]');
+
+    // A prompt written into an invalid document: graphql-js's validation message quotes it.
+    const invalid = await fetch(`${url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', traceparent: traceparent(invalidCaller) },
+      body: JSON.stringify({ query: `mutation { generate(model_id: "${MODEL}", prompt: ["${INVALID_PROMPT}"]) { text } }` }),
+    });
+    expect(invalid.status).toBe(400);
 
     // A probe: not traced.
     expect((await fetch(`${url}/api/v1/health`)).status).toBe(200);
@@ -225,6 +235,9 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
   it('puts neither a prompt nor a generated text in any span', () => {
     const exported = receiver.exports.map((received) => received.body.toString('utf8')).join('\n');
     expect(exported).not.toContain(openAIStream.prompt);
+    // Nor a prompt an invalid document quoted in its validation error (the span keeps the error's type).
+    expect(exported).not.toContain(INVALID_PROMPT);
+    expect(exported).toContain('graphql.validate');
     for (const caller of Object.values(callers)) {
       expect(exported).not.toContain(caller.prompt);
       expect(exported).not.toContain(expectedReply(caller.prompt, PARAMETERS.max_tokens).text);
@@ -240,7 +253,7 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
     expect(spans.some((span) => String(span.attributes['url.full'] ?? '').endsWith('/models'))).toBe(false);
     // Only the callers' traces: nothing started a trace of its own.
     expect(new Set(spans.map((span) => span.traceId))).toEqual(
-      new Set([...Object.values(callers), openAIStream].map((caller) => caller.traceId)),
+      new Set([...Object.values(callers), openAIStream, invalidCaller].map((caller) => caller.traceId)),
     );
   });
 });
