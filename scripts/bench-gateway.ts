@@ -1,7 +1,7 @@
 /**
  * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>] [-- --phase all|evaluation|stream]
  *                        [-- --eval-delay-ms N] [-- --stream-first-chunk-ms N] [-- --stream-chunks N]
- *                        [-- --stream-interval-ms N]
+ *                        [-- --stream-interval-ms N] [-- --gateway-env NAME=value ...]
  *
  * Decides whether the request path is fast enough (the speed floors of issue 10). The gateway runs
  * as a real child process (`node <entry>`, dist/src/main.js by default; `--gateway` measures another
@@ -195,6 +195,8 @@ interface Options {
   readonly phase: Phase;
   readonly evaluationDelayMs: number;
   readonly stream: typeof defaultStreamSettings;
+  /** `--gateway-env NAME=value` (repeatable): settings every gateway of the run gets, e.g. to measure with tracing on. */
+  readonly gatewayEnv: Readonly<Record<string, string>>;
 }
 
 /** A whole number >= `minimum` from option `name`, or an error that says which option was wrong. */
@@ -214,8 +216,15 @@ function readOptions(): Options {
       'stream-first-chunk-ms': { type: 'string', default: String(defaultStreamSettings.firstChunkDelayMs) },
       'stream-chunks': { type: 'string', default: String(defaultStreamSettings.chunks) },
       'stream-interval-ms': { type: 'string', default: String(defaultStreamSettings.chunkIntervalMs) },
+      'gateway-env': { type: 'string', multiple: true, default: [] },
     },
   });
+  const gatewayEnv: Record<string, string> = {};
+  for (const assignment of values['gateway-env']) {
+    const equals = assignment.indexOf('=');
+    if (equals < 1) throw new Error(`--gateway-env takes NAME=value; got ${assignment}`);
+    gatewayEnv[assignment.slice(0, equals)] = assignment.slice(equals + 1);
+  }
   const phase = values.phase as Phase;
   if (!phases.includes(phase)) throw new Error(`--phase must be one of ${phases.join(', ')}; got ${values.phase}`);
   const evaluationDelayMs = wholeNumber('eval-delay-ms', values['eval-delay-ms'], 0);
@@ -230,7 +239,7 @@ function readOptions(): Options {
   const durations = Object.fromEntries(
     Object.entries(fullDurations).map(([name, seconds]) => [name, quick ? Math.max(1, Math.round(seconds / 10)) : seconds]),
   ) as Durations;
-  return { entry, quick, durations, phase, evaluationDelayMs, stream };
+  return { entry, quick, durations, phase, evaluationDelayMs, stream, gatewayEnv };
 }
 
 const jsonHeaders = { 'content-type': 'application/json', authorization: `Bearer ${benchKey}` };
@@ -349,6 +358,7 @@ async function main(): Promise<number> {
       MODELS_DIR: modelsDirectory,
       DATA_DIR: workspace,
       SHUTDOWN_TIMEOUT_MS: '2000',
+      ...options.gatewayEnv,
     };
     const launch = async (extra: Record<string, string>, nodeArguments: readonly string[] = []): Promise<RunningGateway> => {
       const gateway = await startGateway({
