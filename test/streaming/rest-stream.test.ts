@@ -141,7 +141,7 @@ describe('POST /api/v1/generate/stream', () => {
     expect(opened.headers['x-request-id']).toEqual(expect.any(String));
   });
 
-  it('delivers each upstream chunk within 10 ms of the upstream sending it', async () => {
+  it('delivers each upstream chunk as it comes, not held back for the next one (100 ms later)', async () => {
     // One stream first: the first one through a fresh process also pays for loading and compiling its code.
     expect((await (await stream({ prompt: 'warm up', model_id: CHAT_MODEL })).ended).at(-1)?.event).toBe('done');
     fake.reset();
@@ -156,10 +156,14 @@ describe('POST /api/v1/generate/stream', () => {
     expect(deltas).toHaveLength(sentAt.length);
     expect(deltas.length).toBe(expectedReply(prompt, 64).completionTokens);
     const lags = deltas.map((delta, index) => delta.receivedAt - sentAt[index]!);
+    // A relay that buffered would deliver a chunk with the next, 100 ms later. Half that bounds every chunk
+    // (a GC pause on a busy machine stays well under it); the typical chunk arrives within a few ms.
     for (const lag of lags) {
       expect(lag).toBeGreaterThanOrEqual(0);
-      expect(lag).toBeLessThan(10);
+      expect(lag).toBeLessThan(50);
     }
+    const sorted = [...lags].sort((left, right) => left - right);
+    expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThan(10);
   });
 
   it('counts output tokens with the tokenizer when the upstream streams no usage', async () => {
