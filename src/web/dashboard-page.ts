@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { createStaticFiles } from './static-files';
 
 /** Where the page's own files live: beside this module in src/, also when it runs from dist/. */
 const sourceDir = __dirname.includes(`${path.sep}dist${path.sep}`) ? path.resolve(__dirname, '../../../src/web') : __dirname;
@@ -14,14 +14,8 @@ const assetFiles = {
   'dashboard.css': path.join(sourceDir, 'dashboard.css'),
 } as const;
 
-type AssetName = keyof typeof assetFiles;
 export const dashboardPath = '/dashboard';
 export const dashboardAssetPrefix = '/dashboard/';
-
-const contentTypes: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-};
 
 /** Nothing but this origin: no inline script or style, no other host, and the forms post nowhere (scripts handle them). */
 export const dashboardContentSecurityPolicy = [
@@ -128,7 +122,7 @@ export function dashboardPage(settings: DashboardSettings): string {
 /** GET /dashboard and its files: public (the data comes from POST /graphql, with the key the page is given). */
 export function createDashboardPages(settings: DashboardSettings) {
   const page = dashboardPage(settings);
-  const cache = new Map<AssetName, Buffer>();
+  const assets = createStaticFiles(dashboardAssetPrefix, assetFiles);
 
   return async (request: IncomingMessage, response: ServerResponse, pathname: string): Promise<boolean> => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return false;
@@ -142,20 +136,6 @@ export function createDashboardPages(settings: DashboardSettings) {
       response.end(page);
       return true;
     }
-    if (!pathname.startsWith(dashboardAssetPrefix)) return false;
-    const name = pathname.slice(dashboardAssetPrefix.length);
-    if (!Object.hasOwn(assetFiles, name)) return false;
-    const asset = name as AssetName;
-    let body = cache.get(asset);
-    if (!body) {
-      body = await readFile(assetFiles[asset]);
-      cache.set(asset, body);
-    }
-    response.statusCode = 200;
-    response.setHeader('content-type', contentTypes[path.extname(asset)] ?? 'application/octet-stream');
-    response.setHeader('cache-control', 'public, max-age=3600');
-    response.setHeader('x-content-type-options', 'nosniff');
-    response.end(body);
-    return true;
+    return assets(response, pathname);
   };
 }

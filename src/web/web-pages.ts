@@ -1,7 +1,7 @@
-import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { createDashboardPages } from './dashboard-page';
+import { createStaticFiles } from './static-files';
 
 /** Every asset GraphiQL needs, served from node_modules: the page works with no internet. */
 const assetFiles = {
@@ -15,13 +15,7 @@ const assetFiles = {
   ),
 } as const;
 
-type AssetName = keyof typeof assetFiles;
 export const assetPrefix = '/graphiql/';
-
-const contentTypes: Record<string, string> = {
-  '.js': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-};
 
 // Inline styles are GraphiQL's own; scripts and connections stay on this origin.
 const contentSecurityPolicy = [
@@ -291,7 +285,7 @@ export function createWebPages(settings: WebPagesSettings) {
   const pages = { graphiql: graphiqlPage(settings), landing: landingPage(settings) };
   // GET /dashboard and its files (src/web/dashboard-page.ts), with a policy of their own: 'self' only.
   const dashboard = createDashboardPages(settings);
-  const cache = new Map<AssetName, Buffer>();
+  const assets = createStaticFiles(assetPrefix, assetFiles);
 
   const sendHtml = (response: ServerResponse, html: string): void => {
     response.statusCode = 200;
@@ -312,20 +306,6 @@ export function createWebPages(settings: WebPagesSettings) {
       sendHtml(response, pages.graphiql);
       return true;
     }
-    if (!pathname.startsWith(assetPrefix)) return false;
-    const name = pathname.slice(assetPrefix.length);
-    if (!Object.hasOwn(assetFiles, name)) return false;
-    const asset = name as AssetName;
-    let body = cache.get(asset);
-    if (!body) {
-      body = await readFile(assetFiles[asset]);
-      cache.set(asset, body);
-    }
-    response.statusCode = 200;
-    response.setHeader('content-type', contentTypes[path.extname(asset)] ?? 'application/octet-stream');
-    response.setHeader('cache-control', 'public, max-age=3600');
-    response.setHeader('x-content-type-options', 'nosniff');
-    response.end(body);
-    return true;
+    return assets(response, pathname);
   };
 }
