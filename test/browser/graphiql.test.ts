@@ -1,50 +1,6 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { type Browser, openBrowser, saveScreenshot } from '../support/chromium';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
-
-// The flags this workplace's closed network needs: no background traffic, no first-run pages.
-const chromiumFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const artifactsDir = path.resolve(__dirname, '../../artifacts');
-
-interface Browser {
-  readonly context: BrowserContext;
-  readonly page: Page;
-  readonly requested: string[];
-  close(): Promise<void>;
-}
-
-async function openBrowser(): Promise<Browser> {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'llmop-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: chromiumFlags,
-    viewport: { width: 1280, height: 800 },
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const requested: string[] = [];
-  context.on('request', (request) => requested.push(request.url()));
-  return {
-    context,
-    page,
-    requested,
-    close: async () => {
-      await context.close();
-      await rm(profile, { recursive: true, force: true });
-    },
-  };
-}
 
 /** Clicks run; with several operations in the editor GraphiQL asks which one. */
 async function runOperation(page: Page, operation: string): Promise<string> {
@@ -63,7 +19,7 @@ describe('GraphiQL in a real browser, offline', () => {
 
   beforeAll(async () => {
     gateway = await startGateway();
-    browser = await openBrowser();
+    browser = await openBrowser({ width: 1280, height: 800 });
   }, 60000);
 
   afterAll(async () => {
@@ -81,8 +37,7 @@ describe('GraphiQL in a real browser, offline', () => {
     expect(text).toContain('"count":');
     expect(text).toContain('"id": "gpt-4o"');
 
-    await mkdir(artifactsDir, { recursive: true });
-    await page.screenshot({ path: path.join(artifactsDir, 'graphiql.png'), fullPage: true });
+    await saveScreenshot(page, 'graphiql.png');
 
     const foreign = requested.filter((url) => new URL(url).hostname !== '127.0.0.1');
     expect(foreign).toEqual([]);
@@ -118,7 +73,7 @@ describe('GraphiQL with API keys on', () => {
 
   beforeAll(async () => {
     gateway = await startGateway({ env: { API_KEYS: key } });
-    browser = await openBrowser();
+    browser = await openBrowser({ width: 1280, height: 800 });
   }, 60000);
 
   afterAll(async () => {

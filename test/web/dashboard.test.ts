@@ -5,10 +5,8 @@
  * page loads without a key, asks for an admin key, and then every chart and panel has data points read
  * from GraphQL; every request it makes stays on 127.0.0.1. A screenshot goes to artifacts/dashboard.png.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { type Browser, openBrowser, saveScreenshot } from '../support/chromium';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import {
   ADMIN_KEY,
@@ -24,19 +22,6 @@ import {
 import { poll } from '../support/polling';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
 import { type SeedRow, seedFinished } from '../dashboard/seed-ledger';
-
-// The flags this workplace's closed network needs: no background traffic, no first-run pages.
-const chromiumFlags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const artifactsDir = path.resolve(__dirname, '../../artifacts');
 
 /** Two callers in two teams: alice (red, member) and carol (blue, admin); the inline admin key is key-1 (no team). */
 const { alice, carol } = FILE_KEYS;
@@ -55,48 +40,25 @@ const TIME_CHARTS = [
 const PANELS = [...TIME_CHARTS, 'budgets', 'feedback-model', 'feedback-prompt', 'evaluations'];
 const HOUR = 3_600_000;
 
-interface Browser {
-  readonly context: BrowserContext;
-  readonly page: Page;
-  readonly requested: string[];
+interface DashboardBrowser extends Browser {
   /** GraphQL requests: whether each carried the bearer key. */
   readonly graphqlAuthorization: Array<string | undefined>;
   readonly consoleErrors: string[];
-  close(): Promise<void>;
 }
 
-async function openBrowser(): Promise<Browser> {
-  const profile = await mkdtemp(path.join(os.tmpdir(), 'llmop-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: chromiumFlags,
-    viewport: { width: 1400, height: 900 },
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const requested: string[] = [];
+async function openDashboardBrowser(): Promise<DashboardBrowser> {
+  const browser = await openBrowser({ width: 1400, height: 900 });
   const graphqlAuthorization: Array<string | undefined> = [];
   const consoleErrors: string[] = [];
-  context.on('request', (request) => {
-    requested.push(request.url());
+  browser.context.on('request', (request) => {
     if (new URL(request.url()).pathname === '/graphql') graphqlAuthorization.push(request.headers().authorization);
   });
-  page.on('console', (message) => {
+  browser.page.on('console', (message) => {
     // A browser asks for /favicon.ico, which LLMOP does not serve (a 404): not the page's doing.
     if (message.type() === 'error' && !message.location().url.endsWith('/favicon.ico')) consoleErrors.push(message.text());
   });
-  page.on('pageerror', (error) => consoleErrors.push(`page error: ${error.message}`));
-  return {
-    context,
-    page,
-    requested,
-    graphqlAuthorization,
-    consoleErrors,
-    close: async () => {
-      await context.close();
-      await rm(profile, { recursive: true, force: true });
-    },
-  };
+  browser.page.on('pageerror', (error) => consoleErrors.push(`page error: ${error.message}`));
+  return { ...browser, graphqlAuthorization, consoleErrors };
 }
 
 /** A day of history, so the charts have a shape: every other hour, both models, both callers, a failure now and then. */
@@ -133,7 +95,7 @@ function history(now: number): SeedRow[] {
 describe('the dashboard in a real browser, offline, with API keys on', () => {
   let fake: FakeUpstream;
   let gateway: RunningGateway;
-  let browser: Browser;
+  let browser: DashboardBrowser;
   let evaluationId: string;
 
   const graphql = async (query: string, variables: Record<string, unknown> = {}, headers = asAdmin) => {
@@ -233,7 +195,7 @@ describe('the dashboard in a real browser, offline, with API keys on', () => {
     );
     expect(finished.evaluation.status).toBe('succeeded');
 
-    browser = await openBrowser();
+    browser = await openDashboardBrowser();
   }, 120_000);
 
   afterAll(async () => {
@@ -313,8 +275,7 @@ describe('the dashboard in a real browser, offline, with API keys on', () => {
     expect(graphqlAuthorization.length).toBeGreaterThanOrEqual(4);
     expect(new Set(graphqlAuthorization)).toEqual(new Set([`Bearer ${ADMIN_KEY}`]));
 
-    await mkdir(artifactsDir, { recursive: true });
-    await page.screenshot({ path: path.join(artifactsDir, 'dashboard.png'), fullPage: true });
+    await saveScreenshot(page, 'dashboard.png');
 
     expect(requested.filter((url) => new URL(url).hostname !== '127.0.0.1')).toEqual([]);
     expect(requested.some((url) => url.endsWith('/dashboard/uPlot.iife.min.js'))).toBe(true);
