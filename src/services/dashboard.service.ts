@@ -3,6 +3,7 @@ import type { Caller } from '../pipeline/caller';
 import type { LedgerRepository } from '../storage/ledger-repository';
 import { bucketCount, MAX_SERIES_BUCKETS, type UsageSeries, type UsageSeriesGroupBy } from '../storage/usage-series';
 import { callLedger } from './ledger-call';
+import { visibleCaller } from './ledger.service';
 
 export interface UsageSeriesRequest {
   readonly groupBy: UsageSeriesGroupBy;
@@ -44,6 +45,7 @@ export class DashboardService {
     const since = request.since ?? new Date(until.getTime() - DEFAULT_SERIES_RANGE_MS);
     if (!(since.getTime() < until.getTime())) throw validationError(INVALID, 'until: must be after since');
     const bucketMs = bucketWidthMs(since, until, request.bucketSeconds);
+    const onlyCaller = visibleCaller(caller, undefined);
     return callLedger(
       () =>
         repository.usageSeries({
@@ -52,7 +54,7 @@ export class DashboardService {
           bucketMs,
           groupBy: request.groupBy,
           latency: request.latency !== false,
-          ...(caller.role === 'admin' ? {} : { caller: caller.name }),
+          ...(onlyCaller === undefined ? {} : { caller: onlyCaller }),
         }),
       this.onError,
     );

@@ -65,7 +65,7 @@ export class LedgerService {
 }
 
 /** The caller whose records a request may read: a member's own name, whatever they asked. */
-function visibleCaller(caller: Caller, requested: string | null | undefined): string | undefined {
+export function visibleCaller(caller: Caller, requested: string | null | undefined): string | undefined {
   if (caller.role === 'admin') return requested ?? undefined;
   if (requested && requested !== caller.name) {
     throw forbidden('Members can read only their own records', `caller: "${caller.name}" may not read "${requested}"`);

@@ -1,6 +1,7 @@
 import { type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import { costUnitsToUsd } from './cost-units';
 import type { Database } from './schema';
+import type { UsageTotals } from './ledger-types';
 
 /** How the lines of a usage series are split. */
 export type UsageSeriesGroupBy = 'model' | 'caller' | 'team';
@@ -23,20 +24,10 @@ export interface UsageSeriesQuery {
   readonly latency?: boolean;
 }
 
-/** One group's figures in one bucket. */
-export interface UsagePoint {
+/** One group's figures in one bucket: the totals `usage` reports, and latency percentiles. */
+export interface UsagePoint extends UsageTotals {
   /** When the bucket starts. */
   readonly start: Date;
-  /** Every finished generation, cancelled ones included. */
-  readonly requests: number;
-  readonly succeeded: number;
-  readonly failed: number;
-  readonly inputTokens: number;
-  readonly outputTokens: number;
-  readonly totalTokens: number;
-  readonly costUsd: number;
-  /** The exact cost, in 1e-10 USD. */
-  readonly costUnits: bigint;
   /** Nearest-rank percentiles of the succeeded generations' latencies; null when none succeeded. */
   readonly p50LatencyMs: number | null;
   readonly p95LatencyMs: number | null;
