@@ -37,6 +37,11 @@ export class RequestLog {
     if (this.unrecorded === 0) this.whenRecorded?.();
   }
 
+  /** Whether a generation it started is still to be recorded. */
+  get awaitingRecords(): boolean {
+    return this.unrecorded > 0;
+  }
+
   /** Runs `then` once every generation it started is recorded (at once when none is pending). */
   afterRecording(then: () => void): void {
     if (this.unrecorded === 0) then();

@@ -40,17 +40,22 @@ export class RequestMonitor {
   end(log: RequestLog, status: number): void {
     const latencyMs = performance.now() - log.startedAt;
     this.metrics?.observeRequest(log.route, log.method, status, latencyMs / 1000);
-    let written = false;
     const write = (): void => {
-      if (written) return;
-      written = true;
-      clearTimeout(timer);
       this.forget(log);
       this.accessLog?.write(accessLogLine(log, status, latencyMs));
     };
-    const timer = setTimeout(write, recordingWaitMs);
+    // The usual case, nothing left to record, costs no timer.
+    if (!log.awaitingRecords) return write();
+    let written = false;
+    const writeOnce = (): void => {
+      if (written) return;
+      written = true;
+      clearTimeout(timer);
+      write();
+    };
+    const timer = setTimeout(writeOnce, recordingWaitMs);
     timer.unref();
-    log.afterRecording(write);
+    log.afterRecording(writeOnce);
   }
 
   private forget(log: RequestLog): void {
