@@ -5,6 +5,7 @@ import type { Pool } from 'pg';
 import { ledgerMigrations } from './migrations';
 import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
+import { SqliteReader, sqliteReaderDialect } from './sqlite-reader';
 import { preparedOnce } from './statement-cache';
 import { openSqliteWriter, type SqliteTransactionStatement } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
@@ -80,6 +81,12 @@ export interface LedgerDatabase {
   /** For reads (and for building writes: compile them and hand them to `write`). */
   readonly db: Kysely<Database>;
   /**
+   * For reports that scan a range of rows (usage, series, summaries): reads only. On SQLite its
+   * queries run on a connection in a worker thread, so a long scan never holds the event loop; on
+   * PostgreSQL it is `db`.
+   */
+  readonly reports: Kysely<Database>;
+  /**
    * Runs one write statement in its own transaction and resolves with the rows it changed once it
    * is committed. On SQLite it runs on the writing connection, after the writes made before it.
    */
@@ -151,10 +158,12 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   const startCheckpointer = (): void => {
     checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
   };
+  const reports = new Kysely<Database>({ dialect: sqliteReaderDialect(new SqliteReader(file)), log: queryLog(settings) });
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   return {
     kind: 'sqlite',
     db,
+    reports,
     write: (query) => {
       startCheckpointer();
       return writer.execute(query.sql, query.parameters);
@@ -171,6 +180,7 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
     async close() {
+      await reports.destroy();
       await writer.stop();
       await checkpointer?.stop();
       await db.destroy(); // the last connection to close checkpoints what is left
@@ -197,6 +207,7 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
   return {
     kind: 'postgres',
     db,
+    reports: db,
     write: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     transaction: (statements) =>
       db.transaction().execute(async (trx) => {

@@ -72,6 +72,8 @@ type GenerationRow = Insertable<GenerationsTable>;
 export class LedgerRepository {
   private readonly database: LedgerDatabase;
   private readonly db: Kysely<Database>;
+  /** Usage reports scan ranges: off the event loop on SQLite (LedgerDatabase.reports). */
+  private readonly reports: Kysely<Database>;
   private readonly now: () => Date;
   private readonly writer: GroupCommitWriter<GenerationRow>;
   /** Rows started here and not yet finished: `finish` writes the whole row, so a batch is one upsert. */
@@ -85,6 +87,7 @@ export class LedgerRepository {
   ) {
     this.database = database;
     this.db = database.db;
+    this.reports = database.reports;
     this.now = settings.now ?? (() => new Date());
     this.writer = new GroupCommitWriter({
       commit: (rows) => this.upsert(rows),
@@ -300,7 +303,7 @@ export class LedgerRepository {
   /** Requests, tokens and cost of the finished generations that `filter` selects, grouped. */
   async usage(filter: LedgerFilter, groupBy: UsageGroupBy): Promise<UsageReport> {
     const group = GROUP_EXPRESSIONS[groupBy];
-    const sums = await this.db
+    const sums = await this.reports
       .selectFrom('generations')
       .select([
         group.as('group_key'),
@@ -343,7 +346,7 @@ export class LedgerRepository {
 
   /** Requests, failures, tokens, cost and latency percentiles per time bucket and group (src/storage/usage-series.ts). */
   usageSeries(query: UsageSeriesQuery): Promise<UsageSeries> {
-    return queryUsageSeries(this.db, query);
+    return queryUsageSeries(this.reports, query);
   }
 
   /** Resolves once every write made so far has settled. */

@@ -180,4 +180,82 @@ describe('the SQLite ledger threads', () => {
     expect(await other.ping()).toBe(false);
     await expect(other.write(CompiledQuery.raw('delete from generations', []))).rejects.toThrow(/stopped/);
   });
+
+  /** `count` finished generations spread over January 2025, inserted in one transaction by a connection of the test's own. */
+  function fillLedger(count: number): void {
+    const filler = new Sqlite(file);
+    try {
+      const insert = filler.prepare(
+        `insert into generations (id, request_id, caller, source, model_id, provider, upstream_model, status, max_tokens, temperature,
+           top_p, input_tokens, output_tokens, cost_units, latency_ms, attempts, created_at, finished_at)
+         values (?, ?, ?, 'generate', ?, 'vllm', 'up', ?, 16, 0, 1, 10, 20, 30, ?, '[]', ?, ?)`,
+      );
+      const start = Date.UTC(2025, 0, 1);
+      filler.transaction(() => {
+        for (let index = 0; index < count; index++) {
+          const createdAt = start + index * 7;
+          insert.run(
+            `g${index}`,
+            `r${index}`,
+            `caller-${index % 50}`,
+            `model-${index % 4}`,
+            index % 10 === 0 ? 'failed' : 'succeeded',
+            index % 997,
+            createdAt,
+            createdAt + 5,
+          );
+        }
+      })();
+    } finally {
+      filler.close();
+    }
+  }
+
+  it('runs reports on their own thread: a timer set after a long usage series starts fires before the series answers', async () => {
+    fillLedger(100_000);
+    const ledger = new LedgerRepository(database, { recordContent: true });
+    const query = {
+      since: new Date(Date.UTC(2025, 0, 1)),
+      until: new Date(Date.UTC(2025, 1, 1)),
+      bucketMs: 3_600_000,
+      groupBy: 'caller' as const,
+    };
+    await ledger.usageSeries(query); // the reader thread is made by the first report
+    let timerFired = false;
+    let answeredAfterTimer: boolean | undefined;
+    const series = ledger.usageSeries(query).then((result) => {
+      answeredAfterTimer = timerFired;
+      return result;
+    });
+    setTimeout(() => {
+      timerFired = true;
+    }, 0);
+    const result = await series;
+    // On the main thread the whole scan would run before any timer could.
+    expect(answeredAfterTimer).toBe(true);
+    expect(result.lines).toHaveLength(50);
+    expect(result.lines.reduce((sum, line) => sum + line.points.reduce((total, point) => total + point.requests, 0), 0)).toBe(100_000);
+
+    // The same report from the main connection agrees, row for row.
+    const usage = await ledger.usage({ since: query.since, until: query.until }, 'model');
+    const onMainThread = await sql<{ model_id: string; requests: number }>`
+      select model_id, count(*) as requests from generations group by model_id order by model_id`.execute(database.db);
+    expect(usage.rows.map((row) => ({ model_id: row.group, requests: row.requests }))).toEqual(onMainThread.rows);
+    expect(usage.totals.failed).toBe(10_000);
+  });
+
+  it('sees a generation as soon as its commit resolves, and fails a report cleanly once closed', async () => {
+    const ledger = new LedgerRepository(database, { recordContent: true });
+    const since = new Date(Date.UTC(2025, 0, 1));
+    expect((await ledger.usage({ since }, 'model')).totals.requests).toBe(0);
+    fillLedger(3);
+    expect((await ledger.usage({ since }, 'model')).totals.requests).toBe(3);
+    await expect(database.reports.selectFrom('generations').select('id').execute()).resolves.toHaveLength(3);
+    // Reads only: a write handed to the report connection is refused, not run.
+    await expect(sql`delete from generations`.execute(database.reports)).rejects.toThrow(/return rows only|readonly|query_only/i);
+    expect((await ledger.usage({ since }, 'model')).totals.requests).toBe(3);
+    await database.close();
+    await expect(ledger.usage({ since }, 'model')).rejects.toThrow();
+    database = await openDatabase({ sqliteFile: file }); // for afterEach
+  });
 });
