@@ -28,7 +28,7 @@ import { GenerationPipeline } from './pipeline/generation-pipeline';
 import { GenerationRecorder } from './pipeline/generation-record';
 import { unrecordedLedger } from './pipeline/generation-ledger';
 import { createAccessLog } from './monitoring/access-log';
-import { traceGenerations } from './monitoring/generation-spans';
+import { evaluationCaseTracer, GEN_AI_PROVIDER_NAMES, traceGenerations } from './monitoring/generation-spans';
 import { GatewayMetrics } from './monitoring/metrics';
 import { createMetricsHandler } from './monitoring/metrics.route';
 import { RequestMonitor } from './monitoring/request-monitor';
@@ -135,7 +135,11 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   const recorder = new GenerationRecorder((error) => logger.error({ err: error }, 'a generation record listener failed'));
   if (config.tracing.tracesUrl !== undefined) {
     const apiOf = new Map(config.catalog.models.map((entry) => [entry.id, entry.api]));
-    traceGenerations(recorder, { apiOf: (modelId) => apiOf.get(modelId) });
+    const kindOf = new Map(registry.providers.map((provider) => [provider.name, provider.kind]));
+    traceGenerations(recorder, {
+      apiOf: (modelId) => apiOf.get(modelId),
+      providerNameOf: (endpoint) => GEN_AI_PROVIDER_NAMES[kindOf.get(endpoint) ?? ''],
+    });
   }
   const router = new Router(
     registry,
@@ -337,6 +341,7 @@ async function startEvaluationRunner(
     recordContent: config.ledger.recordContent,
     ownsDatabase: ledger.kind === 'sqlite',
     onCellRecorded,
+    ...(config.tracing.tracesUrl === undefined ? {} : { traceCase: evaluationCaseTracer() }),
   });
   const queue = redisUrl
     ? await openBullCaseQueue(

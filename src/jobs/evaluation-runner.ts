@@ -31,6 +31,11 @@ export interface EvaluationRunnerSettings {
   readonly ownsDatabase: boolean;
   /** Told about every cell recorded (the evaluation cells metric): passed, failed (scored low) or error (no answer). */
   readonly onCellRecorded?: (status: 'passed' | 'failed' | 'error') => void;
+  /**
+   * Runs a case inside a span of its own (tracing on): a case runs long after the request that
+   * started its run, and must not join that request's trace, nor be lost in start-up's untraced context.
+   */
+  readonly traceCase?: (job: CaseJob, work: () => Promise<void>) => Promise<void>;
 }
 
 /** How often this process looks for runs that were cancelled or ended elsewhere, while it works on some. */
@@ -133,7 +138,11 @@ export class EvaluationRunner {
   };
 
   /** The queue's processor: one case's cells not yet recorded, each within the process's cell slots. */
-  readonly processCase = async (job: CaseJob): Promise<void> => {
+  /** Works one case: every cell of its dataset item (each prompt version with each model), as a trace of its own when tracing is on. */
+  readonly processCase = (job: CaseJob): Promise<void> =>
+    this.settings.traceCase ? this.settings.traceCase(job, () => this.runCase(job)) : this.runCase(job);
+
+  private readonly runCase = async (job: CaseJob): Promise<void> => {
     const { evaluationId, itemIndex } = job;
     const active = await this.activate(evaluationId);
     if (active && this.closed) throw new CaseInterrupted(job);

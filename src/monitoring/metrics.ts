@@ -37,9 +37,10 @@ export class GatewayMetrics {
   }
 
   observeGeneration(record: GenerationRecord): void {
-    const { generations, tokens, cost, upstreamDuration, firstToken } = this.loaded();
+    const { generations, unrecorded, tokens, cost, upstreamDuration, firstToken } = this.loaded();
     const model = this.modelLabel(record.modelId);
     generations.inc({ model, provider: record.provider, source: record.source, status: record.status });
+    if (!record.inLedger) unrecorded.inc({ model });
     tokens.inc({ model, direction: 'input' }, record.inputTokens);
     tokens.inc({ model, direction: 'output' }, record.outputTokens);
     cost.inc({ model }, record.costUsd.total);
@@ -86,6 +87,7 @@ interface Instruments {
   readonly httpRequests: Counter<'route' | 'method' | 'status'>;
   readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
   readonly generations: Counter<'model' | 'provider' | 'source' | 'status'>;
+  readonly unrecorded: Counter<'model'>;
   readonly tokens: Counter<'model' | 'direction'>;
   readonly cost: Counter<'model'>;
   readonly upstreamDuration: Histogram<'model'>;
@@ -141,13 +143,19 @@ function createInstruments(sources: MetricsSources): Instruments {
     }),
     generations: new Counter({
       name: 'llmop_generations_total',
-      help: 'Generations recorded in the ledger, by model, serving provider, source and status.',
+      help: 'Generations that ended (succeeded, failed or cancelled), by model, serving provider, source and status.',
       labelNames: ['model', 'provider', 'source', 'status'] as const,
+      registers,
+    }),
+    unrecorded: new Counter({
+      name: 'llmop_unrecorded_generations_total',
+      help: 'Generations whose ledger row could not be committed (the caller got 503 ledger_unavailable), by model: spend the ledger does not show.',
+      labelNames: ['model'] as const,
       registers,
     }),
     tokens: new Counter({
       name: 'llmop_tokens_total',
-      help: "Tokens of recorded generations, by model and direction (input or output); a failed one's input tokens count, at no cost.",
+      help: "Tokens of ended generations, by model and direction (input or output); a failed one's input tokens count, at no cost.",
       labelNames: ['model', 'direction'] as const,
       registers,
     }),
@@ -159,14 +167,14 @@ function createInstruments(sources: MetricsSources): Instruments {
     }),
     upstreamDuration: new Histogram({
       name: 'llmop_upstream_duration_seconds',
-      help: "Time a generation spent at its provider (the serving attempt's call), by model.",
+      help: "Time a succeeded generation spent at the provider that served it (its last attempt, stream or not, waiting for the endpoint's slot included), by model.",
       labelNames: ['model'] as const,
       buckets: latencyBuckets,
       registers,
     }),
     firstToken: new Histogram({
       name: 'llmop_time_to_first_token_seconds',
-      help: 'Time from a stream being admitted to its first text, by model.',
+      help: 'Time from the gateway taking a stream (before admission: rate limit, budget hold, ledger row, routing) to its first text, by model.',
       labelNames: ['model'] as const,
       buckets: latencyBuckets,
       registers,

@@ -238,11 +238,12 @@ export class GenerationPipeline {
    * by shutdown.
    */
   async stream(input: GenerateInput, call: CallContext): Promise<GenerationStream> {
+    const calledAt = performance.now();
     const { parameters, prompt, plan, admitted, origin } = await this.prepare(input, 'stream');
     const {
       starts: [start],
       parameters: applied,
-    } = await this.startRows(plan, [admitted], parameters, call, origin);
+    } = await this.startRows(plan, [admitted], parameters, input.seed, call, origin);
     call.requestLog?.generationsStarted(1);
     const stop = new AbortController();
     const deadline = new Deadline(this.settings.timeoutMs, call.signal ? AbortSignal.any([call.signal, stop.signal]) : stop.signal);
@@ -272,6 +273,7 @@ export class GenerationPipeline {
       deadline,
       stop,
       opened,
+      calledAt,
       startedAt,
       ending: { how: 'abandoned' },
     };
@@ -388,7 +390,8 @@ export class GenerationPipeline {
         upstreamModel: finish?.upstreamModel ?? served.upstreamModel,
         usage: finish?.usage,
         upstreamRequestId: opened.value.upstreamRequestId,
-        latencyMs: Math.round(performance.now() - stream.startedAt),
+        // The serving attempt's time, as a whole answer's is: earlier attempts are the attempts' own.
+        latencyMs: Math.round(performance.now() - opened.startedAt),
       };
       const { counts, metered } = meter(served, stream.admitted, result, call.requestId, start.id);
       const outcome = this.succeededOutcome(opened, result, counts, metered.costUsd);
@@ -537,7 +540,7 @@ export class GenerationPipeline {
     call: CallContext,
     origin: RowOrigin,
   ): Promise<{ readonly settled: Settled[]; readonly parameters: GenerationParameters }> {
-    const { starts, parameters: applied } = await this.startRows(plan, admitted, parameters, call, origin);
+    const { starts, parameters: applied } = await this.startRows(plan, admitted, parameters, input.seed, call, origin);
     call.requestLog?.generationsStarted(starts.length);
     const deadline = new Deadline(this.settings.timeoutMs, call.signal);
     try {
@@ -663,6 +666,7 @@ export class GenerationPipeline {
     plan: RoutePlan,
     admitted: readonly AdmittedPrompt[],
     requested: GenerationParameters,
+    seed: number | null | undefined,
     call: CallContext,
     origin: RowOrigin,
   ): Promise<{ readonly starts: GenerationStart[]; readonly parameters: GenerationParameters }> {
@@ -682,7 +686,12 @@ export class GenerationPipeline {
           prompt: prompt.prompt,
           promptRef: origin.promptRef,
           evaluationId: origin.evaluationId,
-          parameters: { maxTokens: parameters.maxTokens, temperature: parameters.temperature, topP: parameters.topP },
+          parameters: {
+            maxTokens: parameters.maxTokens,
+            temperature: parameters.temperature,
+            topP: parameters.topP,
+            ...(seed === undefined || seed === null ? {} : { seed }),
+          },
           createdAt,
         }),
       );
@@ -758,7 +767,11 @@ export class GenerationPipeline {
     }
   }
 
-  /** Finishes the row, then tells the recorder's listeners; a row that cannot be committed is never answered as a success. */
+  /**
+   * Finishes the row, then tells the recorder's listeners. A row that cannot be committed is never
+   * answered as a success, but the generation still happened (the upstream may have billed it), so
+   * metrics and traces still see it, marked as missing from the ledger.
+   */
   private async finishRow(
     start: GenerationStart,
     outcome: GenerationOutcome,
@@ -766,11 +779,12 @@ export class GenerationPipeline {
     costUsd: CostBreakdown,
     timeToFirstTokenMs?: number,
   ): Promise<ApiError | undefined> {
+    let unrecorded: ApiError | undefined;
     try {
       await this.settings.ledger.finish(start.id, outcome);
     } catch (error) {
       this.settings.onLedgerError(error);
-      return ledgerUnavailable('the generation ran but its ledger row could not be committed');
+      unrecorded = ledgerUnavailable('the generation ran but its ledger row could not be committed');
     }
     this.settings.recorder.record({
       generationId: start.id,
@@ -790,9 +804,10 @@ export class GenerationPipeline {
       attempts: outcome.attempts.length,
       parameters: start.parameters,
       createdAt: start.createdAt,
+      inLedger: unrecorded === undefined,
       ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
     });
-    return undefined;
+    return unrecorded;
   }
 
   /** Failed attempts as the ledger keeps them; the request's deadline decides only the last one's code. */
@@ -820,6 +835,9 @@ interface OpenStream {
   /** Aborted when the consumer leaves early or the server shuts down (the reason says which). */
   readonly stop: AbortController;
   readonly opened: Served<ModelStream>;
+  /** When the pipeline took the call, before admission: what time to first token is measured from. */
+  readonly calledAt: number;
+  /** When routing began (after admission and the ledger row's start). */
   readonly startedAt: number;
   /** What the stream's end tells its endpoint's breaker: set as it ends. */
   readonly ending: { how: CallEnd };
@@ -835,7 +853,7 @@ interface StreamProgress {
 
 /** From the stream's admission to its first text, when there was any. */
 const firstTokenMs = (stream: OpenStream, progress: StreamProgress): number | undefined =>
-  progress.firstTextAt === undefined ? undefined : Math.round(progress.firstTextAt - stream.startedAt);
+  progress.firstTextAt === undefined ? undefined : Math.round(progress.firstTextAt - stream.calledAt);
 
 /** The answer of one generation, as `generate` returns it and a stream's last event carries it. */
 function outcomeOf(answer: {

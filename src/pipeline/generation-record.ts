@@ -3,7 +3,7 @@ import type { GenerationStatus, LedgerSource, RecordedParameters } from '../stor
 import type { Caller } from './caller';
 import type { CostBreakdown } from './cost';
 
-/** One finished generation, as metrics and traces see it, once its ledger row is committed. */
+/** One finished generation, as metrics and traces see it, once its ledger row is committed (or failed to be). */
 export interface GenerationRecord {
   /** The ledger row's id. */
   readonly generationId: string;
@@ -26,9 +26,11 @@ export interface GenerationRecord {
   readonly attempts: number;
   /** The parameters it ran with (max_tokens as applied, after any budget lowering). */
   readonly parameters: RecordedParameters;
-  /** Streams: from admission to the first text; absent when none came or it was not a stream. */
+  /** Streams: from the pipeline taking the call (admission included) to the first text; absent when none came or it was not a stream. */
   readonly timeToFirstTokenMs?: number;
   readonly createdAt: Date;
+  /** False when its ledger row could not be committed: the caller got 503 `ledger_unavailable`, the ledger has no trace of it. */
+  readonly inLedger: boolean;
 }
 
 export type GenerationRecordListener = (record: GenerationRecord) => void;

@@ -21,6 +21,8 @@ export interface RecordedParameters {
   readonly maxTokens: number;
   readonly temperature: number;
   readonly topP: number;
+  /** As requested; the ledger keeps no column for it (traces report it), so rows read back without one. */
+  readonly seed?: number;
 }
 
 export interface PromptRef {

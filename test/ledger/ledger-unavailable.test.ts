@@ -39,9 +39,28 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
     expect([row.status, row.body.status]).toEqual([200, 'succeeded']);
   });
 
-  it('once the database is stopped, refuses generations with 503 ledger_unavailable without calling the upstream, and is not ready', async () => {
+  it('answers 503 for a generation whose row cannot be committed once it ran, and still counts it in the metrics', async () => {
+    // The upstream answers after the database has gone: the call was made (and billed), its row cannot be finished.
+    fake.latencyMs = 3000;
+    const pending = rest(gateway, 'POST', '/generate', { prompt: 'ran, unrecorded', model_id: CHAT_MODEL });
+    await poll(
+      async () => generationCalls(fake).length,
+      (calls) => calls === 1,
+    );
     postgresStopped = true;
     await postgres.stop();
+    const answered = await pending;
+    expectToMatchContract(answered, '/generate', 'post');
+    expect([answered.status, answered.body.error]).toEqual([503, 'ledger_unavailable']);
+    expect(answered.body.details).toMatch(/ran but its ledger row could not be committed/);
+
+    const metrics = await fetch(`${gateway.url}/metrics`).then((response) => response.text());
+    expect(metrics).toMatch(new RegExp(`^llmop_unrecorded_generations_total\\{model="${CHAT_MODEL}"\\} 1$`, 'm'));
+    // Both generations reached the upstream and succeeded there: the first recorded, this one not.
+    expect(metrics).toMatch(new RegExp(`^llmop_generations_total\\{model="${CHAT_MODEL}",[^}]*status="succeeded"\\} 2$`, 'm'));
+  }, 30_000);
+
+  it('once the database is stopped, refuses generations with 503 ledger_unavailable without calling the upstream, and is not ready', async () => {
     fake.reset();
 
     const single = await rest(gateway, 'POST', '/generate', { prompt: 'unmetered?', model_id: CHAT_MODEL });

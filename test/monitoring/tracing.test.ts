@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config';
 import { expectedReply, startFakeUpstream, type FakeUpstream, type RecordedRequest } from '../support/fake-openai-upstream';
+import { poll } from '../support/polling';
 import { spawnServer } from '../support/spawn-server';
 import { SPAN_KIND, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 
@@ -37,6 +38,9 @@ const callers = {
 const INVALID_PROMPT = 'my secret prompt in a list';
 const invalidCaller = { traceId: '5d9a2c7e1b3f4a6c8e0d2b4f6a8c0e1d', spanId: '3c5e7a9b1d2f4a6c' };
 const openAIStream = { traceId: 'f2c8f1e0a3b94c5d8e7f6a5b4c3d2e1f', spanId: '1a2b3c4d5e6f7a8b', prompt: 'stream a line about the sea' };
+/** Starts an evaluation: its cells run long after the request, outside its trace. */
+const evaluationCaller = { traceId: '9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b', spanId: '2b3c4d5e6f7a8b9c' };
+const SEED = 42;
 const traceparent = (caller: { traceId: string; spanId: string }): string => `00-${caller.traceId}-${caller.spanId}-01`;
 const PARAMETERS = { max_tokens: 4, temperature: 0.3, top_p: 0.9 };
 
@@ -52,6 +56,7 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
   let fake: FakeUpstream;
   let exitCode: number | string;
   let output: string;
+  let evaluationId: string;
   const answers: Record<keyof typeof callers, { generation_id: string; request_id: string }> = {} as never;
 
   beforeAll(async () => {
@@ -69,7 +74,7 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
     const rest = await fetch(`${url}/api/v1/generate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', traceparent: traceparent(callers.rest) },
-      body: JSON.stringify({ model_id: MODEL, prompt: callers.rest.prompt, ...PARAMETERS }),
+      body: JSON.stringify({ model_id: MODEL, prompt: callers.rest.prompt, ...PARAMETERS, seed: SEED }),
     });
     expect(rest.status).toBe(200);
     answers.rest = ((await rest.json()) as { metadata: { generation_id: string; request_id: string } }).metadata;
@@ -110,6 +115,29 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
       body: JSON.stringify({ query: `mutation { generate(model_id: "${MODEL}", prompt: ["${INVALID_PROMPT}"]) { text } }` }),
     });
     expect(invalid.status).toBe(400);
+
+    // An evaluation of two cases, started with a traceparent; it runs to the end before the gateway stops.
+    const post = async (route: string, body: unknown, headers: Record<string, string> = {}): Promise<{ id: string }> => {
+      const response = await fetch(`${url}/api/v1${route}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify(body),
+      });
+      expect([route, response.status]).toEqual([route, route === '/evaluations' ? 202 : 201]);
+      return (await response.json()) as { id: string };
+    };
+    await post('/prompts', { name: 'echo', template: 'Repeat {{word}}', model_id: MODEL });
+    const dataset = await post('/datasets', { name: 'words', items: [{ variables: { word: 'oak' } }, { variables: { word: 'elm' } }] });
+    const evaluation = await post(
+      '/evaluations',
+      { dataset_id: dataset.id, prompts: [{ name: 'echo' }], model_ids: [MODEL], scorers: [{ type: 'similarity' }], max_tokens: 3 },
+      { traceparent: traceparent(evaluationCaller) },
+    );
+    evaluationId = evaluation.id;
+    await poll(
+      async () => ((await (await fetch(`${url}/api/v1/evaluations/${evaluation.id}`)).json()) as { status: string }).status,
+      (status) => status === 'succeeded',
+    );
 
     // A probe: not traced.
     expect((await fetch(`${url}/api/v1/health`)).status).toBe(200);
@@ -181,7 +209,10 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
       const generation = generations[0]!;
       const reply = expectedReply(caller.prompt, PARAMETERS.max_tokens);
       expect(generation.attributes).toMatchObject({
-        'gen_ai.provider.name': ENDPOINT,
+        // The conventions name the API spoken: an OpenAI-compatible server is `openai`; the endpoint is LLMOP's own attribute.
+        'gen_ai.provider.name': 'openai',
+        'llmop.endpoint': ENDPOINT,
+        'llmop.in_ledger': true,
         'gen_ai.request.model': MODEL,
         'gen_ai.response.model': MODEL,
         'gen_ai.usage.input_tokens': reply.promptTokens,
@@ -193,6 +224,7 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
         'llmop.generation_id': answers[surface].generation_id,
         'llmop.request_id': answers[surface].request_id,
       });
+      expect(generation.attributes['gen_ai.request.seed']).toBe(surface === 'rest' ? SEED : undefined);
       expect(['chat', 'text_completion']).toContain(generation.attributes['gen_ai.operation.name']);
       expect(generation.name).toBe(`${generation.attributes['gen_ai.operation.name']} ${MODEL}`);
       expect(generation.kind).toBe(SPAN_KIND.client);
@@ -232,6 +264,26 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
     expect(spans.find((span) => span.spanId === header.split('-')[2])?.scope).toBe('@opentelemetry/instrumentation-undici');
   });
 
+  it("an evaluation's cells are traced outside the trace of the request that started it, which ends with its answer", () => {
+    const requestSpans = spansOf(evaluationCaller.traceId);
+    expect(requestSpans.filter((span) => span.kind === SPAN_KIND.server)).toHaveLength(1);
+    expect(requestSpans.filter((span) => span.attributes['gen_ai.operation.name'] !== undefined)).toEqual([]);
+    expect(requestSpans.filter((span) => span.scope === '@opentelemetry/instrumentation-undici')).toEqual([]);
+    // Each case is a trace of its own: a root span, its generation and the generation's upstream call.
+    const cases = receiver.spans().filter((span) => span.name === 'evaluation case');
+    expect(cases.map((span) => span.attributes['llmop.evaluation.item_index']).sort()).toEqual([0, 1]);
+    for (const root of cases) {
+      expect(root.parentSpanId).toBe('');
+      expect(root.attributes['llmop.evaluation_id']).toBe(evaluationId);
+      const generations = spansOf(root.traceId).filter((span) => span.attributes['llmop.source'] === 'evaluation');
+      expect(generations).toHaveLength(1);
+      expect(generations[0]!.parentSpanId).toBe(root.spanId);
+      const upstream = spansOf(root.traceId).filter((span) => span.scope === '@opentelemetry/instrumentation-undici');
+      expect(upstream).toHaveLength(1);
+    }
+    expect(new Set(cases.map((span) => span.traceId)).size).toBe(2);
+  });
+
   it('puts neither a prompt nor a generated text in any span', () => {
     const exported = receiver.exports.map((received) => received.body.toString('utf8')).join('\n');
     expect(exported).not.toContain(openAIStream.prompt);
@@ -251,10 +303,14 @@ describe('OpenTelemetry traces over OTLP/HTTP (JSON)', () => {
       false,
     );
     expect(spans.some((span) => String(span.attributes['url.full'] ?? '').endsWith('/models'))).toBe(false);
-    // Only the callers' traces: nothing started a trace of its own.
-    expect(new Set(spans.map((span) => span.traceId))).toEqual(
-      new Set([...Object.values(callers), openAIStream, invalidCaller].map((caller) => caller.traceId)),
-    );
+    // Only the requests' traces (the callers' and those without a traceparent) and the evaluation cases': nothing else started one.
+    const roots = spans.filter((span) => span.parentSpanId === '' || !spans.some((other) => other.spanId === span.parentSpanId));
+    for (const root of roots) {
+      expect([root.name, root.kind === SPAN_KIND.server || root.name === 'evaluation case']).toEqual([root.name, true]);
+    }
+    for (const caller of [...Object.values(callers), openAIStream, invalidCaller, evaluationCaller]) {
+      expect(spans.some((span) => span.traceId === caller.traceId)).toBe(true);
+    }
   });
 });
 

@@ -33,6 +33,8 @@ export interface Served<T> {
   readonly value: T;
   readonly candidate: Candidate;
   readonly failures: readonly FailedAttempt[];
+  /** performance.now() when the serving attempt began (after the failed ones): what its latency is measured from. */
+  readonly startedAt: number;
   /**
    * Ends the call: tells its endpoint's breaker how it went and stops counting it in flight. A whole
    * answer ends as it arrives; a stream when it ends (a failure after its start counts against the
@@ -99,7 +101,7 @@ export async function callThroughPolicies<T>(
         try {
           const value = await call(candidate, limit.signal);
           limit.started();
-          return { value, candidate, failures, end: endOnce(permit, ended) };
+          return { value, candidate, failures, startedAt, end: endOnce(permit, ended) };
         } catch (thrown) {
           ended();
           limit.failed();
