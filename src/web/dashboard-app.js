@@ -18,7 +18,7 @@
   team: usage_series(group_by: team, since: $since, until: $until) { ...Sums }
 }
 fragment Sums on UsageSeries {
-  bucket_seconds buckets series { group points { start requests succeeded failed input_tokens output_tokens total_tokens cost_usd } }
+  bucket_seconds buckets series { group folded_groups points { start requests succeeded failed input_tokens output_tokens total_tokens cost_usd } }
 }`;
   const BUDGETS_QUERY = `query DashboardBudgets {
   budgets { budgets { id scope subject model_id period limit_usd spent_usd reserved_usd remaining_usd resets_at } }
@@ -78,6 +78,16 @@ fragment Sums on UsageSeries {
     return `${seconds} s`;
   }
   const colorOf = (index) => PALETTE[index % PALETTE.length];
+  /** The line that sums the groups beyond the server's max_lines (folded_groups > 0): grey, after the others. */
+  const OTHER_COLOR = '#9ca3af';
+  const isFolded = (line) => line.folded_groups > 0;
+  function lineLabel(line, grouping) {
+    if (isFolded(line))
+      return `${formatCount(line.folded_groups)} other ${grouping === 'caller' ? 'callers' : grouping === 'team' ? 'teams' : 'models'}`;
+    if (line.group === '') return grouping === 'team' ? '(no team)' : '(none)';
+    return line.group;
+  }
+  const lineColor = (line, index) => (isFolded(line) ? OTHER_COLOR : colorOf(index));
 
   function setStatus(state, message) {
     body.dataset.state = state;
@@ -247,10 +257,10 @@ fragment Sums on UsageSeries {
     const xs = byModel.buckets.map((start) => Date.parse(start) / 1000);
     const count = xs.length;
     const sparse = (lines) => lines.every((line) => line.points.length <= 3);
-    const linesOf = (series, pick, options) =>
+    const linesOf = (series, grouping, pick, options) =>
       series.series.map((line, index) => ({
-        label: line.group === '' ? '(no team)' : line.group,
-        color: colorOf(index),
+        label: lineLabel(line, grouping),
+        color: lineColor(line, index),
         values: aligned(bucketIndex, count, line.points, pick, 0),
         showPoints: options?.showPoints || sparse(series.series),
       }));
@@ -258,29 +268,29 @@ fragment Sums on UsageSeries {
     drawChart(
       'requests',
       xs,
-      linesOf(byModel, (point) => point.requests),
+      linesOf(byModel, 'model', (point) => point.requests),
       formatCount,
       true,
     );
     drawChart(
       'errors',
       xs,
-      linesOf(byModel, (point) => point.failed),
+      linesOf(byModel, 'model', (point) => point.failed),
       formatCount,
       true,
     );
     const latency = [];
     byModel.series.forEach((line, index) => {
       latency.push({
-        label: `${line.group} p50`,
-        color: colorOf(index),
+        label: `${lineLabel(line, 'model')} p50`,
+        color: lineColor(line, index),
         values: aligned(bucketIndex, count, line.points, (point) => point.p50_latency_ms, null),
         spanGaps: true,
         showPoints: true,
       });
       latency.push({
-        label: `${line.group} p95`,
-        color: colorOf(index),
+        label: `${lineLabel(line, 'model')} p95`,
+        color: lineColor(line, index),
         dash: [6, 4],
         values: aligned(bucketIndex, count, line.points, (point) => point.p95_latency_ms, null),
         spanGaps: true,
@@ -293,18 +303,19 @@ fragment Sums on UsageSeries {
       drawChart(
         `tokens-${grouping}`,
         xs,
-        linesOf(series, (point) => point.total_tokens),
+        linesOf(series, grouping, (point) => point.total_tokens),
         formatCount,
         true,
       );
       drawChart(
         `spend-${grouping}`,
         xs,
-        linesOf(series, (point) => point.cost_usd),
+        linesOf(series, grouping, (point) => point.cost_usd),
         formatUsd,
       );
     }
 
+    // Every generation is on one line of byModel, the folded one included: the totals are exact.
     const totals = { requests: 0, failed: 0, tokens: 0, cost: 0 };
     for (const line of byModel.series) {
       for (const point of line.points) {

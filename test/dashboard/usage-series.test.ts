@@ -4,9 +4,15 @@
  * real PostgreSQL. Rows at chosen times and latencies are written through the storage layer before the
  * gateway opens the ledger (the gateway's clock cannot be set from outside); then real traffic through
  * the gateway in front of the fake upstream is checked against the ledger's own usage and list.
+ * Buckets a whole number of weeks wide start on Mondays (as budgets' weeks do), many groups fold into
+ * one "(other)" line beyond max_lines, and ranges and widths stay within what GraphQL can carry: each
+ * checked against a plain reference computed here from the seeded rows.
  */
+import { bucketWidthMs } from '../../src/services/dashboard.service';
 import type { GenerationStatus } from '../../src/storage/ledger-types';
+import { bucketCount, MAX_BUCKET_SECONDS, MAX_SERIES_TIME_MS } from '../../src/storage/usage-series';
 import { UsageSeriesDocument, type UsageSeriesQuery, type UsageSeriesQueryVariables } from '../generated/graphql';
+import { openBrowser } from '../support/chromium';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import {
   ADMIN_KEY,
@@ -29,6 +35,8 @@ const asAdmin = bearer(ADMIN_KEY);
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
+const DAY = 24 * HOUR;
+const WEEK = 7 * DAY;
 /** A Monday, on the hour: the seeded rows fall in its hours 10 and 12. */
 const T0 = Date.UTC(2025, 0, 6, 10, 0, 0);
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -101,6 +109,67 @@ const SEEDED: readonly Row[] = [
   { ...chat(0, 'succeeded', 1, 1, 1, 1), createdAt: T0 + 3 * HOUR },
 ];
 
+/** A Monday three weeks after T0: many callers, for the folded line. */
+const FOLD_T0 = T0 + 21 * DAY;
+const FOLD_RANGE = { since: iso(FOLD_T0), until: iso(FOLD_T0 + 3 * HOUR), bucket_seconds: 3600 };
+/** Callers of one request each... or more: `costs` in USD, one per request. */
+function spender(caller: string, team: string | null, costs: readonly number[], seed: number): Row[] {
+  return costs.map((costUsd, request) => ({
+    createdAt: FOLD_T0 + ((seed * 37 + request * 53) % 180) * MINUTE + seed,
+    caller,
+    team,
+    modelId: (seed + request) % 2 === 0 ? CHAT_MODEL : COMPLETION_MODEL,
+    status: request === 1 && seed % 4 === 0 ? 'failed' : request === 2 && seed % 5 === 0 ? 'cancelled' : 'succeeded',
+    latencyMs: ((seed * 37 + request * 11) % 200) + 1,
+    inputTokens: 10 + seed + request,
+    outputTokens: seed % 7,
+    costUsd,
+  }));
+}
+const FOLDING: readonly Row[] = [
+  // The largest by cost; then two of equal cost, the one with more requests first; then a real caller
+  // named "(other)" with that cost again in one request; then two equal in everything but their names.
+  ...spender('whale', 'ocean', [0.01, 0.01], 101),
+  ...spender('twin-a', 'pair', [0.0025, 0.0025, 0.0025, 0.0025], 102),
+  ...spender('twin-b', 'pair', [0.005, 0.005], 103),
+  ...spender('(other)', null, [0.01], 104),
+  ...spender('tie-y', 'ties', [0.001], 105),
+  ...spender('tie-x', 'ties', [0.001], 106),
+  // Twenty small callers in six teams.
+  ...Array.from({ length: 20 }, (_unused, index) =>
+    spender(`c${String(index + 1).padStart(2, '0')}`, `team-${index % 6}`, Array(1 + (index % 3)).fill((index + 1) * 0.00001), index + 1),
+  ).flat(),
+];
+const FOLDING_CALLERS = 26;
+
+/** Around the first Monday after the epoch: rows before it belong to the week that started on 1969-12-29. */
+const EARLY: readonly Row[] = [Date.UTC(1970, 0, 2), Date.UTC(1970, 0, 5) - 1, Date.UTC(1970, 0, 5)].map((createdAt, index) => ({
+  createdAt,
+  caller: 'early',
+  team: null,
+  modelId: CHAT_MODEL,
+  status: 'succeeded',
+  latencyMs: 10 * (index + 1),
+  inputTokens: 1,
+  outputTokens: 1,
+  costUsd: 0.000001,
+}));
+/** Monday 2025-01-20 00:00 UTC; the epoch's grid of weeks has a bucket start on Thursday 2025-01-16 00:00. */
+const WEEK_EDGE = Date.UTC(2025, 0, 20);
+/** Wednesday's last millisecond, Thursday's first, Sunday's last (the three in the week from Monday 01-13), Monday 01-20's first. */
+const EDGES: readonly Row[] = [WEEK_EDGE - 4 * DAY - 1, WEEK_EDGE - 4 * DAY, WEEK_EDGE - 1, WEEK_EDGE].map((createdAt) => ({
+  createdAt,
+  caller: 'edge',
+  team: null,
+  modelId: COMPLETION_MODEL,
+  status: 'succeeded',
+  latencyMs: 5,
+  inputTokens: 1,
+  outputTokens: 1,
+  costUsd: 0.000001,
+}));
+const ALL_ROWS: readonly Row[] = [...SEEDED, ...FOLDING, ...EARLY, ...EDGES];
+
 type Series = UsageSeriesQuery['usage_series'];
 type Point = Series['series'][number]['points'][number];
 
@@ -114,6 +183,114 @@ const point = (start: number, figures: Omit<Point, 'start' | 'total_tokens'>): P
 function expectPoints(actual: readonly Point[], expected: readonly Point[]): void {
   expect(actual.map(({ cost_usd: _cost, ...rest }) => rest)).toEqual(expected.map(({ cost_usd: _cost, ...rest }) => rest));
   for (const [index, value] of actual.entries()) expect(Math.abs(value.cost_usd - expected[index]!.cost_usd)).toBeLessThan(1e-10);
+}
+
+/** Every field of usage_series, max_lines included (the generated document predates it). */
+const FULL_SERIES = `query ($since: DateTimeISO, $until: DateTimeISO, $bucket_seconds: Int, $group_by: UsageSeriesGroupBy, $max_lines: Int) {
+  usage_series(since: $since, until: $until, bucket_seconds: $bucket_seconds, group_by: $group_by, max_lines: $max_lines) {
+    group_by since until bucket_seconds buckets groups
+    series { group folded_groups points {
+      start requests succeeded failed input_tokens output_tokens total_tokens cost_usd p50_latency_ms p95_latency_ms } }
+  }
+}`;
+interface FullSeries extends Omit<Series, 'series'> {
+  readonly groups: number;
+  readonly series: ReadonlyArray<{ group: string; folded_groups: number; points: Point[] }>;
+}
+interface FullVariables {
+  since?: string;
+  until?: string;
+  bucket_seconds?: number;
+  group_by?: 'model' | 'caller' | 'team';
+  max_lines?: number;
+}
+
+/** The first Monday after the epoch: the grid of buckets a whole number of weeks wide. */
+const FIRST_MONDAY = Date.UTC(1970, 0, 5);
+const isMonday = (start: string): boolean => new Date(start).getUTCDay() === 1 && start.endsWith('T00:00:00.000Z');
+
+/**
+ * What usage_series should answer for `rows`, computed plainly: filter, group, rank the groups
+ * (cost, then requests, then name), fold those beyond max_lines - 1, bucket on the epoch (or on
+ * Mondays for whole weeks), sum, and rank the succeeded latencies (nearest rank).
+ */
+function reference(rows: readonly Row[], variables: Required<Omit<FullVariables, 'max_lines'>> & { max_lines?: number }) {
+  const since = Date.parse(variables.since);
+  const until = Date.parse(variables.until);
+  const width = variables.bucket_seconds * 1000;
+  const origin = width % WEEK === 0 ? FIRST_MONDAY : 0;
+  const maxLines = variables.max_lines ?? 20;
+  const groupOf = (row: Row): string =>
+    variables.group_by === 'model' ? row.modelId : variables.group_by === 'caller' ? row.caller : (row.team ?? '');
+  const inRange = rows.filter((row) => row.createdAt >= since && row.createdAt < until);
+  const totals = new Map<string, { units: number; requests: number }>();
+  for (const row of inRange) {
+    const total = totals.get(groupOf(row)) ?? { units: 0, requests: 0 };
+    totals.set(groupOf(row), { units: total.units + Math.round(row.costUsd * 1e10), requests: total.requests + 1 });
+  }
+  const ranked = [...totals.entries()]
+    .sort(([leftGroup, left], [rightGroup, right]) =>
+      left.units !== right.units
+        ? right.units - left.units
+        : left.requests !== right.requests
+          ? right.requests - left.requests
+          : leftGroup < rightGroup
+            ? -1
+            : 1,
+    )
+    .map(([group]) => group);
+  const kept = new Set(ranked.length > maxLines ? ranked.slice(0, maxLines - 1) : ranked);
+  const lines = new Map<string | null, Map<number, Row[]>>();
+  for (const row of inRange) {
+    const line = kept.has(groupOf(row)) ? groupOf(row) : null;
+    const start = origin + Math.floor((row.createdAt - origin) / width) * width;
+    const buckets = lines.get(line) ?? new Map<number, Row[]>();
+    buckets.set(start, [...(buckets.get(start) ?? []), row]);
+    lines.set(line, buckets);
+  }
+  const pointsOf = (buckets: Map<number, Row[]>): Point[] =>
+    [...buckets.entries()]
+      .sort(([left], [right]) => left - right)
+      .map(([start, bucketRows]) => {
+        const latencies = bucketRows
+          .filter((row) => row.status === 'succeeded')
+          .map((row) => row.latencyMs)
+          .sort((left, right) => left - right);
+        const rank = (numerator: number, denominator: number): number | null =>
+          latencies.length === 0 ? null : latencies[Math.ceil((numerator * latencies.length) / denominator) - 1]!;
+        const sum = (pick: (row: Row) => number): number => bucketRows.reduce((total, row) => total + pick(row), 0);
+        return point(start, {
+          requests: bucketRows.length,
+          succeeded: bucketRows.filter((row) => row.status === 'succeeded').length,
+          failed: bucketRows.filter((row) => row.status === 'failed').length,
+          input_tokens: sum((row) => row.inputTokens),
+          output_tokens: sum((row) => row.outputTokens),
+          cost_usd: sum((row) => Math.round(row.costUsd * 1e10)) / 1e10,
+          p50_latency_ms: rank(1, 2),
+          p95_latency_ms: rank(95, 100),
+        });
+      });
+  const own = [...lines.entries()]
+    .filter((entry): entry is [string, Map<number, Row[]>] => entry[0] !== null)
+    .sort(([left], [right]) => (left < right ? -1 : left > right ? 1 : 0))
+    .map(([group, buckets]) => ({ group, folded_groups: 0, points: pointsOf(buckets) }));
+  const folded = lines.get(null);
+  const firstStart = origin + Math.floor((since - origin) / width) * width;
+  return {
+    groups: totals.size,
+    buckets: Array.from({ length: Math.ceil((until - firstStart) / width) }, (_unused, index) => iso(firstStart + index * width)),
+    series: [...own, ...(folded ? [{ group: '(other)', folded_groups: totals.size - kept.size, points: pointsOf(folded) }] : [])],
+  };
+}
+
+/** The answer is the reference's, point by point (money to 1e-10 USD). */
+function expectReference(answer: FullSeries, expected: ReturnType<typeof reference>): void {
+  expect(answer.groups).toBe(expected.groups);
+  expect(answer.buckets).toEqual(expected.buckets);
+  expect(answer.series.map((line) => [line.group, line.folded_groups])).toEqual(
+    expected.series.map((line) => [line.group, line.folded_groups]),
+  );
+  for (const [index, line] of answer.series.entries()) expectPoints(line.points, expected.series[index]!.points);
 }
 
 // The seeded hours, by model (hour 10: chat 4 of 5 succeeded at 40, 10, 30, 20 ms; completion once at 100 ms;
@@ -164,12 +341,29 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('usage_
     return body.errors?.[0]?.extensions?.code;
   };
   const THREE_HOURS = { since: iso(T0), until: iso(T0 + 3 * HOUR), bucket_seconds: 3600 };
+  const fullSeries = async (variables: FullVariables, headers = asAdmin): Promise<FullSeries> => {
+    const { status, body } = await gateway.graphql(FULL_SERIES, { ...variables }, headers);
+    if (!body.data) throw new Error(`usage_series answered ${status}: ${JSON.stringify(body.errors)}`);
+    return body.data.usage_series;
+  };
+  /** The refusal's code and details. */
+  const fullRefusal = async (variables: FullVariables): Promise<[unknown, unknown]> => {
+    const { body } = await gateway.graphql(FULL_SERIES, { ...variables }, asAdmin);
+    expect(body.data ?? null).toBeNull();
+    return [body.errors?.[0]?.extensions?.code, body.errors?.[0]?.extensions?.details];
+  };
+  /** The answer and the reference's, for the same variables (every one named). */
+  const checked = async (variables: Required<Omit<FullVariables, 'max_lines'>> & { max_lines?: number }): Promise<FullSeries> => {
+    const answer = await fullSeries(variables);
+    expectReference(answer, reference(ALL_ROWS, variables));
+    return answer;
+  };
 
   beforeAll(async () => {
     await setup.setUp();
     fake = await startFakeUpstream({ models: LEDGER_MODELS });
     const ledger = await setup.freshLedger();
-    await seed(ledger.settings, SEEDED);
+    await seed(ledger.settings, ALL_ROWS);
     gateway = await startGateway({
       catalog: ledgerCatalog(fake),
       env: { ...ledger.env, API_KEYS: ADMIN_KEY, API_KEYS_FILE: writeKeysFile([alice, bob, carol]) },
@@ -336,6 +530,243 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('usage_
     expect(await refusal({ ...THREE_HOURS, bucket_seconds: 1 })).toBe('validation_error');
   });
 
+  it("starts buckets a whole number of weeks wide on Mondays 00:00 UTC, as budgets' weeks do; days at midnight", async () => {
+    // On the epoch's grid (Thursdays) the week would have split Wednesday's row from Thursday's and
+    // joined Sunday's with Monday's.
+    const weeks = await checked({
+      since: iso(WEEK_EDGE - 10 * DAY),
+      until: iso(WEEK_EDGE + 2 * DAY),
+      bucket_seconds: 604_800,
+      group_by: 'caller',
+    });
+    expect(weeks.buckets).toEqual([iso(WEEK_EDGE - 2 * WEEK), iso(WEEK_EDGE - WEEK), iso(WEEK_EDGE)]);
+    expect(weeks.series.map((line) => [line.group, line.points.map((entry) => [entry.start, entry.requests])])).toEqual([
+      [
+        'edge',
+        [
+          [iso(WEEK_EDGE - WEEK), 3],
+          [iso(WEEK_EDGE), 1],
+        ],
+      ],
+    ]);
+    const monday = T0 - 10 * HOUR;
+    await checked({ since: iso(T0 - 3 * DAY), until: iso(monday + 3 * WEEK), bucket_seconds: 604_800, group_by: 'model' });
+    const fortnights = await checked({
+      since: iso(T0 - 20 * DAY),
+      until: iso(T0 + 40 * DAY),
+      bucket_seconds: 1_209_600,
+      group_by: 'caller',
+    });
+    expect(fortnights.buckets.every(isMonday)).toBe(true);
+    expect(fortnights.buckets.every((start) => (Date.parse(start) - FIRST_MONDAY) % (2 * WEEK) === 0)).toBe(true);
+    // Days start at midnight UTC; three days (not whole weeks) on the epoch's grid.
+    const days = await checked({ since: iso(T0 - 2 * HOUR), until: iso(T0 + 2 * DAY), bucket_seconds: 86_400, group_by: 'team' });
+    expect(days.buckets).toEqual([iso(T0 - 10 * HOUR), iso(T0 + 14 * HOUR), iso(T0 + 38 * HOUR)]);
+    const threeDays = await checked({ since: iso(T0), until: iso(T0 + 30 * DAY), bucket_seconds: 259_200, group_by: 'model' });
+    expect(threeDays.buckets.every((start) => Date.parse(start) % (3 * DAY) === 0)).toBe(true);
+    // Derived widths of whole weeks (the ladder's last, and beyond it) start on Mondays too.
+    for (const [days, seconds] of [
+      [200, 604_800],
+      [1000, 2 * 604_800],
+    ] as const) {
+      const range = { since: iso(T0 - (days / 2) * DAY), until: iso(T0 + (days / 2) * DAY) };
+      const derived = await fullSeries(range);
+      expect(derived.bucket_seconds).toBe(seconds);
+      expect(derived.buckets.length).toBeLessThanOrEqual(120);
+      expect(derived.buckets.every(isMonday)).toBe(true);
+      expectReference(derived, reference(ALL_ROWS, { ...range, bucket_seconds: seconds, group_by: 'model' }));
+    }
+  });
+
+  it('puts rows before the first Monday after the epoch in the week of 1969-12-29', async () => {
+    const answer = await checked({ since: iso(0), until: iso(Date.UTC(1970, 0, 19)), bucket_seconds: 604_800, group_by: 'caller' });
+    expect(answer.buckets).toEqual([iso(Date.UTC(1969, 11, 29)), iso(FIRST_MONDAY), iso(Date.UTC(1970, 0, 12))]);
+    expect(answer.series).toHaveLength(1);
+    expect(answer.series[0]!.points.map((entry) => [entry.start, entry.requests, entry.p50_latency_ms])).toEqual([
+      [iso(Date.UTC(1969, 11, 29)), 2, 10],
+      [iso(FIRST_MONDAY), 1, 30],
+    ]);
+  });
+
+  it('folds the groups beyond max_lines into one "(other)" line, exactly: sums and percentiles over the folded rows', async () => {
+    // 26 callers: by default 19 lines of their own and one for the other 7.
+    const byDefault = await checked({ ...FOLD_RANGE, group_by: 'caller' });
+    expect([byDefault.groups, byDefault.series.length, byDefault.series.at(-1)!.folded_groups]).toEqual([FOLDING_CALLERS, 20, 7]);
+
+    // The largest by cost; of two equal in cost, the one with more requests.
+    const four = await checked({ ...FOLD_RANGE, group_by: 'caller', max_lines: 4 });
+    expect(four.series.map((line) => [line.group, line.folded_groups])).toEqual([
+      ['twin-a', 0],
+      ['twin-b', 0],
+      ['whale', 0],
+      ['(other)', FOLDING_CALLERS - 3],
+    ]);
+    // A caller really named "(other)" keeps a line of its own: folded_groups tells the two apart.
+    const five = await checked({ ...FOLD_RANGE, group_by: 'caller', max_lines: 5 });
+    expect(five.series.map((line) => [line.group, line.folded_groups])).toEqual([
+      ['(other)', 0],
+      ['twin-a', 0],
+      ['twin-b', 0],
+      ['whale', 0],
+      ['(other)', FOLDING_CALLERS - 4],
+    ]);
+    // Equal in cost and requests: by name.
+    const six = await checked({ ...FOLD_RANGE, group_by: 'caller', max_lines: 6 });
+    expect(six.series.map((line) => line.group)).toEqual(['(other)', 'tie-x', 'twin-a', 'twin-b', 'whale', '(other)']);
+    await checked({ ...FOLD_RANGE, group_by: 'caller', max_lines: 2 });
+    await checked({ ...FOLD_RANGE, group_by: 'caller', max_lines: 100 });
+
+    // The lines add up to the ledger's usage of the range, the folded one included.
+    const usage = await gateway.graphql(
+      'query ($since: DateTimeISO, $until: DateTimeISO) { usage(since: $since, until: $until) { totals { requests succeeded failed total_tokens cost_usd } } }',
+      { since: FOLD_RANGE.since, until: FOLD_RANGE.until },
+      asAdmin,
+    );
+    const totals = usage.body.data.usage.totals;
+    const points = four.series.flatMap((line) => line.points);
+    const sum = (pick: (entry: Point) => number): number => points.reduce((total, entry) => total + pick(entry), 0);
+    expect([
+      sum((entry) => entry.requests),
+      sum((entry) => entry.succeeded),
+      sum((entry) => entry.failed),
+      sum((entry) => entry.total_tokens),
+    ]).toEqual([totals.requests, totals.succeeded, totals.failed, totals.total_tokens]);
+    expect(Math.abs(sum((entry) => entry.cost_usd) - totals.cost_usd)).toBeLessThan(1e-10);
+  });
+
+  it('folds teams and models the same way, down to one line of everything, with or without percentiles', async () => {
+    const teams = await checked({ ...FOLD_RANGE, group_by: 'team' });
+    expect([teams.groups, teams.series.some((line) => line.folded_groups > 0)]).toEqual([10, false]);
+    const threeTeams = await checked({ ...FOLD_RANGE, group_by: 'team', max_lines: 3 });
+    expect(threeTeams.series.map((line) => [line.group, line.folded_groups])).toEqual([
+      ['ocean', 0],
+      ['pair', 0],
+      ['(other)', 8],
+    ]);
+    const everything = await checked({ ...FOLD_RANGE, group_by: 'model', max_lines: 1 });
+    expect(everything.series.map((line) => [line.group, line.folded_groups])).toEqual([['(other)', 2]]);
+    // Sums alone (no percentile selected): the same folded sums.
+    const sumsOnly = await gateway.graphql(
+      `query ($since: DateTimeISO, $until: DateTimeISO) { usage_series(since: $since, until: $until, bucket_seconds: 3600, group_by: team, max_lines: 3) {
+        series { group folded_groups points { start requests cost_usd } } } }`,
+      { since: FOLD_RANGE.since, until: FOLD_RANGE.until },
+      asAdmin,
+    );
+    expect(sumsOnly.body.data.usage_series.series).toEqual(
+      threeTeams.series.map((line) => ({
+        group: line.group,
+        folded_groups: line.folded_groups,
+        points: line.points.map((entry) => ({ start: entry.start, requests: entry.requests, cost_usd: entry.cost_usd })),
+      })),
+    );
+    // A member's own generations only: one group, never folded.
+    const bobs = await fullSeries({ ...THREE_HOURS, group_by: 'caller', max_lines: 1 }, bearer(bob.key));
+    expect(bobs.series.map((line) => [line.group, line.folded_groups])).toEqual([['bob', 0]]);
+
+    expect(await fullRefusal({ ...FOLD_RANGE, max_lines: 0 })).toEqual(['validation_error', 'max_lines: must be an integer from 1 to 100']);
+    expect(await fullRefusal({ ...FOLD_RANGE, max_lines: 101 })).toEqual([
+      'validation_error',
+      'max_lines: must be an integer from 1 to 100',
+    ]);
+  });
+
+  it("keeps ranges between 1970 and 9999, and every width inside GraphQL's Int, derived ones included", async () => {
+    expect(await fullRefusal({ since: '0001-01-01T00:00:00.000Z', until: '9999-12-31T23:59:59.999Z' })).toEqual([
+      'validation_error',
+      'since: must be 1970-01-01T00:00:00.000Z or later (the ledger holds nothing older)',
+    ]);
+    expect((await fullRefusal({ since: iso(-1), until: iso(T0), bucket_seconds: 2_147_483_647 }))[1]).toMatch(/^since: /);
+    // Beyond 32 bits: GraphQL's own refusal, naming the parameter.
+    expect(await fullRefusal({ ...THREE_HOURS, bucket_seconds: 2_147_483_648 })).toEqual(['validation_error', 'parameter: bucket_seconds']);
+
+    // The longest range there is, with the width derived: whole weeks from Monday, in 32 bits, at most 120 buckets.
+    const everything = { since: iso(0), until: '9999-12-31T23:59:59.999Z' };
+    const longest = await fullSeries({ ...everything, group_by: 'caller' });
+    expect(longest.bucket_seconds).toBeLessThanOrEqual(MAX_BUCKET_SECONDS);
+    expect(longest.bucket_seconds % 604_800).toBe(0);
+    expect(longest.buckets.length).toBeLessThanOrEqual(120);
+    expect(longest.buckets.every(isMonday)).toBe(true);
+    expectReference(longest, reference(ALL_ROWS, { ...everything, bucket_seconds: longest.bucket_seconds, group_by: 'caller' }));
+    // The widest bucket asked for: 118 of them from the epoch.
+    const widest = await checked({ ...everything, bucket_seconds: MAX_BUCKET_SECONDS, group_by: 'model' });
+    expect([widest.buckets.length, widest.buckets[0]]).toEqual([118, iso(0)]);
+    const lastDay = await checked({
+      since: '9999-12-31T00:00:00.000Z',
+      until: '9999-12-31T23:59:59.999Z',
+      bucket_seconds: MAX_BUCKET_SECONDS,
+      group_by: 'team',
+    });
+    expect(lastDay.series).toEqual([]);
+
+    // Without since, a day before until, but not before 1970.
+    const firstHours = await fullSeries({ until: iso(6 * HOUR) });
+    expect([firstHours.since, firstHours.bucket_seconds, firstHours.buckets.length]).toEqual([iso(0), 300, 72]);
+  });
+
+  it('the dashboard draws the folded line as "N other callers" and its totals still add up', async () => {
+    const browser = await openBrowser({ width: 1200, height: 900 });
+    try {
+      const { page } = browser;
+      await page.goto(`${gateway.url}/dashboard`);
+      await page.locator('body[data-state="needs-key"]').waitFor({ timeout: 15_000 });
+      await page.locator('#api-key').fill(ADMIN_KEY);
+      await page.locator('#use-key').click();
+      await page.locator('body[data-state="ready"]').waitFor({ timeout: 20_000 });
+      // A custom range: the three folding hours (the inputs are in the page's local time).
+      const loads = await page.evaluate(
+        ([since, until]) => {
+          const local = (ms: number): string => {
+            const date = new Date(ms);
+            const pad = (value: number): string => String(value).padStart(2, '0');
+            return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+          };
+          (document.getElementById('range') as HTMLSelectElement).value = 'custom';
+          (document.getElementById('since') as HTMLInputElement).value = local(since!);
+          (document.getElementById('until') as HTMLInputElement).value = local(until!);
+          const before = (window as unknown as { llmopDashboard: { loads: number } }).llmopDashboard.loads;
+          (document.getElementById('range-form') as HTMLFormElement).requestSubmit();
+          return before;
+        },
+        [FOLD_T0, FOLD_T0 + 3 * HOUR],
+      );
+      await page.waitForFunction(
+        (before) =>
+          (window as unknown as { llmopDashboard: { loads: number } }).llmopDashboard.loads > before &&
+          document.body.dataset.state === 'ready',
+        loads,
+        { timeout: 20_000 },
+      );
+      const shown = await page.evaluate(() => {
+        const charts = (window as unknown as { llmopDashboard: { charts: Record<string, any> } }).llmopDashboard.charts;
+        const read = (name: string) => ({
+          labels: (charts[name].series as Array<{ label?: string }>).slice(1).map((series) => series.label),
+          sums: (charts[name].data as Array<Array<number | null>>)
+            .slice(1)
+            .map((values) => values.reduce((sum: number, value) => sum + (value ?? 0), 0)),
+        });
+        return { tokens: read('tokens-caller'), spend: read('spend-team'), requests: read('requests') };
+      });
+      const callers = await fullSeries({ since: FOLD_RANGE.since, until: FOLD_RANGE.until, group_by: 'caller' });
+      expect(shown.tokens.labels).toEqual([...callers.series.slice(0, -1).map((line) => line.group), '7 other callers']);
+      expect(shown.tokens.labels).toHaveLength(20);
+      const usage = await gateway.graphql(
+        'query ($since: DateTimeISO, $until: DateTimeISO) { usage(since: $since, until: $until) { totals { requests total_tokens cost_usd } } }',
+        { since: FOLD_RANGE.since, until: FOLD_RANGE.until },
+        asAdmin,
+      );
+      const { totals } = usage.body.data.usage;
+      const sum = (values: number[]): number => values.reduce((total, value) => total + value, 0);
+      expect(sum(shown.tokens.sums)).toBe(totals.total_tokens);
+      expect(sum(shown.requests.sums)).toBe(totals.requests);
+      expect(Math.abs(sum(shown.spend.sums) - totals.cost_usd)).toBeLessThan(1e-9);
+      // Teams fit: "" is "(no team)", not a folded line.
+      expect(shown.spend.labels).toContain('(no team)');
+      expect(browser.requested.filter((url) => new URL(url).hostname !== '127.0.0.1')).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+
   it('agrees with the ledger after real traffic: sums with usage, percentiles with the generations listed', async () => {
     fake.failPromptsContaining = 'boom';
     const since = Date.now() - 1000;
@@ -416,5 +847,20 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('usage_
     }
     expect(actual).toEqual(expected);
     expect(actual.size).toBeGreaterThan(0);
+  });
+});
+
+describe('derived bucket widths', () => {
+  it("stay inside GraphQL's Int over any range from 1970 to 10000, at most 120 buckets", () => {
+    for (const since of [0, 1, 3 * DAY, 4 * DAY, 4 * DAY + 1, WEEK, 100 * DAY, Date.UTC(2000, 0, 1)]) {
+      for (const until of [MAX_SERIES_TIME_MS, MAX_SERIES_TIME_MS - 1, MAX_SERIES_TIME_MS - 5 * DAY]) {
+        const width = bucketWidthMs(new Date(since), new Date(until), undefined);
+        expect(width / 1000).toBeLessThanOrEqual(MAX_BUCKET_SECONDS);
+        expect(bucketCount(new Date(since), new Date(until), width)).toBeLessThanOrEqual(120);
+        expect(width % WEEK).toBe(0);
+      }
+    }
+    // The worst case: the whole span over 119 buckets, one more reaching outside it.
+    expect(bucketWidthMs(new Date(0), new Date(MAX_SERIES_TIME_MS), undefined) / 1000).toBe(3521 * 604_800);
   });
 });

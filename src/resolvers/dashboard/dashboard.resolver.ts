@@ -37,6 +37,7 @@ export class DashboardResolver {
       since: args.since,
       until: args.until,
       bucketSeconds: args.bucket_seconds,
+      maxLines: args.max_lines,
       // The percentiles cost a sort of the range's rows: only when the operation reads them.
       latency: selectsLatency(info),
     });
@@ -46,6 +47,7 @@ export class DashboardResolver {
       until: series.until,
       bucketSeconds: series.bucketMs / 1000,
       buckets: series.buckets,
+      groups: series.groups,
       series: series.lines,
     };
   }

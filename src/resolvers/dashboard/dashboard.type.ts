@@ -1,5 +1,5 @@
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { USAGE_SERIES_GROUP_BY } from '../../storage/usage-series';
+import { OTHER_GROUP, USAGE_SERIES_GROUP_BY } from '../../storage/usage-series';
 import { UsageTotals } from '../ledger/ledger.type';
 import { enumOf } from '../shared/enums';
 import { DateTimeISO, SafeInt } from '../shared/scalars';
@@ -23,22 +23,30 @@ export class UsagePoint extends UsageTotals {
   @Field(() => SafeInt, {
     name: 'p50_latency_ms',
     nullable: true,
-    description: 'Median latency of the generations that succeeded (nearest rank); null when none succeeded.',
+    description:
+      "Median latency of the generations that succeeded (nearest rank; on the folded line, over all its groups' generations); null when none succeeded.",
   })
   p50LatencyMs!: number | null;
 
   @Field(() => SafeInt, {
     name: 'p95_latency_ms',
     nullable: true,
-    description: '95th percentile latency of the generations that succeeded (nearest rank); null when none succeeded.',
+    description:
+      "95th percentile latency of the generations that succeeded (nearest rank; on the folded line, over all its groups' generations); null when none succeeded.",
   })
   p95LatencyMs!: number | null;
 }
 
 @ObjectType({ description: "One group's line of a usage series." })
 export class UsageSeriesLine {
-  @Field({ description: 'The model id, caller, or team ("" for none).' })
+  @Field({ description: `The model id, caller, or team ("" for none); "${OTHER_GROUP}" on the folded line.` })
   group!: string;
+
+  @Field(() => Int, {
+    name: 'folded_groups',
+    description: `0 on a group's own line; on the folded line ("${OTHER_GROUP}", always the last), how many groups it sums.`,
+  })
+  foldedGroups!: number;
 
   @Field(() => [UsagePoint], { description: 'Only the buckets in which the group has generations, oldest first; the others are zero.' })
   points!: readonly UsagePoint[];
@@ -57,7 +65,8 @@ export class UsageSeries {
 
   @Field(() => Int, {
     name: 'bucket_seconds',
-    description: 'The width of a bucket; buckets start at multiples of it since the Unix epoch.',
+    description:
+      "The width of a bucket: a whole number of weeks starts on Mondays 00:00 UTC (as budgets' weeks do), any other width at multiples of it since the Unix epoch (so whole days at midnight UTC).",
   })
   bucketSeconds!: number;
 
@@ -66,6 +75,11 @@ export class UsageSeries {
   })
   buckets!: readonly Date[];
 
-  @Field(() => [UsageSeriesLine], { description: 'One line per group with generations in the range, sorted by group.' })
+  @Field(() => Int, { description: 'How many groups have generations in the range, the folded ones included.' })
+  groups!: number;
+
+  @Field(() => [UsageSeriesLine], {
+    description: `One line per group with generations in the range, sorted by group; beyond max_lines groups, the largest and then one line "${OTHER_GROUP}" for the rest.`,
+  })
   series!: readonly UsageSeriesLine[];
 }
