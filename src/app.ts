@@ -60,6 +60,8 @@ export interface App {
   readonly http: HttpServer;
   /** Starts listening; resolves with the bound address (port 0 picks a free one). */
   listen(): Promise<AddressInfo>;
+  /** Opens the access-log file again at its path (SIGHUP, after logrotate moved it); nothing for stdout or off. */
+  reopenAccessLog(): void;
   /** Stops accepting, lets in-flight requests finish (bounded by SHUTDOWN_TIMEOUT_MS), then releases everything. */
   close(): Promise<void>;
 }
@@ -255,6 +257,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
   });
   const graphqlSse = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
   const accessLog = createAccessLog(config.accessLog, (message, error) => logger.error({ err: error }, message));
+  const monitor = new RequestMonitor(recorder, metrics, accessLog);
   const http = createHttpServer({
     apollo,
     services,
@@ -265,10 +268,10 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     webPages,
     openAIHandler,
     graphqlSseHandler: graphqlSse.handle,
-    monitor: new RequestMonitor(recorder, metrics, accessLog),
+    monitor,
     metricsHandler: createMetricsHandler(metrics, { public: config.metrics.public || !apiKeys.enabled }),
   });
-  const graphqlWs = createGraphQLWsServer({ operations, services, apiKeys, maxPayloadBytes: config.maxBodyBytes, logger });
+  const graphqlWs = createGraphQLWsServer({ operations, services, apiKeys, maxPayloadBytes: config.maxBodyBytes, logger, monitor });
   graphqlWs.attach(http.server);
 
   let closing: Promise<void> | undefined;
@@ -312,6 +315,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
           resolve(http.server.address() as AddressInfo);
         });
       }),
+    reopenAccessLog: () => accessLog?.reopen(),
     close: () => (closing ??= close()),
   };
 }

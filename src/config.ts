@@ -21,6 +21,18 @@ const otlpProtocol = z.enum(['http/protobuf', 'http/json'], {
   error: 'must be http/protobuf or http/json (LLMOP exports traces over OTLP/HTTP; grpc is not supported)',
 });
 
+/** Where the access log goes: ACCESS_LOG=off, stdout (the default), or a file path. */
+export type AccessLogDestination =
+  | { readonly kind: 'off' }
+  | { readonly kind: 'stdout' }
+  | { readonly kind: 'file'; readonly path: string };
+
+function accessLogDestinationOf(value: string): AccessLogDestination {
+  if (value === 'off') return { kind: 'off' };
+  if (value === 'stdout') return { kind: 'stdout' };
+  return { kind: 'file', path: value };
+}
+
 const environmentSchema = z.object({
   PORT: integer(5000, 0, 65535),
   HOST: z.string().min(1).default('127.0.0.1'),
@@ -79,7 +91,7 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_COST: integer(5000, 1),
   GRAPHQL_MAX_DIRECTIVES: integer(50, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  ACCESS_LOG: z.string().min(1).default('stdout'),
+  ACCESS_LOG: z.string().min(1).default('stdout').transform(accessLogDestinationOf),
   METRICS_PUBLIC: z.enum(['true', 'false']).default('false'),
   // OpenTelemetry's own names (https://opentelemetry.io/docs/specs/otel/protocol/exporter/), so a collector's usual settings apply.
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url().optional()),
@@ -194,8 +206,8 @@ export interface AppConfig {
   /** Streams send a comment line when this long passes without a write, so proxies keep them open. */
   readonly streamHeartbeatMs: number;
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
-  /** One JSON line per request: `stdout`, `off`, or a file path. */
-  readonly accessLog: string;
+  /** One JSON line per request: to stdout, to a file, or off. */
+  readonly accessLog: AccessLogDestination;
   readonly metrics: {
     /** GET /metrics without a key even when API keys are on (for a scraper inside the network). */
     readonly public: boolean;

@@ -53,6 +53,14 @@ async function main(): Promise<void> {
   // listener is left to handle, which would kill the process mid-drain. close() is idempotent.
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
+  // logrotate's `postrotate` (after moving the file away; no copytruncate needed): the access log opens
+  // its file again at its path. Without a listener SIGHUP would end the process. No SIGHUP on Windows.
+  if (process.platform !== 'win32') {
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'reopening the access log');
+      app.reopenAccessLog();
+    });
+  }
 
   // Handlers first: a signal that arrives as soon as we announce the port must still drain.
   const address = await app.listen();

@@ -1,11 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ApolloServer } from '@apollo/server';
 import type { ApiKeyRegistry } from './auth/api-keys';
 import { authenticate } from './auth/caller';
 import { createRequestContext, type RequestContext, type Services } from './context';
-import { errorBody, sendErrorResponse } from './http/error-response';
+import { errorBody } from './http/error-response';
 import { createGraphQLHandler } from './http/graphql-handler';
 import { InFlightTracker } from './http/in-flight-tracker';
+import { sendJsonError } from './http/json-error';
 import { requestIdOf } from './http/request-id';
 import type { Logger } from './logger';
 import type { RequestLog } from './monitoring/request-log';
@@ -64,8 +66,9 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     const log = settings.monitor?.begin(requestId, request.method ?? 'GET');
     if (log) {
       const monitor = settings.monitor!;
-      // 499 (as nginx logs it): the client left before any answer was sent.
-      response.on('close', () => monitor.end(log, response.headersSent ? response.statusCode : 499));
+      // 499 (as nginx logs it): the client left before any answer was sent. Aborted: it left before the
+      // answer was complete (the status stays the one the server had sent, a cut 200 stream's included).
+      response.on('close', () => monitor.end(log, response.headersSent ? response.statusCode : 499, !response.writableFinished));
     }
     response.setHeader('x-request-id', requestId);
     if (draining) response.setHeader('connection', 'close');
@@ -123,16 +126,20 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       }
     });
   });
-  // Requests Node cannot even parse still get an ErrorResponse, then the connection closes.
+  // Requests Node cannot even parse still get an ErrorResponse and an access-log line, then the connection
+  // closes. A socket that cannot be written to (a client that reset it, a keep-alive one leaving) gets neither.
   server.on('clientError', (_error, socket) => {
     if (!socket.writable) {
       socket.destroy();
       return;
     }
+    const requestId = randomUUID();
     const body = JSON.stringify(errorBody('bad_request', 'Malformed HTTP request'));
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
+    // Nothing of what it sent is trusted, not even its method; the route is `unmatched`.
+    if (settings.monitor) settings.monitor.end(settings.monitor.begin(requestId, 'unknown'), 400, false);
   });
   return {
     server,
@@ -155,10 +162,6 @@ function sendUnauthorized(response: ServerResponse, graphql: boolean, reason: 'm
   response.statusCode = 401;
   response.setHeader('content-type', 'application/json; charset=utf-8');
   response.end(JSON.stringify({ errors: [{ message, extensions: { code: 'unauthorized', details } }] }));
-}
-
-export function sendJsonError(response: ServerResponse, status: number, error: string, message: string, details?: string): void {
-  sendErrorResponse(response, { status, body: errorBody(error, message, details), headers: {} });
 }
 
 const openAIRoutes = new Set(['/v1/chat/completions', '/v1/models']);

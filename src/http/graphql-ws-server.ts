@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { OperationTypeNode } from 'graphql';
+import { type ExecutionArgs, getOperationAST, Kind, type OperationTypeNode, type SelectionSetNode } from 'graphql';
 import { CloseCode, handleProtocols, makeServer } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyRegistry } from '../auth/api-keys';
@@ -9,6 +9,8 @@ import { type Authentication, authenticate } from '../auth/caller';
 import { createRequestContext, type Services } from '../context';
 import { shuttingDown } from '../errors/api-error';
 import type { Logger } from '../logger';
+import type { RequestLog } from '../monitoring/request-log';
+import type { RequestMonitor } from '../monitoring/request-monitor';
 import type { Caller } from '../pipeline/caller';
 import type { GraphQLOperations } from './graphql-operations';
 import { InFlightTracker } from './in-flight-tracker';
@@ -23,6 +25,11 @@ export interface GraphQLWsServerSettings {
   readonly logger: Logger;
   /** Between two pings; a socket that has not answered the last one by the next is dropped. */
   readonly keepAliveMs?: number;
+  /**
+   * Sees every upgrade as one request: a refused one at once (its status), an accepted one when its
+   * socket closes (101, the connection's length, its caller and the root fields it ran).
+   */
+  readonly monitor?: RequestMonitor;
 }
 
 export interface GraphQLWsServer {
@@ -50,6 +57,8 @@ interface Connection {
   caller?: Caller;
   /** Running operations by id: each one's abort, and its end for the shutdown's count. */
   readonly operations: Map<string, RunningOperation>;
+  /** The upgrade's access-log record (absent without a monitor). */
+  readonly log: RequestLog | undefined;
 }
 
 const endpoint = '/graphql';
@@ -73,10 +82,17 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
     if (!sockets) {
       const { WebSocketServer: Server } = require('ws') as typeof import('ws');
       sockets = new Server({ noServer: true, maxPayload: settings.maxPayloadBytes, handleProtocols });
+      // The 101 carries the request id, as every HTTP answer does, for the connection's access-log line.
+      sockets.on('headers', (headers, request) => {
+        const requestId = upgradeIds.get(request);
+        if (requestId !== undefined) headers.push(`X-Request-Id: ${requestId}`);
+      });
     }
     return sockets;
   };
   const connections = new Set<Connection>();
+  /** Each upgrade's request id, for its 101. */
+  const upgradeIds = new WeakMap<IncomingMessage, string>();
   let closing = false;
 
   const finish = (connection: Connection, id: string): void => {
@@ -97,6 +113,7 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
         return false;
       }
       extra.caller = authentication.caller;
+      if (extra.log) extra.log.callerName = authentication.caller.name;
       return true;
     },
     onSubscribe: ({ extra }, id, payload) => {
@@ -107,6 +124,8 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       const context = createRequestContext(services, randomUUID(), extra.caller, abort.signal);
       const prepared = operations.prepare(payload, context);
       if (!prepared.ok) return prepared.errors;
+      // The operation's own request id is not the upgrade's, so its generations are not on the upgrade's line; its root fields are.
+      if (extra.log) for (const field of rootFieldsOf(prepared.args)) extra.log.ranOperation(field);
       // An id the client reuses after completing it: the earlier operation is ended, not left counted forever.
       finish(extra, id);
       extra.operations.set(id, { kind: prepared.kind, abort, done: running.begin() });
@@ -125,10 +144,10 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
     },
   });
 
-  const accept = (socket: WebSocket, request: IncomingMessage, caller: Caller | undefined): void => {
-    const connection: Connection = { socket, request, caller, operations: new Map() };
+  const accept = (socket: WebSocket, request: IncomingMessage, requestId: string, caller: Caller | undefined, log?: RequestLog): void => {
+    const connection: Connection = { socket, request, caller, operations: new Map(), log };
     connections.add(connection);
-    const requestId = requestIdOf(request);
+    if (log && caller) log.callerName = caller.name;
     // ws closes a socket after a protocol error (a frame too large, say); without a listener the error would throw.
     socket.on('error', (error) => logger.warn({ err: error, requestId }, 'GraphQL WebSocket error'));
     let awaitingPong = false;
@@ -160,6 +179,8 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       connection,
     );
     socket.once('close', (code, reason) => {
+      // 1006: no close frame came (a client that vanished, or one cut for missing its pings).
+      if (log) settings.monitor?.end(log, 101, code === 1006);
       connections.delete(connection);
       clearInterval(keepAlive);
       // Before graphql-ws returns the subscriptions: operations still waiting for their upstream stop too.
@@ -170,21 +191,39 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
 
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
+    const requestId = requestIdOf(request);
     const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
-    if (pathname !== endpoint) return refuseUpgrade(socket, 404, 'not_found', `No WebSocket endpoint at ${pathname}; use ${endpoint}`);
-    if (closing) return refuseUpgrade(socket, 503, 'service_unavailable', 'The server is shutting down');
+    const log = settings.monitor?.begin(requestId, request.method ?? 'GET');
+    // Never the raw path as a label.
+    if (log) log.route = pathname === endpoint ? endpoint : 'unmatched';
+    const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}): void => {
+      refuseUpgrade(socket, status, code, message, { 'x-request-id': requestId, ...headers });
+      if (log) settings.monitor?.end(log, status, false);
+    };
+    if (pathname !== endpoint) return refuse(404, 'not_found', `No WebSocket endpoint at ${pathname}; use ${endpoint}`);
+    if (closing) return refuse(503, 'service_unavailable', 'The server is shutting down');
     // A key in the upgrade's header is checked now; without one, connectionParams must carry it.
     let caller: Caller | undefined;
     if (request.headers.authorization !== undefined || !apiKeys.enabled) {
       const authentication = authenticate(request, apiKeys);
       if (!authentication.ok) {
-        return refuseUpgrade(socket, 401, 'unauthorized', refusalMessage(authentication.reason), {
-          'www-authenticate': 'Bearer realm="llmop"',
-        });
+        return refuse(401, 'unauthorized', refusalMessage(authentication.reason), { 'www-authenticate': 'Bearer realm="llmop"' });
       }
       caller = authentication.caller;
     }
-    socketServer().handleUpgrade(request, socket, head, (webSocket) => accept(webSocket, request, caller));
+    upgradeIds.set(request, requestId);
+    let accepted = false;
+    socketServer().handleUpgrade(request, socket, head, (webSocket) => {
+      accepted = true;
+      accept(webSocket, request, requestId, caller, log);
+    });
+    // ws answers or drops a handshake it refuses before returning (nothing of ours is asynchronous in it):
+    // ended with its answer, 405 for a method other than GET and 400 for a bad Sec-WebSocket-* or Upgrade
+    // header; destroyed unanswered when the client had already left.
+    if (!accepted && log) {
+      const answered = socket.writableEnded;
+      settings.monitor?.end(log, answered ? (request.method === 'GET' ? 400 : 405) : 499, !answered);
+    }
   };
 
   return {
@@ -232,6 +271,29 @@ function authenticateParams(
   // The upgrade request, its socket included, with this as its Authorization header.
   const withKey: IncomingMessage = Object.create(request, { headers: { value: { ...request.headers, authorization } } });
   return authenticate(withKey, apiKeys);
+}
+
+/** The root fields an operation selects (through fragments too), as the HTTP path's access log names them; `__typename` is none. */
+function rootFieldsOf(args: ExecutionArgs): string[] {
+  const operation = getOperationAST(args.document, args.operationName);
+  const fields: string[] = [];
+  const visit = (selections: SelectionSetNode, seen: Set<string>): void => {
+    for (const selection of selections.selections) {
+      if (selection.kind === Kind.FIELD) {
+        if (!selection.name.value.startsWith('__')) fields.push(selection.name.value);
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        visit(selection.selectionSet, seen);
+      } else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = args.document.definitions.find(
+          (definition) => definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === selection.name.value,
+        );
+        if (fragment?.kind === Kind.FRAGMENT_DEFINITION) visit(fragment.selectionSet, seen);
+      }
+    }
+  };
+  if (operation) visit(operation.selectionSet, new Set());
+  return fields;
 }
 
 function isAsyncGenerator(value: unknown): value is AsyncGenerator<unknown> {

@@ -1,4 +1,5 @@
 import SonicBoom from 'sonic-boom';
+import type { AccessLogDestination } from '../config';
 import type { RequestLog } from './request-log';
 
 /** One request as the access log writes it: never a key, a prompt or a text. */
@@ -9,7 +10,14 @@ export interface AccessLogLine {
   readonly route: string;
   /** GraphQL root fields or REST operations, comma-separated; null when none ran. */
   readonly operation: string | null;
+  /** The status the server answered (101 for a WebSocket, written when it closes); 499 when the client left before any answer. */
   readonly status: number;
+  /**
+   * The client went away before the answer was complete (a stream it cut, a WebSocket closed without
+   * a close frame): the status is still the one the server had set, so a cut 200 reads apart from a delivered one.
+   */
+  readonly aborted: boolean;
+  /** From the request's start to its answer's end; for a WebSocket, how long the connection lasted. */
   readonly latency_ms: number;
   /** The model of its generations (comma-separated when several); null when it made none. */
   readonly model: string | null;
@@ -21,6 +29,8 @@ export interface AccessLogLine {
 
 export interface AccessLogWriter {
   write(line: AccessLogLine): void;
+  /** Opens the file again at its path (SIGHUP, after logrotate moved it away); nothing for stdout. */
+  reopen(): void;
   /** Flushes what is buffered; lines written after it are dropped. */
   close(): Promise<void>;
 }
@@ -31,14 +41,17 @@ const maxBufferedBytes = 16 * 1024 * 1024;
 const closeTimeoutMs = 2_000;
 
 /**
- * `stdout`, `off`, or a file path. Writes are buffered (SonicBoom), so a request never waits on the
- * terminal or the disk; the buffer is bounded, and a write error (a full disk) is reported once and
+ * To stdout, to a file, or off (undefined). Writes are buffered (SonicBoom), so a request never waits on
+ * the terminal or the disk; the buffer is bounded, and a write error (a full disk) is reported once and
  * turns the log off rather than taking the gateway down.
  */
-export function createAccessLog(destination: string, onTrouble: (message: string, error?: unknown) => void): AccessLogWriter | undefined {
-  if (destination === 'off') return undefined;
-  const toStdout = destination === 'stdout';
-  const stream = new SonicBoom({ dest: toStdout ? 1 : destination, sync: false, mkdir: true, maxLength: maxBufferedBytes });
+export function createAccessLog(
+  destination: AccessLogDestination,
+  onTrouble: (message: string, error?: unknown) => void,
+): AccessLogWriter | undefined {
+  if (destination.kind === 'off') return undefined;
+  const toStdout = destination.kind === 'stdout';
+  const stream = new SonicBoom({ dest: toStdout ? 1 : destination.path, sync: false, mkdir: true, maxLength: maxBufferedBytes });
   let state: 'open' | 'failed' | 'closed' = 'open';
   let dropped = 0;
   stream.on('error', (error: unknown) => {
@@ -55,24 +68,31 @@ export function createAccessLog(destination: string, onTrouble: (message: string
     write(line) {
       if (state === 'open') stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
     },
+    reopen() {
+      // Lines still buffered go to the new file; an error opening it is reported, and turns the log off, as a write error does.
+      if (state === 'open' && !toStdout) stream.reopen();
+    },
     close() {
       if (state !== 'open') return Promise.resolve();
       state = 'closed';
       return new Promise((resolve) => {
         const timer = setTimeout(resolve, closeTimeoutMs);
-        // A flush error must not fail shutdown: the lines are lost either way.
-        stream.flush(() => {
+        const closed = (): void => {
           clearTimeout(timer);
-          // stdout stays open for the process's other output; a file is ours to close.
-          if (!toStdout) stream.end();
           resolve();
-        });
+        };
+        // SonicBoom's end writes what is buffered, then emits 'close': its flush(cb) would not wait (it calls
+        // back at once without a minLength). It leaves stdout's descriptor open for the process's other
+        // output. An error must not fail shutdown: the lines are lost either way.
+        stream.once('close', closed);
+        stream.once('error', closed);
+        stream.end();
       });
     },
   };
 }
 
-export function accessLogLine(log: RequestLog, status: number, latencyMs: number): AccessLogLine {
+export function accessLogLine(log: RequestLog, status: number, aborted: boolean, latencyMs: number): AccessLogLine {
   const models = [...new Set(log.generations.map((generation) => generation.modelId))];
   let inputTokens = 0;
   let outputTokens = 0;
@@ -89,6 +109,7 @@ export function accessLogLine(log: RequestLog, status: number, latencyMs: number
     route: log.route,
     operation: log.operations.length > 0 ? log.operations.join(',') : null,
     status,
+    aborted,
     latency_ms: Math.round(latencyMs * 100) / 100,
     model: models.length > 0 ? models.join(',') : null,
     generations: log.generations.length,

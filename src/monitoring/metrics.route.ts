@@ -1,4 +1,5 @@
-import { sendJsonError, type MetricsHandler } from '../server';
+import { sendJsonError } from '../http/json-error';
+import type { MetricsHandler } from '../server';
 import type { GatewayMetrics } from './metrics';
 
 /**

@@ -10,7 +10,8 @@ const recordingWaitMs = 30_000;
  * Watches every HTTP request from its start to its response closing: what it ran and which generations
  * it made (the pipeline's records, matched by request id), then one access-log line and the request
  * metrics, once the response has closed and its generations are recorded (a stream cut by its client
- * is recorded just after). Generation metrics are counted here too, evaluation cells included.
+ * is recorded just after). A WebSocket upgrade is one request too, from the upgrade to the socket's
+ * close; so is a request Node could not parse. Generation metrics are counted here too, evaluation cells included.
  */
 export class RequestMonitor {
   /** Open requests by id; records go to one only while it is alone with its id (clients may reuse an X-Request-Id). */
@@ -36,13 +37,16 @@ export class RequestMonitor {
     return log;
   }
 
-  /** The response closed with `status`: the line is written once the request's generations are recorded. */
-  end(log: RequestLog, status: number): void {
+  /**
+   * The response closed with `status` (`aborted`: before it was complete): the line is written once the
+   * request's generations are recorded. Call it once per `begin`.
+   */
+  end(log: RequestLog, status: number, aborted: boolean): void {
     const latencyMs = performance.now() - log.startedAt;
     this.metrics?.observeRequest(log.route, log.method, status, latencyMs / 1000);
     const write = (): void => {
       this.forget(log);
-      this.accessLog?.write(accessLogLine(log, status, latencyMs));
+      this.accessLog?.write(accessLogLine(log, status, aborted, latencyMs));
     };
     // The usual case, nothing left to record, costs no timer.
     if (!log.awaitingRecords) return write();

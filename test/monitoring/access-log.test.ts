@@ -3,20 +3,95 @@
  * became (an answer, a refusal, a 404, a stream, a client that left), with who asked, what ran, the
  * status, latency, model, tokens and cost, and never a key, a prompt or a generated text.
  */
-import { readFileSync } from 'node:fs';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync } from 'node:fs';
+import * as http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createClient as createWsClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { rest } from '../support/contract';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import { ADMIN_KEY, bearer, FILE_KEYS, writeKeysFile } from '../support/ledger-fixtures';
 import { poll } from '../support/polling';
-import { startGateway } from '../support/start-gateway';
+import { spawnServer } from '../support/spawn-server';
+import { type RunningGateway, startGateway } from '../support/start-gateway';
 import { openStream } from '../streaming/sse-client';
 
 const MODEL = 'logged-chat';
 const PRICE = { input_per_million: 3, output_per_million: 15 };
 const SECRET_PROMPT = 'the quarterly numbers are confidential-7f3a';
+
+const freshLogFile = (): string => path.join(mkdtempSync(path.join(os.tmpdir(), 'llmop-access-')), 'access.log');
+
+/** Every line of the log, parsed. */
+const linesOf = (file: string): Array<Record<string, any>> =>
+  readFileSync(file, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, any>);
+
+/** A WebSocket upgrade the gateway refuses: its status and the request id it answered with. */
+function refusedUpgrade(url: string, headers: Record<string, string> = {}): Promise<{ status: number; requestId: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, 'graphql-transport-ws', { headers });
+    socket.on('open', () => reject(new Error(`the upgrade to ${url} was accepted`)));
+    socket.on('error', () => undefined);
+    socket.on('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode ?? 0, requestId: String(response.headers['x-request-id']) });
+      response.resume();
+      socket.terminate();
+    });
+  });
+}
+
+/** An upgrade request ws refuses itself (here: a Sec-WebSocket-Version it does not speak); the id is the client's. */
+function badHandshake(gateway: RunningGateway, requestId: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(`${gateway.url}/graphql`, {
+      headers: {
+        connection: 'Upgrade',
+        upgrade: 'websocket',
+        'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        'sec-websocket-version': '99',
+        authorization: `Bearer ${ADMIN_KEY}`,
+        'x-request-id': requestId,
+      },
+    });
+    request.on('response', (response) => {
+      response.resume();
+      resolve(response.statusCode ?? 0);
+    });
+    request.on('upgrade', () => reject(new Error('upgraded')));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** Sends `bytes` on a fresh connection and reads until the server closes it. */
+function rawExchange(gateway: RunningGateway, bytes: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(new URL(gateway.url).port), '127.0.0.1', () => socket.write(bytes));
+    let received = '';
+    socket.on('data', (chunk) => {
+      received += chunk.toString('latin1');
+    });
+    socket.on('close', () => resolve(received));
+    socket.on('error', reject);
+  });
+}
+
+/** llmop_http_requests_total for these labels, summed over the others. */
+async function requestsCounted(gateway: RunningGateway, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(`${gateway.url}/metrics`, { headers: bearer(ADMIN_KEY) })).text();
+  let total = 0;
+  for (const [, labelText, value] of text.matchAll(/^llmop_http_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    const found = Object.fromEntries([...labelText!.matchAll(/(\w+)="([^"]*)"/g)].map(([, key, label]) => [key!, label!]));
+    if (Object.entries(labels).every(([key, label]) => found[key] === label)) total += Number(value);
+  }
+  return total;
+}
 
 describe('the access log', () => {
   let fake: FakeUpstream;
@@ -84,6 +159,7 @@ describe('the access log', () => {
       route: '/api/v1/generate',
       operation: 'generate',
       status: 200,
+      aborted: false,
       latency_ms: expect.any(Number),
       model: MODEL,
       generations: 1,
@@ -94,7 +170,8 @@ describe('the access log', () => {
     expect(logged[1]).toMatchObject({ caller: 'key-1', route: '/graphql', operation: 'health', status: 200, model: null, generations: 0 });
     expect(logged[2]).toMatchObject({ caller: null, route: '/api/v1/{unmatched}', status: 401, operation: null });
     expect(logged[3]).toMatchObject({ caller: null, route: 'unmatched', status: 404 });
-    expect(logged[4]).toMatchObject({ route: '/api/v1/generate/stream', status: 200, model: MODEL, generations: 1 });
+    expect(logged[4]).toMatchObject({ route: '/api/v1/generate/stream', status: 200, aborted: false, model: MODEL, generations: 1 });
+    expect(logged.every((line) => line.aborted === false)).toBe(true);
     expect(logged[5]).toMatchObject({ request_id: 'client-chosen-id-1', route: '/api/v1/health', status: 200 });
 
     for (const secret of [ADMIN_KEY, FILE_KEYS.alice.key, 'not-a-real-key-123', SECRET_PROMPT, 'confidential-7f3a', generated!.text]) {
@@ -128,7 +205,15 @@ describe('the access log', () => {
           .split('\n')
           .find((candidate) => candidate.includes(requestId))!,
       );
-      expect(line).toMatchObject({ route: '/api/v1/generate/stream', model: MODEL, generations: 1, cost_usd: row.cost_usd });
+      // Cut by its client: the 200 the server had sent, marked aborted.
+      expect(line).toMatchObject({
+        route: '/api/v1/generate/stream',
+        status: 200,
+        aborted: true,
+        model: MODEL,
+        generations: 1,
+        cost_usd: row.cost_usd,
+      });
       expect(line.output_tokens).toBeGreaterThan(0);
     } finally {
       fake.chunkDelayMs = 0;
@@ -145,5 +230,193 @@ describe('the access log', () => {
     } finally {
       await gateway.close();
     }
+  });
+
+  it('gives every WebSocket upgrade one line: a refused one at once with its status, an accepted one (101) when its socket closes', async () => {
+    const file = freshLogFile();
+    const gateway = await startGateway({
+      catalog: { endpoints: [{ name: 'vllm', base_url: fake.url }], models: [{ id: MODEL, provider: 'vllm', pricing: PRICE }] },
+      env: { ACCESS_LOG: file, API_KEYS: ADMIN_KEY },
+    });
+    const wsBase = gateway.url.replace(/^http/, 'ws');
+    let notFound: { status: number; requestId: string };
+    let unauthorized: { status: number; requestId: string };
+    let accepted: string | undefined;
+    let streamedMs = 0;
+    let cut: string | undefined;
+    try {
+      notFound = await refusedUpgrade(`${wsBase}/elsewhere`, bearer(ADMIN_KEY));
+      expect(notFound.status).toBe(404);
+      unauthorized = await refusedUpgrade(`${wsBase}/graphql`, bearer('not-a-real-key-456'));
+      expect(unauthorized.status).toBe(401);
+      expect(await badHandshake(gateway, 'bad-handshake-1')).toBe(400);
+
+      // Accepted, its key in connectionParams: a subscription and a query on one socket, which the client
+      // closes (1000) once both are done.
+      fake.chunkDelayMs = 30;
+      // The 101's request id, read as the socket upgrades.
+      class RecordingWebSocket extends WebSocket {
+        constructor(address: string, protocols?: string | string[]) {
+          super(address, protocols);
+          this.once('upgrade', (response) => {
+            accepted = String(response.headers['x-request-id']);
+          });
+        }
+      }
+      const client = createWsClient({
+        url: `${wsBase}/graphql`,
+        webSocketImpl: RecordingWebSocket,
+        connectionParams: { authorization: `Bearer ${ADMIN_KEY}` },
+        retryAttempts: 0,
+      });
+      const closed = new Promise<number>((resolve) => client.on('closed', (event) => resolve((event as { code: number }).code)));
+      const stream = client.iterate({
+        query: 'subscription ($prompt: String!, $model_id: String!) { generate_stream(prompt: $prompt, model_id: $model_id) { text } }',
+        variables: { prompt: SECRET_PROMPT, model_id: MODEL },
+      });
+      const health = client.iterate({ query: '{ health { status } }' });
+      let firstAt: number | undefined;
+      for await (const event of stream) {
+        firstAt ??= performance.now();
+        expect(event.errors).toBeUndefined();
+      }
+      streamedMs = performance.now() - firstAt!;
+      for await (const event of health) expect(event.data).toEqual({ health: { status: expect.any(String) } });
+      expect(await closed).toBe(1000);
+
+      // Accepted (the key in the upgrade's header), then dropped without a close frame.
+      cut = await new Promise<string>((resolve, reject) => {
+        const socket = new WebSocket(`${wsBase}/graphql`, 'graphql-transport-ws', { headers: bearer(ADMIN_KEY) });
+        let requestId = '';
+        socket.on('upgrade', (response) => {
+          requestId = String(response.headers['x-request-id']);
+        });
+        socket.on('open', () => socket.terminate());
+        socket.on('close', () => resolve(requestId));
+        socket.on('error', reject);
+      });
+
+      // Counted as requests too, once their sockets have closed.
+      const upgrades = await poll(
+        () => requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '101' }),
+        (count) => count === 2,
+      );
+      expect(upgrades).toBe(2);
+      expect(await requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '401' })).toBe(1);
+      expect(await requestsCounted(gateway, { route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
+    } finally {
+      fake.chunkDelayMs = 0;
+      await gateway.close();
+    }
+
+    // Exactly one line each (the two accepted ones written as their sockets closed).
+    const lines = linesOf(file).filter((line) => line.route !== '/metrics');
+    const ids = [notFound.requestId, unauthorized.requestId, 'bad-handshake-1', accepted!, cut!];
+    expect(lines.map((line) => line.request_id).sort()).toEqual([...ids].sort());
+    const [notFoundLine, unauthorizedLine, badHandshakeLine, acceptedLine, cutLine] = ids.map(
+      (id) => lines.find((line) => line.request_id === id)!,
+    );
+    expect(notFoundLine).toMatchObject({ method: 'GET', route: 'unmatched', status: 404, aborted: false, caller: null, operation: null });
+    expect(unauthorizedLine).toMatchObject({
+      method: 'GET',
+      route: '/graphql',
+      status: 401,
+      aborted: false,
+      caller: null,
+      operation: null,
+    });
+    expect(badHandshakeLine).toMatchObject({
+      method: 'GET',
+      route: '/graphql',
+      status: 400,
+      aborted: false,
+      caller: null,
+      operation: null,
+    });
+    expect(acceptedLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: false, caller: 'key-1' });
+    expect(String(acceptedLine!.operation).split(',').sort()).toEqual(['generate_stream', 'health']);
+    // The connection outlived the stream it carried.
+    expect(acceptedLine!.latency_ms).toBeGreaterThan(streamedMs);
+    expect(cutLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: true, caller: 'key-1', operation: null });
+
+    const raw = readFileSync(file, 'utf8');
+    for (const secret of [ADMIN_KEY, 'not-a-real-key-456', SECRET_PROMPT, 'confidential-7f3a']) expect(raw).not.toContain(secret);
+  });
+
+  it('writes a line for a request Node cannot parse (its 400 carries the id), and none for a connection that only resets', async () => {
+    const file = freshLogFile();
+    const gateway = await startGateway({ env: { ACCESS_LOG: file } });
+    let answer: string;
+    try {
+      answer = await rawExchange(
+        gateway,
+        `GET /api/v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-in-a-bad-request\r\nBad Header\r\n\r\n`,
+      );
+      // A client that connects and resets before sending anything.
+      await new Promise<void>((resolve) => {
+        const socket = net.connect(Number(new URL(gateway.url).port), '127.0.0.1', () => socket.resetAndDestroy());
+        socket.on('close', () => resolve());
+      });
+      // Served after both: it proves the reset was handled before the log closed.
+      expect((await fetch(`${gateway.url}/api/v1/health`)).status).toBe(200);
+    } finally {
+      await gateway.close();
+    }
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    const requestId = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(answer)?.[1];
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const lines = linesOf(file);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toEqual({
+      time: expect.any(String),
+      request_id: requestId,
+      caller: null,
+      method: 'unknown',
+      route: 'unmatched',
+      operation: null,
+      status: 400,
+      aborted: false,
+      latency_ms: expect.any(Number),
+      model: null,
+      generations: 0,
+      input_tokens: 0,
+      output_tokens: 0,
+      cost_usd: 0,
+    });
+    expect(lines[1]).toMatchObject({ route: '/api/v1/health', status: 200 });
+    expect(readFileSync(file, 'utf8')).not.toContain('secret-in-a-bad-request');
+  });
+
+  it('opens its file again on SIGHUP: after logrotate moves it away, the next lines go to a new file at the same path', async () => {
+    const file = freshLogFile();
+    const server = spawnServer({ ACCESS_LOG: file, MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
+    const readLog = async (): Promise<string> => (existsSync(file) ? readFileSync(file, 'utf8') : '');
+    const healthId = async (url: string): Promise<string> => {
+      const response = await fetch(`${url}/api/v1/health`);
+      expect(response.status).toBe(200);
+      return response.headers.get('x-request-id')!;
+    };
+    try {
+      const url = await server.listening;
+      const before = await healthId(url);
+      expect(await poll(readLog, (text) => text.includes(before))).toContain(before);
+      renameSync(file, `${file}.1`);
+      server.child.kill('SIGHUP');
+      await poll(
+        async () => server.output(),
+        (output) => output.includes('reopening the access log'),
+      );
+      const after = await healthId(url);
+      const reopened = await poll(readLog, (text) => text.includes(after));
+      expect(reopened).toContain(after);
+      expect(reopened).not.toContain(before);
+      const rotated = readFileSync(`${file}.1`, 'utf8');
+      expect(rotated).toContain(before);
+      expect(rotated).not.toContain(after);
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    // SIGHUP did not end it: SIGTERM does, cleanly.
+    expect(await server.exited).toBe(0);
   });
 });
