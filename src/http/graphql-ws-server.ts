@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, getOperationAST, Kind, type OperationTypeNode, type SelectionSetNode } from 'graphql';
@@ -57,6 +56,8 @@ interface Connection {
   caller?: Caller;
   /** Running operations by id: each one's abort, and its end for the shutdown's count. */
   readonly operations: Map<string, RunningOperation>;
+  /** The upgrade's X-Request-Id: its operations' generations are recorded under it. */
+  readonly requestId: string;
   /** The upgrade's access-log record (absent without a monitor). */
   readonly log: RequestLog | undefined;
 }
@@ -121,10 +122,11 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       // Shutdown is waiting for the running operations: a new one would only hold it up.
       if (closing) return [shuttingDown('subscribe again (on another replica)')];
       const abort = new AbortController();
-      const context = createRequestContext(services, randomUUID(), extra.caller, abort.signal);
+      // The connection is the request: its operations share the upgrade's id (the client has it from the
+      // 101), so their ledger rows point back to it and its access-log line sums their generations.
+      const context = createRequestContext(services, extra.requestId, extra.caller, abort.signal, extra.log);
       const prepared = operations.prepare(payload, context);
       if (!prepared.ok) return prepared.errors;
-      // The operation's own request id is not the upgrade's, so its generations are not on the upgrade's line; its root fields are.
       if (extra.log) for (const field of rootFieldsOf(prepared.args)) extra.log.ranOperation(field);
       // An id the client reuses after completing it: the earlier operation is ended, not left counted forever.
       finish(extra, id);
@@ -145,7 +147,7 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
   });
 
   const accept = (socket: WebSocket, request: IncomingMessage, requestId: string, caller: Caller | undefined, log?: RequestLog): void => {
-    const connection: Connection = { socket, request, caller, operations: new Map(), log };
+    const connection: Connection = { socket, request, caller, operations: new Map(), requestId, log };
     connections.add(connection);
     if (log && caller) log.callerName = caller.name;
     // ws closes a socket after a protocol error (a frame too large, say); without a listener the error would throw.

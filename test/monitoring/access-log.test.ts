@@ -334,6 +334,10 @@ describe('the access log', () => {
       operation: null,
     });
     expect(acceptedLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: false, caller: 'key-1' });
+    // The connection is the request: the generation its subscription made is on its line, under its id.
+    expect(acceptedLine).toMatchObject({ model: MODEL, generations: 1, input_tokens: expect.any(Number), output_tokens: expect.any(Number) });
+    expect(acceptedLine!.output_tokens).toBeGreaterThan(0);
+    expect(acceptedLine!.cost_usd).toBeGreaterThan(0);
     expect(String(acceptedLine!.operation).split(',').sort()).toEqual(['generate_stream', 'health']);
     // The connection outlived the stream it carried.
     expect(acceptedLine!.latency_ms).toBeGreaterThan(streamedMs);
