@@ -58,6 +58,8 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
   const graphql = createGraphQLHandler({ apollo: settings.apollo, maxBodyBytes: settings.maxBodyBytes });
   const inFlight = new InFlightTracker();
   let draining = false;
+  /** Responses answered straight on the socket (a body Node could not read): their status was sent. */
+  const answeredOnSocket = new WeakSet<ServerResponse>();
 
   const server = createServer((request, response) => {
     const done = inFlight.begin();
@@ -68,7 +70,10 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       const monitor = settings.monitor!;
       // 499 (as nginx logs it): the client left before any answer was sent. Aborted: it left before the
       // answer was complete (the status stays the one the server had sent, a cut 200 stream's included).
-      response.on('close', () => monitor.end(log, response.headersSent ? response.statusCode : 499, !response.writableFinished));
+      response.on('close', () => {
+        if (answeredOnSocket.has(response)) return monitor.end(log, response.statusCode, false);
+        monitor.end(log, response.headersSent ? response.statusCode : 499, !response.writableFinished);
+      });
     }
     response.setHeader('x-request-id', requestId);
     if (draining) response.setHeader('connection', 'close');
@@ -128,18 +133,26 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
   });
   // Requests Node cannot even parse still get an ErrorResponse and an access-log line, then the connection
   // closes. A socket that cannot be written to (a client that reset it, a keep-alive one leaving) gets neither.
-  server.on('clientError', (_error, socket) => {
-    if (!socket.writable) {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    // A request whose body turned out malformed is already being served: it keeps its own id and its one
+    // access-log line, which now reads as this answer's status.
+    const serving = (socket as { _httpMessage?: ServerResponse })._httpMessage;
+    if (!socket.writable || serving?.headersSent) {
       socket.destroy();
       return;
     }
-    const requestId = randomUUID();
-    const body = JSON.stringify(errorBody('bad_request', 'Malformed HTTP request'));
+    const { status, reason, error: code, message } = clientErrorAnswer(error.code);
+    const requestId = serving ? String(serving.getHeader('x-request-id')) : randomUUID();
+    if (serving) {
+      serving.statusCode = status;
+      answeredOnSocket.add(serving);
+    }
+    const body = JSON.stringify(errorBody(code, message));
     socket.end(
-      `HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
     // Nothing of what it sent is trusted, not even its method; the route is `unmatched`.
-    if (settings.monitor) settings.monitor.end(settings.monitor.begin(requestId, 'unknown'), 400, false);
+    if (!serving && settings.monitor) settings.monitor.end(settings.monitor.begin(requestId, 'unknown'), status, false);
   });
   return {
     server,
@@ -148,6 +161,22 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       draining = true;
     },
   };
+}
+
+/** What Node would answer a request it could not read: 408 when it took too long to arrive, 431 for headers too large, else 400. */
+function clientErrorAnswer(code: string | undefined): { status: number; reason: string; error: string; message: string } {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return { status: 408, reason: 'Request Timeout', error: 'request_timeout', message: 'The request took too long to arrive' };
+  }
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return {
+      status: 431,
+      reason: 'Request Header Fields Too Large',
+      error: 'headers_too_large',
+      message: 'The request headers are too large',
+    };
+  }
+  return { status: 400, reason: 'Bad Request', error: 'bad_request', message: 'Malformed HTTP request' };
 }
 
 /** Kubernetes probes need no key. */

@@ -182,7 +182,8 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
     );
     socket.once('close', (code, reason) => {
       // 1006: no close frame came (a client that vanished, or one cut for missing its pings).
-      if (log) settings.monitor?.end(log, 101, code === 1006);
+      // A key refused in connectionParams closes the socket with 4401 (4403 from graphql-ws): logged as the 401/403 it is.
+      if (log) settings.monitor?.end(log, code === CloseCode.Unauthorized ? 401 : code === CloseCode.Forbidden ? 403 : 101, code === 1006);
       connections.delete(connection);
       clearInterval(keepAlive);
       // Before graphql-ws returns the subscriptions: operations still waiting for their upstream stop too.

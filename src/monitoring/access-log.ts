@@ -93,15 +93,7 @@ export function createAccessLog(
 }
 
 export function accessLogLine(log: RequestLog, status: number, aborted: boolean, latencyMs: number): AccessLogLine {
-  const models = [...new Set(log.generations.map((generation) => generation.modelId))];
-  let inputTokens = 0;
-  let outputTokens = 0;
-  let costUsd = 0;
-  for (const generation of log.generations) {
-    inputTokens += generation.inputTokens;
-    outputTokens += generation.outputTokens;
-    costUsd += generation.costUsd.total;
-  }
+  const { count, models, inputTokens, outputTokens, costUsd } = log.generations;
   return {
     request_id: log.requestId,
     caller: log.callerName ?? null,
@@ -111,11 +103,11 @@ export function accessLogLine(log: RequestLog, status: number, aborted: boolean,
     status,
     aborted,
     latency_ms: Math.round(latencyMs * 100) / 100,
-    model: models.length > 0 ? models.join(',') : null,
-    generations: log.generations.length,
+    model: models.size > 0 ? [...models].join(',') : null,
+    generations: count,
     input_tokens: inputTokens,
     output_tokens: outputTokens,
-    // Summed in 1e-10 USD steps, as the ledger keeps money.
+    // Rounded to 1e-10 USD steps, as the ledger keeps money.
     cost_usd: Math.round(costUsd * 1e10) / 1e10,
   };
 }

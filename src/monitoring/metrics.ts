@@ -33,7 +33,9 @@ export class GatewayMetrics {
     const labels = { route, method: boundedMethod(method), status: String(status) };
     const { httpRequests, httpDuration } = this.loaded();
     httpRequests.inc(labels);
-    httpDuration.observe(labels, seconds);
+    // A WebSocket's 101 lasts as long as its connection (minutes, hours): counted, not timed, or it would
+    // swamp the route's latency quantiles.
+    if (status !== 101) httpDuration.observe(labels, seconds);
   }
 
   observeGeneration(record: GenerationRecord): void {
@@ -174,7 +176,7 @@ function createInstruments(sources: MetricsSources): Instruments {
     }),
     firstToken: new Histogram({
       name: 'llmop_time_to_first_token_seconds',
-      help: 'Time from the gateway taking a stream (before admission: rate limit, budget hold, ledger row, routing) to its first text, by model.',
+      help: 'Time from the pipeline taking a stream (its budget hold, ledger row and routing included; the rate limit runs before) to its first text, by model.',
       labelNames: ['model'] as const,
       buckets: latencyBuckets,
       registers,

@@ -11,7 +11,11 @@ export class RequestLog {
   /** GraphQL root fields or REST operations run, in order. */
   readonly operations: string[] = [];
   callerName: string | undefined;
-  readonly generations: GenerationRecord[] = [];
+  /**
+   * Its generations, as sums: a WebSocket connection is one request that may make generations for
+   * hours, so nothing here grows with their number (the models come from the catalog's bounded set).
+   */
+  readonly generations = { count: 0, models: new Set<string>(), inputTokens: 0, outputTokens: 0, costUsd: 0 };
   readonly startedAt = performance.now();
   /** Generations started (ledger rows opened) and not yet recorded: a cancelled stream is recorded after its client left. */
   private unrecorded = 0;
@@ -32,7 +36,12 @@ export class RequestLog {
   }
 
   recorded(record: GenerationRecord): void {
-    this.generations.push(record);
+    const sums = this.generations;
+    sums.count += 1;
+    sums.models.add(record.modelId);
+    sums.inputTokens += record.inputTokens;
+    sums.outputTokens += record.outputTokens;
+    sums.costUsd += record.costUsd.total;
     this.unrecorded = Math.max(0, this.unrecorded - 1);
     if (this.unrecorded === 0) this.whenRecorded?.();
   }

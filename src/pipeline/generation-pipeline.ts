@@ -274,7 +274,6 @@ export class GenerationPipeline {
       stop,
       opened,
       calledAt,
-      startedAt,
       ending: { how: 'abandoned' },
     };
     this.reportMisconfigured(opened.failures);
@@ -459,7 +458,8 @@ export class GenerationPipeline {
     const inputTokens = inputTokensOf(model, admitted);
     const outputTokens = progress.outputTokens ?? (progress.text ? countTextTokens(progress.text, familyTokenizer(model)) : 0);
     const costUsd = computeCost(model.pricing, inputTokens, outputTokens);
-    const latencyMs = Math.round(performance.now() - stream.startedAt);
+    // The serving attempt's time, as a finished stream's: the attempts before it keep their own.
+    const latencyMs = Math.round(performance.now() - opened.startedAt);
     const outcome: GenerationOutcome = {
       status: cancelled ? 'cancelled' : 'failed',
       error: code,
@@ -837,8 +837,6 @@ interface OpenStream {
   readonly opened: Served<ModelStream>;
   /** When the pipeline took the call, before admission: what time to first token is measured from. */
   readonly calledAt: number;
-  /** When routing began (after admission and the ledger row's start). */
-  readonly startedAt: number;
   /** What the stream's end tells its endpoint's breaker: set as it ends. */
   readonly ending: { how: CallEnd };
 }

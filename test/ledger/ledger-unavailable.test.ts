@@ -40,8 +40,11 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
   });
 
   it('answers 503 for a generation whose row cannot be committed once it ran, and still counts it in the metrics', async () => {
-    // The upstream answers after the database has gone: the call was made (and billed), its row cannot be finished.
-    fake.latencyMs = 3000;
+    // The upstream answers once the database has gone: the call was made (and billed), its row cannot be finished.
+    let openGate = (): void => undefined;
+    fake.holdAnswersUntil = new Promise<void>((resolve) => {
+      openGate = resolve;
+    });
     const pending = rest(gateway, 'POST', '/generate', { prompt: 'ran, unrecorded', model_id: CHAT_MODEL });
     await poll(
       async () => generationCalls(fake).length,
@@ -49,6 +52,7 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
     );
     postgresStopped = true;
     await postgres.stop();
+    openGate();
     const answered = await pending;
     expectToMatchContract(answered, '/generate', 'post');
     expect([answered.status, answered.body.error]).toEqual([503, 'ledger_unavailable']);

@@ -244,6 +244,8 @@ describe('the access log', () => {
     let accepted: string | undefined;
     let streamedMs = 0;
     let cut: string | undefined;
+    let refusedAtInit: string | undefined;
+    let acceptedId: string | undefined;
     try {
       notFound = await refusedUpgrade(`${wsBase}/elsewhere`, bearer(ADMIN_KEY));
       expect(notFound.status).toBe(404);
@@ -296,13 +298,33 @@ describe('the access log', () => {
         socket.on('error', reject);
       });
 
+      // Accepted, then refused at connection_init: a wrong key in connectionParams closes the socket with 4401.
+      acceptedId = accepted;
+      const refusedInit = createWsClient({
+        url: `${wsBase}/graphql`,
+        webSocketImpl: RecordingWebSocket,
+        connectionParams: { authorization: 'Bearer not-a-real-key-789' },
+        retryAttempts: 0,
+        lazy: false,
+        onNonLazyError: () => undefined, // expected: the refusal itself
+      });
+      const refusedCode = await new Promise<number>((resolve) =>
+        refusedInit.on('closed', (event) => resolve((event as { code: number }).code)),
+      );
+      expect(refusedCode).toBe(4401);
+      refusedAtInit = accepted;
+
       // Counted as requests too, once their sockets have closed.
       const upgrades = await poll(
         () => requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '101' }),
         (count) => count === 2,
       );
       expect(upgrades).toBe(2);
-      expect(await requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '401' })).toBe(1);
+      expect(await requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '401' })).toBe(2);
+      // A connection's 101 is counted, not timed: hours of a socket would swamp the route's latency quantiles.
+      const scraped = await (await fetch(`${gateway.url}/metrics`, { headers: bearer(ADMIN_KEY) })).text();
+      expect(scraped).toContain('llmop_http_request_duration_seconds_count{route="/graphql",method="GET",status="401"}');
+      expect(scraped).not.toContain('llmop_http_request_duration_seconds_count{route="/graphql",method="GET",status="101"}');
       expect(await requestsCounted(gateway, { route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
     } finally {
       fake.chunkDelayMs = 0;
@@ -311,9 +333,9 @@ describe('the access log', () => {
 
     // Exactly one line each (the two accepted ones written as their sockets closed).
     const lines = linesOf(file).filter((line) => line.route !== '/metrics');
-    const ids = [notFound.requestId, unauthorized.requestId, 'bad-handshake-1', accepted!, cut!];
+    const ids = [notFound.requestId, unauthorized.requestId, 'bad-handshake-1', acceptedId!, cut!, refusedAtInit!];
     expect(lines.map((line) => line.request_id).sort()).toEqual([...ids].sort());
-    const [notFoundLine, unauthorizedLine, badHandshakeLine, acceptedLine, cutLine] = ids.map(
+    const [notFoundLine, unauthorizedLine, badHandshakeLine, acceptedLine, cutLine, refusedAtInitLine] = ids.map(
       (id) => lines.find((line) => line.request_id === id)!,
     );
     expect(notFoundLine).toMatchObject({ method: 'GET', route: 'unmatched', status: 404, aborted: false, caller: null, operation: null });
@@ -335,27 +357,49 @@ describe('the access log', () => {
     });
     expect(acceptedLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: false, caller: 'key-1' });
     // The connection is the request: the generation its subscription made is on its line, under its id.
-    expect(acceptedLine).toMatchObject({ model: MODEL, generations: 1, input_tokens: expect.any(Number), output_tokens: expect.any(Number) });
+    expect(acceptedLine).toMatchObject({
+      model: MODEL,
+      generations: 1,
+      input_tokens: expect.any(Number),
+      output_tokens: expect.any(Number),
+    });
     expect(acceptedLine!.output_tokens).toBeGreaterThan(0);
     expect(acceptedLine!.cost_usd).toBeGreaterThan(0);
     expect(String(acceptedLine!.operation).split(',').sort()).toEqual(['generate_stream', 'health']);
     // The connection outlived the stream it carried.
     expect(acceptedLine!.latency_ms).toBeGreaterThan(streamedMs);
+    expect(refusedAtInitLine).toMatchObject({
+      method: 'GET',
+      route: '/graphql',
+      status: 401,
+      aborted: false,
+      caller: null,
+      operation: null,
+    });
     expect(cutLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: true, caller: 'key-1', operation: null });
 
     const raw = readFileSync(file, 'utf8');
     for (const secret of [ADMIN_KEY, 'not-a-real-key-456', SECRET_PROMPT, 'confidential-7f3a']) expect(raw).not.toContain(secret);
   });
 
-  it('writes a line for a request Node cannot parse (its 400 carries the id), and none for a connection that only resets', async () => {
+  it("writes one line for a request Node cannot parse (its 400 or 431 carries the id; a body that breaks keeps its request's id), and none for a connection that only resets", async () => {
     const file = freshLogFile();
     const gateway = await startGateway({ env: { ACCESS_LOG: file } });
     let answer: string;
+    let malformedBody: string;
+    let headersTooLarge: string;
     try {
       answer = await rawExchange(
         gateway,
         `GET /api/v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-in-a-bad-request\r\nBad Header\r\n\r\n`,
       );
+      // Headers Node reads, then a chunked body it cannot: the request is already being served.
+      malformedBody = await rawExchange(
+        gateway,
+        'POST /api/v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"pro\r\nZZZ\r\n',
+      );
+      // Headers past Node's limit (16 KiB).
+      headersTooLarge = await rawExchange(gateway, `GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: ${'p'.repeat(20_000)}\r\n\r\n`);
       // A client that connects and resets before sending anything.
       await new Promise<void>((resolve) => {
         const socket = net.connect(Number(new URL(gateway.url).port), '127.0.0.1', () => socket.resetAndDestroy());
@@ -370,7 +414,7 @@ describe('the access log', () => {
     const requestId = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(answer)?.[1];
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     const lines = linesOf(file);
-    expect(lines).toHaveLength(2);
+    expect(lines).toHaveLength(4);
     expect(lines[0]).toEqual({
       time: expect.any(String),
       request_id: requestId,
@@ -387,7 +431,14 @@ describe('the access log', () => {
       output_tokens: 0,
       cost_usd: 0,
     });
-    expect(lines[1]).toMatchObject({ route: '/api/v1/health', status: 200 });
+    // The request whose body broke keeps its own id, on its answer and on its one line.
+    expect(malformedBody).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    const malformedId = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(malformedBody)?.[1];
+    expect(lines[1]).toMatchObject({ request_id: malformedId, method: 'POST', route: '/api/v1/generate', status: 400 });
+    expect(headersTooLarge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+    expect(JSON.parse(headersTooLarge.slice(headersTooLarge.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'headers_too_large' });
+    expect(lines[2]).toMatchObject({ method: 'unknown', route: 'unmatched', status: 431 });
+    expect(lines[3]).toMatchObject({ route: '/api/v1/health', status: 200 });
     expect(readFileSync(file, 'utf8')).not.toContain('secret-in-a-bad-request');
   });
 

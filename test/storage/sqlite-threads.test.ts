@@ -219,6 +219,7 @@ describe('the SQLite ledger threads', () => {
       until: new Date(Date.UTC(2025, 1, 1)),
       bucketMs: 3_600_000,
       groupBy: 'caller' as const,
+      maxLines: 50,
     };
     await ledger.usageSeries(query); // the reader thread is made by the first report
     let timerFired = false;

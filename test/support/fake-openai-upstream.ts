@@ -70,6 +70,8 @@ export interface FakeUpstream {
   readonly maxInFlight: number;
   /** Delay before every generation answer. */
   latencyMs: number;
+  /** While set, whole (non-streamed) answers wait for it to settle, after `latencyMs`: a gate the test opens. */
+  holdAnswersUntil?: Promise<unknown>;
   /** Streams: delay between two chunks. */
   chunkDelayMs: number;
   /** Behaviours consumed in order, one per generation request; then `defaultBehaviour` applies. */
@@ -283,10 +285,15 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       });
     };
 
-    if (fake.latencyMs <= 0) return answer();
+    const gate = fake.holdAnswersUntil;
+    const answerOnceOpen = (): void => {
+      if (gate) void gate.then(answer, answer);
+      else answer();
+    };
+    if (fake.latencyMs <= 0) return answerOnceOpen();
     const timer = setTimeout(() => {
       timers.delete(timer);
-      answer();
+      answerOnceOpen();
     }, fake.latencyMs);
     timers.add(timer);
   };
@@ -402,6 +409,7 @@ export function startFakeUpstream(options: FakeUpstreamOptions = {}, port = 0): 
       queue.length = 0;
       maxInFlight = 0;
       fake.latencyMs = 0;
+      fake.holdAnswersUntil = undefined;
       fake.chunkDelayMs = 0;
       fake.defaultBehaviour = { kind: 'ok' };
       fake.modelsBehaviour = { kind: 'ok' };
