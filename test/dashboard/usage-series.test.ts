@@ -29,6 +29,7 @@ import {
 } from '../support/ledger-fixtures';
 import { startGateway, type RunningGateway } from '../support/start-gateway';
 import { type SeedRow as Row, seedFinished as seed } from './seed-ledger';
+import { waitForDashboardLoad } from '../support/dashboard-page';
 
 const { alice, bob, carol } = FILE_KEYS;
 const asAdmin = bearer(ADMIN_KEY);
@@ -729,13 +730,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('usage_
         },
         [FOLD_T0, FOLD_T0 + 3 * HOUR],
       );
-      await page.waitForFunction(
-        (before) =>
-          (window as unknown as { llmopDashboard: { loads: number } }).llmopDashboard.loads > before &&
-          document.body.dataset.state === 'ready',
-        loads,
-        { timeout: 20_000 },
-      );
+      await waitForDashboardLoad(page, loads);
       const shown = await page.evaluate(() => {
         const charts = (window as unknown as { llmopDashboard: { charts: Record<string, any> } }).llmopDashboard.charts;
         const read = (name: string) => ({

@@ -339,22 +339,17 @@ describe('the access log', () => {
       (id) => lines.find((line) => line.request_id === id)!,
     );
     expect(notFoundLine).toMatchObject({ method: 'GET', route: 'unmatched', status: 404, aborted: false, caller: null, operation: null });
-    expect(unauthorizedLine).toMatchObject({
+    // A refused upgrade: no caller, nothing run.
+    const refusedUpgradeLine = (status: number) => ({
       method: 'GET',
       route: '/graphql',
-      status: 401,
+      status,
       aborted: false,
       caller: null,
       operation: null,
     });
-    expect(badHandshakeLine).toMatchObject({
-      method: 'GET',
-      route: '/graphql',
-      status: 400,
-      aborted: false,
-      caller: null,
-      operation: null,
-    });
+    expect(unauthorizedLine).toMatchObject(refusedUpgradeLine(401));
+    expect(badHandshakeLine).toMatchObject(refusedUpgradeLine(400));
     expect(acceptedLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: false, caller: 'key-1' });
     // The connection is the request: the generation its subscription made is on its line, under its id.
     expect(acceptedLine).toMatchObject({
@@ -368,14 +363,7 @@ describe('the access log', () => {
     expect(String(acceptedLine!.operation).split(',').sort()).toEqual(['generate_stream', 'health']);
     // The connection outlived the stream it carried.
     expect(acceptedLine!.latency_ms).toBeGreaterThan(streamedMs);
-    expect(refusedAtInitLine).toMatchObject({
-      method: 'GET',
-      route: '/graphql',
-      status: 401,
-      aborted: false,
-      caller: null,
-      operation: null,
-    });
+    expect(refusedAtInitLine).toMatchObject(refusedUpgradeLine(401));
     expect(cutLine).toMatchObject({ method: 'GET', route: '/graphql', status: 101, aborted: true, caller: 'key-1', operation: null });
 
     const raw = readFileSync(file, 'utf8');

@@ -7,6 +7,7 @@
  */
 import type { Page } from 'playwright-core';
 import { type Browser, openBrowser, saveScreenshot } from '../support/chromium';
+import { waitForDashboardLoad } from '../support/dashboard-page';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import {
   ADMIN_KEY,
@@ -286,13 +287,7 @@ describe('the dashboard in a real browser, offline, with API keys on', () => {
     const { page, requested, consoleErrors } = browser;
     const loads = await page.evaluate(() => (window as unknown as { llmopDashboard: { loads: number } }).llmopDashboard.loads);
     await page.locator('#range').selectOption('3600');
-    await page.waitForFunction(
-      (before) =>
-        (window as unknown as { llmopDashboard: { loads: number } }).llmopDashboard.loads > before &&
-        document.body.dataset.state === 'ready',
-      loads,
-      { timeout: 20_000 },
-    );
+    await waitForDashboardLoad(page, loads);
     const shown = await readPage(page);
     expect(await page.locator('#bucket-width').textContent()).toBe('1 min');
     // The real traffic of this test is in the last hour; the history is not.
