@@ -34,7 +34,7 @@ export interface RequestContext extends CallContext {
   readonly services: Services;
   /** Headers resolvers add to the HTTP response (rate-limit figures); the HTTP layer writes them. */
   readonly responseHeaders: Map<string, string>;
-  /** What the request ran, for its access-log line and metrics (absent off HTTP: WebSocket operations). */
+  /** What the request ran, for its access-log line and metrics (a WebSocket operation's is its upgrade's; absent without a monitor). */
   readonly requestLog?: RequestLog;
 }
 

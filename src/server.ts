@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
 import type { ApiKeyRegistry } from './auth/api-keys';
 import { authenticate } from './auth/caller';
@@ -58,12 +59,15 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
   const graphql = createGraphQLHandler({ apollo: settings.apollo, maxBodyBytes: settings.maxBodyBytes });
   const inFlight = new InFlightTracker();
   let draining = false;
-  /** Responses answered straight on the socket (a body Node could not read): their status was sent. */
-  const answeredOnSocket = new WeakSet<ServerResponse>();
+  /** The response of each socket's latest request: a parse error while its body arrives is that request's. */
+  const latestResponse = new WeakMap<Socket, ServerResponse>();
+  /** The status sent straight on the socket for a request whose body Node could not read (the app may still set another). */
+  const sentOnSocket = new WeakMap<ServerResponse, number>();
 
   const server = createServer((request, response) => {
     const done = inFlight.begin();
     response.on('close', done);
+    latestResponse.set(request.socket, response);
     const requestId = requestIdOf(request);
     const log = settings.monitor?.begin(requestId, request.method ?? 'GET');
     if (log) {
@@ -71,7 +75,8 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       // 499 (as nginx logs it): the client left before any answer was sent. Aborted: it left before the
       // answer was complete (the status stays the one the server had sent, a cut 200 stream's included).
       response.on('close', () => {
-        if (answeredOnSocket.has(response)) return monitor.end(log, response.statusCode, false);
+        const sent = sentOnSocket.get(response);
+        if (sent !== undefined) return monitor.end(log, sent, false);
         monitor.end(log, response.headersSent ? response.statusCode : 499, !response.writableFinished);
       });
     }
@@ -134,25 +139,23 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
   // Requests Node cannot even parse still get an ErrorResponse and an access-log line, then the connection
   // closes. A socket that cannot be written to (a client that reset it, a keep-alive one leaving) gets neither.
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
-    // A request whose body turned out malformed is already being served: it keeps its own id and its one
-    // access-log line, which now reads as this answer's status.
-    const serving = (socket as { _httpMessage?: ServerResponse })._httpMessage;
-    if (!socket.writable || serving?.headersSent) {
+    // A body that breaks belongs to the request still reading it: that request keeps its id and its one
+    // line, which reads as the status sent here; if it was answered already, the connection just closes.
+    const reading = latestResponse.get(socket as Socket);
+    const owner = reading && !reading.req.complete ? reading : undefined;
+    if (!socket.writable || owner?.headersSent || owner?.writableEnded) {
       socket.destroy();
       return;
     }
     const { status, reason, error: code, message } = clientErrorAnswer(error.code);
-    const requestId = serving ? String(serving.getHeader('x-request-id')) : randomUUID();
-    if (serving) {
-      serving.statusCode = status;
-      answeredOnSocket.add(serving);
-    }
+    const requestId = owner ? String(owner.getHeader('x-request-id')) : randomUUID();
+    if (owner) sentOnSocket.set(owner, status);
     const body = JSON.stringify(errorBody(code, message));
     socket.end(
       `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`,
     );
-    // Nothing of what it sent is trusted, not even its method; the route is `unmatched`.
-    if (!serving && settings.monitor) settings.monitor.end(settings.monitor.begin(requestId, 'unknown'), status, false);
+    // A request of its own (a pipelined one, or the first): nothing of what it sent is trusted, not even its method.
+    if (!owner && settings.monitor) settings.monitor.end(settings.monitor.begin(requestId, 'unknown'), status, false);
   });
   return {
     server,

@@ -60,6 +60,8 @@ interface Connection {
   readonly requestId: string;
   /** The upgrade's access-log record (absent without a monitor). */
   readonly log: RequestLog | undefined;
+  /** Set when connection_init was refused (its key): the status its line reads instead of 101. */
+  refusedWith?: 401;
 }
 
 const endpoint = '/graphql';
@@ -69,8 +71,9 @@ const GOING_AWAY = 1001;
  * GraphQL over WebSocket (graphql-ws's `graphql-transport-ws` protocol) at /graphql, beside Apollo's
  * HTTP answers on the same path. The API key travels in the upgrade's `Authorization: Bearer` header
  * or, for browsers that cannot set it, as `connectionParams.authorization`; without a valid one the
- * socket closes with 4401. Each operation gets its own request context (caller, a fresh request id,
- * a signal that aborts when the operation completes, is unsubscribed or its socket closes), and the
+ * socket closes with 4401. Each operation gets its own request context (caller, the upgrade's request
+ * id and access-log record, its own DataLoader, a signal that aborts when the operation completes, is
+ * unsubscribed or its socket closes), and the
  * documents are held to /graphql's limits.
  */
 export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQLWsServer {
@@ -109,6 +112,7 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       if (extra.caller) return true;
       const authentication = authenticateParams(extra.request, connectionParams, apiKeys);
       if (!authentication.ok) {
+        extra.refusedWith = 401;
         // Closed here with the reason; graphql-ws's own close (4403, on `false`) then finds it closing.
         extra.socket.close(CloseCode.Unauthorized, refusalMessage(authentication.reason));
         return false;
@@ -182,8 +186,8 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
     );
     socket.once('close', (code, reason) => {
       // 1006: no close frame came (a client that vanished, or one cut for missing its pings).
-      // A key refused in connectionParams closes the socket with 4401 (4403 from graphql-ws): logged as the 401/403 it is.
-      if (log) settings.monitor?.end(log, code === CloseCode.Unauthorized ? 401 : code === CloseCode.Forbidden ? 403 : 101, code === 1006);
+      // Decided here, not read from the close code, which the client sends back (or not).
+      if (log) settings.monitor?.end(log, connection.refusedWith ?? 101, connection.refusedWith === undefined && code === 1006);
       connections.delete(connection);
       clearInterval(keepAlive);
       // Before graphql-ws returns the subscriptions: operations still waiting for their upstream stop too.

@@ -7,34 +7,24 @@ import { RequestLog } from './request-log';
 const recordingWaitMs = 30_000;
 
 /**
- * Watches every HTTP request from its start to its response closing: what it ran and which generations
- * it made (the pipeline's records, matched by request id), then one access-log line and the request
- * metrics, once the response has closed and its generations are recorded (a stream cut by its client
- * is recorded just after). A WebSocket upgrade is one request too, from the upgrade to the socket's
- * close; so is a request Node could not parse. Generation metrics are counted here too, evaluation cells included.
+ * Watches every HTTP request from its start to its response closing: what it ran and the generations
+ * it made (the pipeline hands each record to the request's log), then one access-log line and the
+ * request metrics, once the response has closed and its generations are recorded (a stream cut by its
+ * client is recorded just after). A WebSocket upgrade is one request too, from the upgrade to the
+ * socket's close; so is a request Node could not parse. Generation metrics are counted here too,
+ * evaluation cells included.
  */
 export class RequestMonitor {
-  /** Open requests by id; records go to one only while it is alone with its id (clients may reuse an X-Request-Id). */
-  private readonly open = new Map<string, RequestLog[]>();
-
   constructor(
     recorder: GenerationRecorder,
     private readonly metrics: GatewayMetrics | undefined,
     private readonly accessLog: AccessLogWriter | undefined,
   ) {
-    recorder.subscribe((record) => {
-      this.metrics?.observeGeneration(record);
-      const sharing = this.open.get(record.requestId);
-      if (sharing?.length === 1) sharing[0]!.recorded(record);
-    });
+    recorder.subscribe((record) => this.metrics?.observeGeneration(record));
   }
 
   begin(requestId: string, method: string): RequestLog {
-    const log = new RequestLog(requestId, method);
-    const sharing = this.open.get(requestId);
-    if (sharing) sharing.push(log);
-    else this.open.set(requestId, [log]);
-    return log;
+    return new RequestLog(requestId, method);
   }
 
   /**
@@ -44,10 +34,7 @@ export class RequestMonitor {
   end(log: RequestLog, status: number, aborted: boolean): void {
     const latencyMs = performance.now() - log.startedAt;
     this.metrics?.observeRequest(log.route, log.method, status, latencyMs / 1000);
-    const write = (): void => {
-      this.forget(log);
-      this.accessLog?.write(accessLogLine(log, status, aborted, latencyMs));
-    };
+    const write = (): void => this.accessLog?.write(accessLogLine(log, status, aborted, latencyMs));
     // The usual case, nothing left to record, costs no timer.
     if (!log.awaitingRecords) return write();
     let written = false;
@@ -60,11 +47,5 @@ export class RequestMonitor {
     const timer = setTimeout(writeOnce, recordingWaitMs);
     timer.unref();
     log.afterRecording(writeOnce);
-  }
-
-  private forget(log: RequestLog): void {
-    const remaining = (this.open.get(log.requestId) ?? []).filter((other) => other !== log);
-    if (remaining.length > 0) this.open.set(log.requestId, remaining);
-    else this.open.delete(log.requestId);
   }
 }

@@ -1,5 +1,6 @@
 import type { Caller } from './caller';
 import type { GenerationLoader } from './generation-loader';
+import type { GenerationRecord } from './generation-record';
 
 /** What every surface hands the pipeline for one incoming request. */
 export interface CallContext {
@@ -9,6 +10,6 @@ export interface CallContext {
   readonly generationLoader: GenerationLoader;
   /** Aborted when the client goes away. */
   readonly signal?: AbortSignal;
-  /** Told how many generations the request started (rows opened), so its access-log line waits for their records. */
-  readonly requestLog?: { generationsStarted(count: number): void };
+  /** Told how many generations the request started (rows opened) and each one's record, so its access-log line sums them once all are in. */
+  readonly requestLog?: { generationsStarted(count: number): void; recorded(record: GenerationRecord): void };
 }

@@ -27,7 +27,7 @@ import { BudgetRefusedError } from '../storage/budget-errors';
 import { newGenerationId } from '../storage/generation-id';
 import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource, PromptRef } from '../storage/ledger-types';
 import type { GenerationLedger } from './generation-ledger';
-import type { GenerationRecorder } from './generation-record';
+import type { GenerationRecord, GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
 import { type CallEnd, callThroughPolicies, type FailedAttempt, type RetryPolicy, RoutingFailed, type Served } from './routing/policies';
 import { type Candidate, candidatesOf, type RoutePlan, type Router } from './routing/router';
@@ -786,7 +786,7 @@ export class GenerationPipeline {
       this.settings.onLedgerError(error);
       unrecorded = ledgerUnavailable('the generation ran but its ledger row could not be committed');
     }
-    this.settings.recorder.record({
+    const record: GenerationRecord = {
       generationId: start.id,
       requestId: call.requestId,
       caller: call.caller,
@@ -806,7 +806,11 @@ export class GenerationPipeline {
       createdAt: start.createdAt,
       inLedger: unrecorded === undefined,
       ...(timeToFirstTokenMs === undefined ? {} : { timeToFirstTokenMs }),
-    });
+    };
+    this.settings.recorder.record(record);
+    // Handed to the request that made it, not looked up by request id: clients choose their X-Request-Id, and a
+    // WebSocket's operations share its upgrade's.
+    call.requestLog?.recorded(record);
     return unrecorded;
   }
 

@@ -51,8 +51,11 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
       (calls) => calls === 1,
     );
     postgresStopped = true;
-    await postgres.stop();
-    openGate();
+    try {
+      await postgres.stop();
+    } finally {
+      openGate();
+    }
     const answered = await pending;
     expectToMatchContract(answered, '/generate', 'post');
     expect([answered.status, answered.body.error]).toEqual([503, 'ledger_unavailable']);

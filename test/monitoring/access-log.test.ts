@@ -320,7 +320,13 @@ describe('the access log', () => {
         (count) => count === 2,
       );
       expect(upgrades).toBe(2);
-      expect(await requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '401' })).toBe(2);
+      // The refused-at-init socket is counted when the server sees it close, which may follow the client's event.
+      expect(
+        await poll(
+          () => requestsCounted(gateway, { route: '/graphql', method: 'GET', status: '401' }),
+          (count) => count === 2,
+        ),
+      ).toBe(2);
       // A connection's 101 is counted, not timed: hours of a socket would swamp the route's latency quantiles.
       const scraped = await (await fetch(`${gateway.url}/metrics`, { headers: bearer(ADMIN_KEY) })).text();
       expect(scraped).toContain('llmop_http_request_duration_seconds_count{route="/graphql",method="GET",status="401"}');
@@ -370,12 +376,76 @@ describe('the access log', () => {
     for (const secret of [ADMIN_KEY, 'not-a-real-key-456', SECRET_PROMPT, 'confidential-7f3a']) expect(raw).not.toContain(secret);
   });
 
+  it('gives each request its own generations, even when a WebSocket and an HTTP request send the same X-Request-Id', async () => {
+    const file = freshLogFile();
+    const gateway = await startGateway({
+      catalog: { endpoints: [{ name: 'vllm', base_url: fake.url }], models: [{ id: MODEL, provider: 'vllm', pricing: PRICE }] },
+      env: { ACCESS_LOG: file, API_KEYS: ADMIN_KEY },
+    });
+    const sharedId = 'client-chosen-id-1';
+    class WithSharedId extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers: { 'x-request-id': sharedId, ...bearer(ADMIN_KEY) } });
+      }
+    }
+    let openGate = (): void => undefined;
+    try {
+      const client = createWsClient({
+        url: `${gateway.url.replace(/^http/, 'ws')}/graphql`,
+        webSocketImpl: WithSharedId,
+        retryAttempts: 0,
+      });
+      const closed = new Promise<void>((resolve) => client.on('closed', () => resolve()));
+      // The HTTP generation is held at the upstream while the WebSocket's runs: both requests are open at once.
+      fake.holdAnswersUntil = new Promise<void>((resolve) => {
+        openGate = resolve;
+      });
+      const held = rest(
+        gateway,
+        'POST',
+        '/generate',
+        { prompt: 'over http', model_id: MODEL },
+        { ...bearer(ADMIN_KEY), 'x-request-id': sharedId },
+      );
+      await poll(
+        async () => fake.requests.filter((request) => JSON.stringify(request.body ?? null).includes('over http')).length,
+        (count) => count === 1,
+      );
+      fake.holdAnswersUntil = undefined;
+      for await (const event of client.iterate({
+        query: 'mutation ($m: String!) { generate(prompt: "over the socket, a longer prompt", model_id: $m) { text } }',
+        variables: { m: MODEL },
+      })) {
+        expect(event.errors).toBeUndefined();
+      }
+      openGate();
+      expect((await held).status).toBe(200);
+      await client.dispose();
+      await closed;
+      // Both lines come at once (no 30 s wait for a record that went elsewhere), each with its own generation.
+      const lines = await poll(
+        async () => linesOf(file).filter((line) => line.request_id === sharedId),
+        (found) => found.length === 2,
+      );
+      const byRoute = new Map(lines.map((line) => [line.route, line]));
+      expect(byRoute.get('/api/v1/generate')).toMatchObject({ status: 200, generations: 1, model: MODEL });
+      expect(byRoute.get('/graphql')).toMatchObject({ status: 101, generations: 1, model: MODEL });
+      expect(byRoute.get('/graphql')!.input_tokens).toBeGreaterThan(byRoute.get('/api/v1/generate')!.input_tokens);
+    } finally {
+      openGate();
+      fake.holdAnswersUntil = undefined;
+      await gateway.close();
+    }
+  });
+
   it("writes one line for a request Node cannot parse (its 400 or 431 carries the id; a body that breaks keeps its request's id), and none for a connection that only resets", async () => {
     const file = freshLogFile();
     const gateway = await startGateway({ env: { ACCESS_LOG: file } });
     let answer: string;
     let malformedBody: string;
     let headersTooLarge: string;
+    let bodyIgnored: string;
+    let answeredFirst: string;
     try {
       answer = await rawExchange(
         gateway,
@@ -386,6 +456,24 @@ describe('the access log', () => {
         gateway,
         'POST /api/v1/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"pro\r\nZZZ\r\n',
       );
+      // The same on a route that answers without reading the body: the line says the status the wire carried.
+      bodyIgnored = await rawExchange(
+        gateway,
+        'GET /api/v1/models HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"pro\r\nZZZ\r\n',
+      );
+      // Answered (404) before its body broke: no second answer, no second line.
+      answeredFirst = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(new URL(gateway.url).port), '127.0.0.1', () =>
+          socket.write('POST /nowhere HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{"pro\r\n'),
+        );
+        let received = '';
+        socket.on('data', (chunk) => {
+          if (!received.includes('\r\n\r\n') && `${received}${chunk}`.includes('\r\n\r\n')) socket.write('ZZZ\r\n'); // broken once answered
+          received += chunk.toString('latin1');
+        });
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
       // Headers past Node's limit (16 KiB).
       headersTooLarge = await rawExchange(gateway, `GET /api/v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: ${'p'.repeat(20_000)}\r\n\r\n`);
       // A client that connects and resets before sending anything.
@@ -402,7 +490,7 @@ describe('the access log', () => {
     const requestId = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(answer)?.[1];
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     const lines = linesOf(file);
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(6);
     expect(lines[0]).toEqual({
       time: expect.any(String),
       request_id: requestId,
@@ -423,10 +511,16 @@ describe('the access log', () => {
     expect(malformedBody).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
     const malformedId = /\r\nX-Request-Id: ([^\r]+)\r\n/i.exec(malformedBody)?.[1];
     expect(lines[1]).toMatchObject({ request_id: malformedId, method: 'POST', route: '/api/v1/generate', status: 400 });
+    const statusesOnWire = (answer: string): number[] => [...answer.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((match) => Number(match[1]));
+    const [ignoredStatus] = statusesOnWire(bodyIgnored);
+    expect(statusesOnWire(bodyIgnored)).toHaveLength(1);
+    expect(lines[2]).toMatchObject({ method: 'GET', route: '/api/v1/models', status: ignoredStatus });
+    expect(statusesOnWire(answeredFirst)).toEqual([404]);
+    expect(lines[3]).toMatchObject({ method: 'POST', route: 'unmatched', status: 404 });
     expect(headersTooLarge).toMatch(/^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
     expect(JSON.parse(headersTooLarge.slice(headersTooLarge.indexOf('\r\n\r\n') + 4))).toMatchObject({ error: 'headers_too_large' });
-    expect(lines[2]).toMatchObject({ method: 'unknown', route: 'unmatched', status: 431 });
-    expect(lines[3]).toMatchObject({ route: '/api/v1/health', status: 200 });
+    expect(lines[4]).toMatchObject({ method: 'unknown', route: 'unmatched', status: 431 });
+    expect(lines[5]).toMatchObject({ route: '/api/v1/health', status: 200 });
     expect(readFileSync(file, 'utf8')).not.toContain('secret-in-a-bad-request');
   });
 
