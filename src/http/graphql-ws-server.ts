@@ -1,6 +1,6 @@
 import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type ExecutionArgs, getOperationAST, Kind, type OperationTypeNode, type SelectionSetNode } from 'graphql';
+import type { OperationTypeNode } from 'graphql';
 import { CloseCode, handleProtocols, makeServer } from 'graphql-ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { ApiKeyRegistry } from '../auth/api-keys';
@@ -131,7 +131,6 @@ export function createGraphQLWsServer(settings: GraphQLWsServerSettings): GraphQ
       const context = createRequestContext(services, extra.requestId, extra.caller, abort.signal, extra.log);
       const prepared = operations.prepare(payload, context);
       if (!prepared.ok) return prepared.errors;
-      if (extra.log) for (const field of rootFieldsOf(prepared.args)) extra.log.ranOperation(field);
       // An id the client reuses after completing it: the earlier operation is ended, not left counted forever.
       finish(extra, id);
       extra.operations.set(id, { kind: prepared.kind, abort, done: running.begin() });
@@ -278,29 +277,6 @@ function authenticateParams(
   // The upgrade request, its socket included, with this as its Authorization header.
   const withKey: IncomingMessage = Object.create(request, { headers: { value: { ...request.headers, authorization } } });
   return authenticate(withKey, apiKeys);
-}
-
-/** The root fields an operation selects (through fragments too), as the HTTP path's access log names them; `__typename` is none. */
-function rootFieldsOf(args: ExecutionArgs): string[] {
-  const operation = getOperationAST(args.document, args.operationName);
-  const fields: string[] = [];
-  const visit = (selections: SelectionSetNode, seen: Set<string>): void => {
-    for (const selection of selections.selections) {
-      if (selection.kind === Kind.FIELD) {
-        if (!selection.name.value.startsWith('__')) fields.push(selection.name.value);
-      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
-        visit(selection.selectionSet, seen);
-      } else if (!seen.has(selection.name.value)) {
-        seen.add(selection.name.value);
-        const fragment = args.document.definitions.find(
-          (definition) => definition.kind === Kind.FRAGMENT_DEFINITION && definition.name.value === selection.name.value,
-        );
-        if (fragment?.kind === Kind.FRAGMENT_DEFINITION) visit(fragment.selectionSet, seen);
-      }
-    }
-  };
-  if (operation) visit(operation.selectionSet, new Set());
-  return fields;
 }
 
 function isAsyncGenerator(value: unknown): value is AsyncGenerator<unknown> {

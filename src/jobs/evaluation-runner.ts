@@ -137,8 +137,7 @@ export class EvaluationRunner {
     );
   };
 
-  /** The queue's processor: one case's cells not yet recorded, each within the process's cell slots. */
-  /** Works one case: every cell of its dataset item (each prompt version with each model), as a trace of its own when tracing is on. */
+  /** The queue's processor: one case's cells not yet recorded, each within the process's cell slots, as a trace of its own when tracing is on. */
   readonly processCase = (job: CaseJob): Promise<void> =>
     this.settings.traceCase ? this.settings.traceCase(job, () => this.runCase(job)) : this.runCase(job);
 

@@ -6,7 +6,6 @@
  * GraphQL operation, the generation (GenAI attributes) and the upstream call, whose request carried a
  * `traceparent` of the same trace. Without the endpoint, nothing of the SDK is loaded.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +15,6 @@ import { poll } from '../support/polling';
 import { spawnServer } from '../support/spawn-server';
 import { SPAN_KIND, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './otlp-receiver';
 
-const projectRoot = path.resolve(__dirname, '../..');
 const MODEL = 'compat-chat';
 const ENDPOINT = 'vllm-east';
 const catalog = {
@@ -350,39 +348,20 @@ describe('OpenTelemetry traces over OTLP/HTTP (protobuf, the default)', () => {
 describe('without OTEL_EXPORTER_OTLP_ENDPOINT', () => {
   /** Runs dist/src/main.js in a process that lists, as it exits, the OpenTelemetry packages it loaded. */
   async function openTelemetryPackagesLoaded(env: Record<string, string>, fake: FakeUpstream): Promise<string[]> {
-    const listFile = path.join(mkdtempSync(path.join(os.tmpdir(), 'llmop-loaded-')), 'loaded.json');
-    const script = `
-      process.on('exit', () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), 'llmop-loaded-'));
+    const listFile = path.join(directory, 'loaded.json');
+    const probe = path.join(directory, 'list-loaded.js');
+    writeFileSync(
+      probe,
+      `process.on('exit', () => {
         const loaded = Object.keys(require.cache)
           .map((file) => /\\/node_modules\\/(@opentelemetry\\/[^/]+)\\//.exec(file)?.[1])
           .filter(Boolean);
         require('node:fs').writeFileSync(${JSON.stringify(listFile)}, JSON.stringify([...new Set(loaded)].sort()));
-      });
-      require('./dist/src/main.js');`;
-    const child = spawn(process.execPath, ['-e', script], {
-      cwd: projectRoot,
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-data-')),
-        ...quietEnv(fake),
-        ...env,
-      },
-      stdio: 'pipe',
-    });
-    let output = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      const onData = (chunk: Buffer): void => {
-        output += chunk.toString();
-        const match = /"url":"(http:\/\/[^"]+)"/.exec(output);
-        if (match?.[1]) resolve(match[1]);
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.once('exit', () => reject(new Error(`server exited before listening:\n${output}`)));
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      });`,
+    );
+    const server = spawnServer({ ...quietEnv(fake), ...env }, ['--require', probe]);
+    const url = await server.listening;
     // A generation, so what a request loads lazily is loaded too.
     const response = await fetch(`${url}/api/v1/generate`, {
       method: 'POST',
@@ -390,8 +369,8 @@ describe('without OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       body: JSON.stringify({ model_id: MODEL, prompt: 'anything at all', max_tokens: 2 }),
     });
     expect(response.status).toBe(200);
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(0);
     return JSON.parse(readFileSync(listFile, 'utf8')) as string[];
   }
 

@@ -14,10 +14,13 @@ export interface SpawnedServer {
   readonly listening: Promise<string>;
 }
 
-/** Runs the built server (`npm test` builds it first) as a real process; its ledger lives in a fresh DATA_DIR unless `env` names one. */
-export function spawnServer(env: Record<string, string>): SpawnedServer {
+/**
+ * Runs the built server (`npm test` builds it first) as a real process; its ledger lives in a fresh DATA_DIR unless `env`
+ * names one. `nodeArguments` go before the entry point (a `--require` of a probe, say).
+ */
+export function spawnServer(env: Record<string, string>, nodeArguments: readonly string[] = []): SpawnedServer {
   if (!existsSync(builtMain)) throw new Error(`${builtMain} is missing: run "npm run build" (npm test does)`);
-  const child = spawn(process.execPath, [builtMain], {
+  const child = spawn(process.execPath, [...nodeArguments, builtMain], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
