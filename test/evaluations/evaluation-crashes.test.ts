@@ -82,6 +82,18 @@ async function launch(env: Record<string, string>): Promise<Server> {
 
 const alive = (server: SpawnedServer): boolean => server.child.exitCode === null && server.child.signalCode === null;
 
+/** `error` with the last lines each server logged appended to its message (and stack, which jest prints). */
+function withLogTails(error: unknown, servers: Record<string, SpawnedServer | undefined>): unknown {
+  if (!(error instanceof Error)) return error;
+  const tails = Object.entries(servers)
+    .filter((entry): entry is [string, SpawnedServer] => entry[1] !== undefined)
+    .map(([name, server]) => `--- ${name}'s last log lines ---\n${server.output().trimEnd().split('\n').slice(-40).join('\n')}`)
+    .join('\n');
+  error.message += `\n${tails}`;
+  if (error.stack) error.stack += `\n${tails}`;
+  return error;
+}
+
 /** The case a prompt, an upstream request or a ledger row is about (`Answer case-7` is case 7). */
 function caseIn(text: unknown): number {
   const match = /\bcase-(\d+)\b/.exec(typeof text === 'string' ? text : JSON.stringify(text));
@@ -133,7 +145,8 @@ async function getRun(server: Server, id: string): Promise<Evaluation> {
   return response.body as Evaluation;
 }
 
-const waitForEnd = (server: Server, id: string, timeoutMs = 30_000): Promise<Evaluation> =>
+/** Generous: a busy 2-core CI machine has taken over 30 s for a run that takes 5 s alone. */
+const waitForEnd = (server: Server, id: string, timeoutMs = 60_000): Promise<Evaluation> =>
   poll(
     () => getRun(server, id),
     (run) => run.status !== 'queued' && run.status !== 'running',
@@ -384,6 +397,9 @@ describe('evaluation runs across the loss of one of two replicas on one PostgreS
         a: { ...a!, fake: fakeA, provider: 'replica-a' },
         b: { ...b!, fake: fakeB, provider: 'replica-b' },
       });
+    } catch (error) {
+      // What the replicas logged is the only account of why a run did not end: it goes with the failure.
+      throw withLogTails(error, { 'replica-a': servers[0], 'replica-b': servers[1] });
     } finally {
       for (const server of servers) {
         if (alive(server)) server.child.kill('SIGKILL');
@@ -482,7 +498,7 @@ describe('evaluation runs across the loss of one of two replicas on one PostgreS
         expect(recordedByA.length).toBeLessThan(cases);
         await expectLostAttemptsClosed(replicas, { dead: a, survivor: b }, id, cases, results, atKill);
       }),
-    80_000,
+    140_000,
   );
 
   it.concurrent(
@@ -520,7 +536,7 @@ describe('evaluation runs across the loss of one of two replicas on one PostgreS
         expect(sorted(casesAsked(generationCalls(other.fake)))).toEqual(range(cases).filter((item) => !recordedByOwner.includes(item)));
         await expectLostAttemptsClosed(replicas, { dead: owner, survivor: other }, id, cases, results, atKill);
       }),
-    80_000,
+    140_000,
   );
 
   it.concurrent(
@@ -551,7 +567,7 @@ describe('evaluation runs across the loss of one of two replicas on one PostgreS
         expect(twice.every(([, count]) => count === 2)).toBe(true);
         expect(twice.length).toBeLessThanOrEqual(cancelled.length);
       }),
-    60_000,
+    120_000,
   );
   it.concurrent(
     'without Redis, a run waiting behind another on its replica keeps its lease: the other replica leaves it alone while its owner lives',
@@ -568,6 +584,6 @@ describe('evaluation runs across the loss of one of two replicas on one PostgreS
         expect(asked).toHaveLength(30);
         expect(new Set(asked).size).toBe(30);
       }),
-    60_000,
+    120_000,
   );
 });

@@ -136,8 +136,12 @@ export function forceGc(): void {
   collector();
 }
 
-/** heapUsed after a full collection, in bytes. */
-export function heapUsedAfterGc(): number {
+/**
+ * After a full collection, in bytes: what the V8 heap holds (`heapUsed`), the memory of Buffers and
+ * other objects V8 holds outside its heap (`external`, ArrayBuffers included), and the resident size.
+ */
+export function memoryAfterGc(): { heapUsed: number; external: number; rss: number } {
   forceGc();
-  return process.memoryUsage().heapUsed;
+  const { heapUsed, external, rss } = process.memoryUsage();
+  return { heapUsed, external, rss };
 }
