@@ -1,3 +1,5 @@
+// First: it sizes the heap for start-up before the other modules load.
+import { endStartupHeapSizing } from './startup-heap';
 import 'reflect-metadata';
 import { ApiKeysFileError } from './auth/api-keys';
 import { type AppConfig, ConfigError, loadConfig } from './config';
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
 
   // Handlers first: a signal that arrives as soon as we announce the port must still drain.
   const address = await app.listen();
+  endStartupHeapSizing();
   logger.info(
     { url: `http://${address.address}:${address.port}`, graphql: `http://${address.address}:${address.port}/graphql` },
     'LLMOP is listening',
