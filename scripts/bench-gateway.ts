@@ -4,7 +4,7 @@
  *                        [-- --stream-interval-ms N] [-- --gateway-env NAME=value ...]
  *
  * Decides whether the request path is fast enough (the speed floors of issue 10). The gateway runs
- * as a real child process (`node <entry>`, dist/src/main.js by default; `--gateway` measures another
+ * as a real child process (`node <entry>`, dist/src/start.js by default, what `npm start` runs; `--gateway` measures another
  * build) in front of a lean fake OpenAI-compatible upstream in its own process; wrk (/usr/bin/wrk,
  * pinned with taskset) is the load.
  * Every figure is also printed as a ratio to the upstream baseline of the same run, so a slower or
@@ -210,7 +210,7 @@ function readOptions(): Options {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
-      gateway: { type: 'string', default: path.resolve(__dirname, '../src/main.js') },
+      gateway: { type: 'string', default: path.resolve(__dirname, '../src/start.js') },
       phase: { type: 'string', default: 'all' },
       'eval-delay-ms': { type: 'string', default: String(defaultEvaluationDelayMs) },
       'stream-first-chunk-ms': { type: 'string', default: String(defaultStreamSettings.firstChunkDelayMs) },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { projectRoot } from './project-root';
 import { sha256Hex, type HashedApiKey } from './auth/api-keys';
 import { ConfigError } from './config-error';
 import { loadModelCatalog, type ModelCatalog } from './model-catalog';
@@ -229,8 +230,6 @@ export interface AppConfig {
    */
   readonly endpointKeys: Readonly<Record<string, string>>;
 }
-
-const projectRoot = path.resolve(__dirname, __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 
 function readVersion(): string {
   const packageJson = JSON.parse(readFileSync(path.join(projectRoot, 'package.json'), 'utf8')) as { version: string };

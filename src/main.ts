@@ -1,13 +1,12 @@
-// First: it sizes the heap for start-up before the other modules load.
-import { endStartupHeapSizing } from './startup-heap';
 import 'reflect-metadata';
 import { ApiKeysFileError } from './auth/api-keys';
 import { type AppConfig, ConfigError, loadConfig } from './config';
-import { createLogger } from './logger';
+import { createLogger, type Logger } from './logger';
 import { startTracing } from './monitoring/tracing';
 import { DatabaseSchemaTooNewError } from './storage/storage-errors';
 
-async function main(): Promise<void> {
+/** Starts the server (src/start.ts runs it); resolves once it listens, with its logger. */
+export async function main(): Promise<Logger> {
   let config: AppConfig;
   try {
     config = loadConfig();
@@ -66,18 +65,13 @@ async function main(): Promise<void> {
 
   // Handlers first: a signal that arrives as soon as we announce the port must still drain.
   const address = await app.listen();
-  endStartupHeapSizing();
   logger.info(
     { url: `http://${address.address}:${address.port}`, graphql: `http://${address.address}:${address.port}/graphql` },
     'LLMOP is listening',
   );
+  return logger;
 }
 
 process.on('unhandledRejection', (reason) => {
   process.stderr.write(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}\n`);
-});
-
-main().catch((error: unknown) => {
-  process.stderr.write(`LLMOP failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
 });

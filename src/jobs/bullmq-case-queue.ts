@@ -31,7 +31,7 @@ const ENQUEUE_CHUNK = 1000;
  * what is missing. BullMQ is loaded only when REDIS_URL is set.
  */
 export async function openBullCaseQueue(settings: BullCaseQueueSettings, process: CaseProcessor): Promise<CaseQueue> {
-  const { Queue, WaitingError, Worker } = await import('bullmq');
+  const { Queue, WaitingError, Worker } = require('bullmq') as typeof import('bullmq');
   // Adding cases fails fast while Redis is down (the run stays queued and the runner's sweep adds it
   // again); the worker waits for Redis as long as it takes (BullMQ requires maxRetriesPerRequest null).
   // Reconnect while open (ioredis's backoff, capped at 2 s); once closing, a lost connection stays

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { projectRoot } from '../project-root';
 
 /** A JSON Schema fragment of the OpenAPI document; loose because OpenAPI schemas are open-ended. */
 export interface SchemaObject {
@@ -54,10 +55,7 @@ export class OpenApiContract {
   }
 }
 
-export const defaultContractPath = path.resolve(
-  __dirname,
-  __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../schema/openapi.yaml' : '../../schema/openapi.yaml',
-);
+export const defaultContractPath = path.join(projectRoot, 'schema/openapi.yaml');
 
 /** Where `npm run schema:emit` writes the JSON form of an OpenAPI YAML file. */
 export const emittedJsonPath = (yamlPath: string): string => yamlPath.replace(/\.ya?ml$/, '.json');

@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { projectRoot } from '../project-root';
 import { createStaticFiles } from './static-files';
 
-/** Where the page's own files live: beside this module in src/, also when it runs from dist/. */
-const sourceDir = __dirname.includes(`${path.sep}dist${path.sep}`) ? path.resolve(__dirname, '../../../src/web') : __dirname;
+/** Where the page's own files live: in src/web, also when the server runs from dist/. */
+const sourceDir = path.join(projectRoot, 'src/web');
 const uplotDir = path.dirname(require.resolve('uplot'));
 
 /** Every file the dashboard loads, from this server: uPlot from node_modules, the page's script and styles. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
+import { projectRoot } from '../project-root';
 import { createDashboardPages } from './dashboard-page';
 import { createStaticFiles } from './static-files';
 
@@ -9,10 +10,7 @@ const assetFiles = {
   'react-dom.production.min.js': path.join(path.dirname(require.resolve('react-dom')), 'umd/react-dom.production.min.js'),
   'graphiql.min.js': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.js'),
   'graphiql.min.css': path.join(path.dirname(require.resolve('graphiql')), '../graphiql.min.css'),
-  'graphiql-init.js': path.resolve(
-    __dirname,
-    __dirname.includes(`${path.sep}dist${path.sep}`) ? '../../../src/web/graphiql-init.js' : 'graphiql-init.js',
-  ),
+  'graphiql-init.js': path.join(projectRoot, 'src/web/graphiql-init.js'),
 } as const;
 
 export const assetPrefix = '/graphiql/';

@@ -3,7 +3,11 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+/** The compiled entry point (tsc's output); the scripts beside it in dist/ are found from it. */
 export const builtMain = path.resolve(__dirname, '../../dist/src/main.js');
+/** What `npm start` runs: the entry point, which loads the server bundled into one file (scripts/bundle.ts). */
+export const serverEntry = path.resolve(__dirname, '../../dist/src/start.js');
+const bundledServer = path.resolve(__dirname, '../../dist/llmop.js');
 
 export interface SpawnedServer {
   readonly child: ChildProcessWithoutNullStreams;
@@ -19,8 +23,8 @@ export interface SpawnedServer {
  * names one. `nodeArguments` go before the entry point (a `--require` of a probe, say).
  */
 export function spawnServer(env: Record<string, string>, nodeArguments: readonly string[] = []): SpawnedServer {
-  if (!existsSync(builtMain)) throw new Error(`${builtMain} is missing: run "npm run build" (npm test does)`);
-  const child = spawn(process.execPath, [...nodeArguments, builtMain], {
+  if (!existsSync(bundledServer)) throw new Error(`${bundledServer} is missing: run "npm run build" (npm test does)`);
+  const child = spawn(process.execPath, [...nodeArguments, serverEntry], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',

@@ -1,9 +1,11 @@
+import { importEsm } from '../../esm-import';
+
 /**
  * node-llama-cpp, imported on first use: the import alone costs about 0.5 s and 36 MB, which a
  * gateway without local models should not pay. It is an ES module with top-level await, so it can
- * only be reached through a real dynamic import (kept as such by `module: node16`).
+ * only be reached through a real dynamic import (src/esm-import.ts).
  */
-const importNodeLlamaCpp = () => import('node-llama-cpp');
+const importNodeLlamaCpp = () => importEsm<typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' }})>('node-llama-cpp');
 
 export type NodeLlamaCpp = Awaited<ReturnType<typeof importNodeLlamaCpp>>;
 export type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;

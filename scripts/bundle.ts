@@ -1,0 +1,87 @@
+/**
+ * npm run build (after tsc): bundles the compiled server (dist/src/main.js and what it requires) into
+ * one file, dist/llmop.js, which the entry point (src/start.ts) loads: `npm start`, the tests' server
+ * processes and the gateway bench all run it.
+ *
+ * Why: start-up loads ~1,800 modules, and resolving and reading them (stat, package.json lookups,
+ * one read each) took ~250 ms of the ~1.3 s to ready. One file is one read; what the bundle leaves
+ * out, below, Node loads from node_modules as before.
+ *
+ * Left out (`external`), each for a reason:
+ * - native addons and the ESM-only node-llama-cpp, which a bundle cannot carry;
+ * - packages that are loaded only when a feature is used (Redis, PostgreSQL, OpenTelemetry, the
+ *   tokenizer, WebSocket, metrics, class validation): in the bundle their source would be held in
+ *   memory from start-up on, whether used or not;
+ * - `graphql`: there must be exactly one copy in the process, and sofa-api, loaded from node_modules
+ *   by path (src/rest/sofa-operations.ts), requires it from there;
+ * - packages whose files the server finds with require.resolve (the GraphiQL and dashboard pages'
+ *   scripts, sofa-api);
+ * - src/esm-import.ts, the one `import()` (see there), required from beside the bundle.
+ */
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
+
+const root = path.resolve(__dirname, '../..');
+
+const external = [
+  // Native addons, and ESM only.
+  'better-sqlite3',
+  'node-llama-cpp',
+  // One graphql in the process (see above).
+  'graphql',
+  'graphql/*',
+  'sofa-api',
+  // Loaded when a feature is used.
+  'bullmq',
+  'ioredis',
+  'pg',
+  '@opentelemetry/*',
+  'gpt-tokenizer',
+  'gpt-tokenizer/*',
+  'ws',
+  'prom-client',
+  'class-validator',
+  'libphonenumber-js',
+  'validator',
+  // Files the web pages serve, found with require.resolve.
+  'react',
+  'react-dom',
+  'graphiql',
+  'uplot',
+];
+
+/** dist/src/esm-import.js stays a file of its own, required from the bundle (dist/llmop.js) as ./src/esm-import.js. */
+const esmImportStaysOut: Plugin = {
+  name: 'esm-import-stays-out',
+  setup(bundler) {
+    bundler.onResolve({ filter: /\/esm-import$/ }, () => ({ path: './src/esm-import.js', external: true }));
+  },
+};
+
+async function main(): Promise<void> {
+  const result = await build({
+    absWorkingDir: root,
+    entryPoints: ['dist/src/main.js'],
+    outfile: 'dist/llmop.js',
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    // CommonJS builds first: the packages' own entry points, as Node would load them.
+    mainFields: ['main', 'module'],
+    external,
+    plugins: [esmImportStaysOut],
+    // Whitespace and syntax only: names stay, so stack traces in the logs still name their functions.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    sourcemap: 'linked',
+    legalComments: 'linked',
+    logLevel: 'warning',
+  });
+  if (result.errors.length > 0) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bundle failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});
