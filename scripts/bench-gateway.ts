@@ -1,5 +1,5 @@
 /**
- * npm run bench:gateway [-- --quick] [-- --gateway <path to a built main.js>] [-- --phase all|evaluation|stream]
+ * npm run bench:gateway [-- --quick] [-- --gateway <a built entry point: dist/src/start.js, or an older build's dist/src/main.js>] [-- --phase all|evaluation|stream]
  *                        [-- --eval-delay-ms N] [-- --stream-first-chunk-ms N] [-- --stream-chunks N]
  *                        [-- --stream-interval-ms N] [-- --gateway-env NAME=value ...]
  *
@@ -234,7 +234,7 @@ function readOptions(): Options {
     chunkIntervalMs: wholeNumber('stream-interval-ms', values['stream-interval-ms'], 0),
   };
   const entry = path.resolve(values.gateway);
-  if (!existsSync(entry)) throw new Error(`${entry} does not exist: build it first (npm run build), or pass --gateway <main.js>`);
+  if (!existsSync(entry)) throw new Error(`${entry} does not exist: build it first (npm run build), or pass --gateway <entry point>`);
   const quick = values.quick;
   const durations = Object.fromEntries(
     Object.entries(fullDurations).map(([name, seconds]) => [name, quick ? Math.max(1, Math.round(seconds / 10)) : seconds]),

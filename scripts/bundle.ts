@@ -71,9 +71,12 @@ async function main(): Promise<void> {
     mainFields: ['main', 'module'],
     external,
     plugins: [esmImportStaysOut],
-    // Whitespace and syntax only: names stay, so stack traces in the logs still name their functions.
+    // Whitespace and syntax only: identifiers stay, so stack traces in the logs still name their functions.
     minifyWhitespace: true,
     minifySyntax: true,
+    // esbuild renames a class whose name another module also uses; type-graphql names GraphQL types after
+    // classes, and errors report their constructor's name.
+    keepNames: true,
     sourcemap: 'linked',
     legalComments: 'linked',
     logLevel: 'warning',

@@ -1,4 +1,4 @@
-import { hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import Module from 'node:module';
 import path from 'node:path';
@@ -8,9 +8,9 @@ import vm from 'node:vm';
 // module.enableCompileCache() does, for the Node 20 this runs on. Compiling the server's ~5 MB bundle
 // and the packages it leaves out is ~150 ms of each start; a cached module is deserialised instead.
 //
-// An entry is named after the module's path and the SHA-256 of its source (V8 checks only the source's
-// length and its own version and flags, so an edit of the same length would otherwise run stale
-// code). The cache is written once start-up is over (save()), so it holds what start-up compiled,
+// An entry is named after the module's path and the SHA-256 of its source and of the runtime (Node's
+// version, its flags): V8 checks only the source's length and its own version and flags, so an edit of
+// the same length would otherwise run stale code. One entry a module file: a rebuild replaces it. The cache is written once start-up is over (save()), so it holds what start-up compiled,
 // the functions compiled lazily included, and none of the request path's. Anything wrong with the
 // cache (a directory that cannot be written, a file V8 rejects) costs only the compile it would have saved.
 
@@ -44,7 +44,7 @@ type ModuleInternals = typeof Module & {
 };
 type CompilingModule = Module & { _compile(source: string, filename: string): unknown };
 
-const shortHash = (text: string): string => hash('sha256', text).slice(0, 24);
+const shortHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 24);
 
 /**
  * An `import(` that can only be a dynamic import: not a method (`.import(`), not part of a longer
@@ -54,20 +54,32 @@ const shortHash = (text: string): string => hash('sha256', text).slice(0, 24);
  */
 const DYNAMIC_IMPORT = /(?:^|[^\w$.'"`])import\s*\(/m;
 
+const nothingCached: CompileCache = { save: () => ({ fromCache: 0, compiled: 0, written: 0 }) };
+
 /** Starts serving CommonJS modules' compiled code from `directory` (created when missing). */
 export function enableCompileCache(directory: string): CompileCache {
+  // Before Node 20.12, a vm.Script cannot reach the main context's import() at all.
+  const importFromMainContext = (vm.constants as Partial<typeof vm.constants> | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+  // Node maps stack traces through source maps only for code its own loader compiled.
+  const sourceMapsOn = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--enable-source-maps');
+  if (!importFromMainContext || sourceMapsOn) return nothingCached;
+
   const internals = Module as ModuleInternals;
   const prototype = Module.prototype as CompilingModule;
   const compileFromSource = prototype._compile;
   // V8 rejects code cached by another version or with other flags; the name keeps them apart anyway.
-  const runtimeKey = shortHash(`${process.version}\0${process.arch}\0${process.execArgv.join(' ')}`);
+  const runtimeKey = `${process.version}\0${process.arch}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`;
   const compiled: Compiled[] = [];
   let saved = false;
 
   prototype._compile = function compileWithCache(this: CompilingModule, source: string, filename: string): unknown {
-    if (saved || !filename.endsWith('.js') || DYNAMIC_IMPORT.test(source)) return compileFromSource.call(this, source, filename);
-    const pathKey = shortHash(`${runtimeKey}\0${filename}`);
-    const entryFile = path.join(directory, `${pathKey}-${shortHash(source)}.bin`);
+    // A #! line is valid only at the very start of a script, and Node's wrapper goes before it.
+    if (saved || !filename.endsWith('.js') || source.startsWith('#!') || DYNAMIC_IMPORT.test(source)) {
+      return compileFromSource.call(this, source, filename);
+    }
+    // One entry per module file, whatever the runtime: a module's entries cannot pile up.
+    const pathKey = shortHash(filename);
+    const entryFile = path.join(directory, `${pathKey}-${shortHash(`${runtimeKey}\0${source}`)}.bin`);
     let cachedData: Buffer | undefined;
     try {
       cachedData = readFileSync(entryFile);
@@ -77,7 +89,7 @@ export function enableCompileCache(directory: string): CompileCache {
     const script = new vm.Script(internals.wrap(source), {
       filename,
       cachedData,
-      importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+      importModuleDynamically: importFromMainContext,
     });
     compiled.push({ script, entryFile, pathKey, fromCache: cachedData !== undefined && !script.cachedDataRejected });
     const wrapper = script.runInThisContext({ displayErrors: true }) as (...parameters: unknown[]) => unknown;
@@ -91,22 +103,28 @@ export function enableCompileCache(directory: string): CompileCache {
       prototype._compile = compileFromSource;
       const fromCache = compiled.filter((module) => module.fromCache).length;
       let written = 0;
+      let existing: string[] = [];
       try {
         mkdirSync(directory, { recursive: true });
-        const existing = readdirSync(directory);
-        for (const module of compiled) {
-          if (module.fromCache) continue;
-          // Older entries of the same module (an earlier build's) go: one entry per module.
+        existing = readdirSync(directory);
+      } catch {
+        // Read-only or missing: every write below fails the same way, and costs nothing but the cache.
+      }
+      for (const module of compiled) {
+        if (module.fromCache) continue;
+        try {
+          // The module's older entries (an earlier build's, another runtime's) go; another process's
+          // half-written `.tmp` files are left to it.
           for (const file of existing) {
-            if (file.startsWith(`${module.pathKey}-`)) rmSync(path.join(directory, file), { force: true });
+            if (file.startsWith(`${module.pathKey}-`) && file.endsWith('.bin')) rmSync(path.join(directory, file), { force: true });
           }
           const partial = `${module.entryFile}.${process.pid}.tmp`;
           writeFileSync(partial, module.script.createCachedData());
           renameSync(partial, module.entryFile);
           written += 1;
+        } catch {
+          // A full disk, or a race with another process saving the same module: the next start compiles it.
         }
-      } catch {
-        // A read-only or full disk: the next start compiles what it could not cache.
       }
       const report = { fromCache, compiled: compiled.length - fromCache, written };
       compiled.length = 0;

@@ -75,3 +75,12 @@ export async function main(): Promise<Logger> {
 process.on('unhandledRejection', (reason) => {
   process.stderr.write(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}\n`);
 });
+
+// `node dist/src/main.js` (unbundled, without src/start.ts's heap sizing and code cache) still starts the
+// server. Inside the bundle `module` is esbuild's own object, never require.main, so this stays quiet there.
+if (require.main === module) {
+  main().catch((error: unknown) => {
+    process.stderr.write(`LLMOP failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,8 +1,8 @@
 // The process's entry point (`npm start` runs dist/src/start.js). Two things must happen before the
 // server's code loads, so they happen here, and the server itself is the bundle (scripts/bundle.ts):
-// 1. the young generation is held at its initial size through start-up (src/startup-heap.ts);
+// 1. V8's young generation grows only under load, not through start-up (src/heap-sizing.ts);
 // 2. compiled code comes from V8's code cache where an earlier start left it (src/compile-cache.ts).
-import { endStartupHeapSizing } from './startup-heap';
+import './heap-sizing';
 import path from 'node:path';
 import { enableCompileCache } from './compile-cache';
 import { projectRoot } from './project-root';
@@ -15,9 +15,7 @@ const { main } = require('../llmop.js') as typeof import('./main');
 
 main()
   .then((logger) => {
-    // Saved before the heap flag changes back: V8 accepts cached code only under the flags it was made with.
     const report = compileCache?.save();
-    endStartupHeapSizing();
     if (report) logger.info({ compileCache: report }, 'start-up code cache');
   })
   .catch((error: unknown) => {

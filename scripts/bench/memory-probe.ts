@@ -1,6 +1,6 @@
 /**
  * Preloaded into the gateway by the bench's stream phase (`node --expose-gc --require
- * dist/scripts/bench/memory-probe.js dist/src/main.js`), so that its heap can be read without a line
+ * dist/scripts/bench/memory-probe.js dist/src/start.js`), so that its heap can be read without a line
  * of src/ knowing about the bench. On SIGUSR2 it runs a full garbage collection (when --expose-gc is
  * on) and appends one JSON line, `{"rss","heapUsed","heapTotal","external","arrayBuffers"}` in bytes,
  * to the file named by BENCH_MEMORY_FILE. Without that variable it does nothing.

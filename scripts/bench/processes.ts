@@ -168,7 +168,7 @@ export async function startFakeUpstream(core: number, settings: FakeUpstreamSett
 }
 
 export interface GatewaySettings {
-  /** The built entry point, e.g. dist/src/main.js. */
+  /** The built entry point, e.g. dist/src/start.js. */
   readonly entry: string;
   readonly core: number;
   /** The whole environment of the child (PORT is added here). */

@@ -1,6 +1,6 @@
 /**
  * Evaluation runs are jobs that survive the process running them (issue 14), with real server
- * processes (dist/src/main.js: run `npm run build` first), real SQLite files, a real PostgreSQL, a
+ * processes (dist/src/start.js: run `npm run build` first), real SQLite files, a real PostgreSQL, a
  * real Redis and fake OpenAI-compatible upstreams:
  * - SQLite: a server killed (SIGKILL) or stopped (SIGTERM) mid-run; the next server on the same
  *   DATA_DIR resumes the run: every cell recorded once, finished cells never asked again, the lost

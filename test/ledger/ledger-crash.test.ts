@@ -1,5 +1,5 @@
 /**
- * The ledger's guarantees across a crash of the real server process (dist/src/main.js: run
+ * The ledger's guarantees across a crash of the real server process (dist/src/start.js: run
  * `npm run build` first) on its embedded SQLite ledger in DATA_DIR:
  * - a generation answered 200 is in the ledger even when the process is SIGKILLed the moment the
  *   answer arrives (its row is committed before the answer is written);

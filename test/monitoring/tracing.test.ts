@@ -346,7 +346,7 @@ describe('OpenTelemetry traces over OTLP/HTTP (protobuf, the default)', () => {
 });
 
 describe('without OTEL_EXPORTER_OTLP_ENDPOINT', () => {
-  /** Runs dist/src/main.js in a process that lists, as it exits, the OpenTelemetry packages it loaded. */
+  /** Runs the built server (dist/src/start.js) in a process that lists, as it exits, the OpenTelemetry packages it loaded. */
   async function openTelemetryPackagesLoaded(env: Record<string, string>, fake: FakeUpstream): Promise<string[]> {
     const directory = mkdtempSync(path.join(os.tmpdir(), 'llmop-loaded-'));
     const listFile = path.join(directory, 'loaded.json');

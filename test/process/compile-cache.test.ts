@@ -59,15 +59,16 @@ describe('the start-up code cache', () => {
     expect(await runWithCache(cacheDir, entry)).toEqual({ value: 'other true', report: { fromCache: 2, compiled: 0, written: 0 } });
   });
 
-  it('compiles a module that uses import() from source, so its import still works after a cached start', async () => {
+  it('compiles a module that uses import() (or starts with #!) from source, so its import still works after a cached start', async () => {
     const modules = moduleDir({
-      'entry.js': "exports.value = require('./esm').load().then((os) => typeof os.platform);",
+      'entry.js': "exports.value = require('./esm').load().then((os) => typeof os.platform + require('./cli').suffix);",
       'esm.js': "exports.load = () => import('node:os');",
+      'cli.js': "#!/usr/bin/env node\nexports.suffix = '!';",
     });
     const cacheDir = newCacheDir();
     const entry = path.join(modules, 'entry.js');
-    expect(await runWithCache(cacheDir, entry)).toEqual({ value: 'function', report: { fromCache: 0, compiled: 1, written: 1 } });
-    expect(await runWithCache(cacheDir, entry)).toEqual({ value: 'function', report: { fromCache: 1, compiled: 0, written: 0 } });
+    expect(await runWithCache(cacheDir, entry)).toEqual({ value: 'function!', report: { fromCache: 0, compiled: 1, written: 1 } });
+    expect(await runWithCache(cacheDir, entry)).toEqual({ value: 'function!', report: { fromCache: 1, compiled: 0, written: 0 } });
   });
 
   it('recompiles and rewrites an entry V8 rejects, and runs without a cache it cannot write', async () => {

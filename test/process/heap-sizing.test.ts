@@ -1,7 +1,7 @@
 /**
- * The young generation keeps its initial size through start-up (src/startup-heap.ts), so an idle
- * server does not hold the ~30 MiB start-up would grow it to, and grows under load once the server
- * listens, so throughput does not pay for it. A probe preloaded with --require answers
+ * The young generation keeps its initial size through start-up (src/heap-sizing.ts), so an idle
+ * server does not hold the ~30 MiB start-up would grow it to, and grows under sustained load, so
+ * throughput does not pay for it. A probe preloaded with --require answers
  * SIGUSR2 with the young generation's size, read by V8 (v8.getHeapSpaceStatistics).
  */
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ async function youngGenerationBytes(server: SpawnedServer): Promise<number> {
 }
 
 describe('the young generation', () => {
-  it('keeps its initial size through start-up, then grows under load', async () => {
+  it('keeps its initial size through start-up, and grows under load', async () => {
     const fake = await startFakeUpstream();
     const server = spawnServer({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, ACCESS_LOG: 'off', RATE_LIMIT_GENERATE: '100000' }, [
       '--require',
