@@ -41,6 +41,8 @@ describe('a gateway whose PostgreSQL ledger goes away', () => {
 
   it('answers 503 for a generation whose row cannot be committed once it ran, and still counts it in the metrics', async () => {
     // The upstream answers once the database has gone: the call was made (and billed), its row cannot be finished.
+    // The first test's call is forgotten, so the database stops only once this call has reached the upstream.
+    fake.reset();
     let openGate = (): void => undefined;
     fake.holdAnswersUntil = new Promise<void>((resolve) => {
       openGate = resolve;
