@@ -3,6 +3,7 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync
 import Module from 'node:module';
 import path from 'node:path';
 import vm from 'node:vm';
+import { nodeArguments } from './node-arguments';
 
 // V8's code cache for the modules start-up compiles, kept on disk between starts: what Node 22's
 // module.enableCompileCache() does, for the Node 20 this runs on. Compiling the server's ~5 MB bundle
@@ -61,14 +62,13 @@ export function enableCompileCache(directory: string): CompileCache {
   // Before Node 20.12, a vm.Script cannot reach the main context's import() at all.
   const importFromMainContext = (vm.constants as Partial<typeof vm.constants> | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
   // Node maps stack traces through source maps only for code its own loader compiled.
-  const sourceMapsOn = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].includes('--enable-source-maps');
-  if (!importFromMainContext || sourceMapsOn) return nothingCached;
+  if (!importFromMainContext || nodeArguments.includes('--enable-source-maps')) return nothingCached;
 
   const internals = Module as ModuleInternals;
   const prototype = Module.prototype as CompilingModule;
   const compileFromSource = prototype._compile;
   // V8 rejects code cached by another version or with other flags; the name keeps them apart anyway.
-  const runtimeKey = `${process.version}\0${process.arch}\0${process.execArgv.join(' ')}\0${process.env.NODE_OPTIONS ?? ''}`;
+  const runtimeKey = `${process.version}\0${process.arch}\0${nodeArguments.join(' ')}`;
   const compiled: Compiled[] = [];
   let saved = false;
 
@@ -98,15 +98,22 @@ export function enableCompileCache(directory: string): CompileCache {
 
   return {
     save() {
-      if (saved) return { fromCache: 0, compiled: 0, written: 0 };
+      if (saved) return nothingCached.save();
       saved = true;
       prototype._compile = compileFromSource;
       const fromCache = compiled.filter((module) => module.fromCache).length;
       let written = 0;
-      let existing: string[] = [];
+      // Each module's entries already there (`<pathKey>-<hash>.bin`), found with one listing.
+      const entriesByModule = new Map<string, string[]>();
       try {
         mkdirSync(directory, { recursive: true });
-        existing = readdirSync(directory);
+        for (const file of readdirSync(directory)) {
+          if (!file.endsWith('.bin')) continue;
+          const pathKey = file.slice(0, file.indexOf('-'));
+          const files = entriesByModule.get(pathKey);
+          if (files) files.push(file);
+          else entriesByModule.set(pathKey, [file]);
+        }
       } catch {
         // Read-only or missing: every write below fails the same way, and costs nothing but the cache.
       }
@@ -115,9 +122,7 @@ export function enableCompileCache(directory: string): CompileCache {
         try {
           // The module's older entries (an earlier build's, another runtime's) go; another process's
           // half-written `.tmp` files are left to it.
-          for (const file of existing) {
-            if (file.startsWith(`${module.pathKey}-`) && file.endsWith('.bin')) rmSync(path.join(directory, file), { force: true });
-          }
+          for (const file of entriesByModule.get(module.pathKey) ?? []) rmSync(path.join(directory, file), { force: true });
           const partial = `${module.entryFile}.${process.pid}.tmp`;
           writeFileSync(partial, module.script.createCachedData());
           renameSync(partial, module.entryFile);

@@ -1,4 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
+import { nodeArguments } from './node-arguments';
 
 // Imported first by src/start.ts, before the server's code loads.
 //
@@ -14,5 +15,4 @@ import { setFlagsFromString } from 'node:v8';
 
 const FLAG = /^--semi[-_]space[-_]growth[-_]factor\b/;
 
-const setByOperator = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((argument) => FLAG.test(argument));
-if (!setByOperator) setFlagsFromString('--semi-space-growth-factor=1');
+if (!nodeArguments.some((argument) => FLAG.test(argument))) setFlagsFromString('--semi-space-growth-factor=1');

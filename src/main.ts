@@ -76,11 +76,12 @@ process.on('unhandledRejection', (reason) => {
   process.stderr.write(`unhandled rejection: ${reason instanceof Error ? reason.message : String(reason)}\n`);
 });
 
+/** What a start that failed does: one line, no stack trace, exit code 1. */
+export function exitOnStartFailure(error: unknown): never {
+  process.stderr.write(`LLMOP failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+
 // `node dist/src/main.js` (unbundled, without src/start.ts's heap sizing and code cache) still starts the
 // server. Inside the bundle `module` is esbuild's own object, never require.main, so this stays quiet there.
-if (require.main === module) {
-  main().catch((error: unknown) => {
-    process.stderr.write(`LLMOP failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) main().catch(exitOnStartFailure);

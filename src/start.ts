@@ -11,14 +11,11 @@ import { projectRoot } from './project-root';
 const cacheSetting = process.env.COMPILE_CACHE_DIR ?? path.join(projectRoot, 'node_modules/.cache/llmop/compile');
 const compileCache = cacheSetting === 'off' ? undefined : enableCompileCache(path.resolve(cacheSetting));
 
-const { main } = require('../llmop.js') as typeof import('./main');
+const { main, exitOnStartFailure } = require('../llmop.js') as typeof import('./main');
 
 main()
   .then((logger) => {
     const report = compileCache?.save();
     if (report) logger.info({ compileCache: report }, 'start-up code cache');
   })
-  .catch((error: unknown) => {
-    process.stderr.write(`LLMOP failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  });
+  .catch(exitOnStartFailure);

@@ -1,8 +1,4 @@
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
-import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { builtMain, spawnServer } from '../support/spawn-server';
 
 describe('start-up configuration', () => {
@@ -32,25 +28,13 @@ describe('start-up configuration', () => {
   });
 
   it('also starts from the unbundled build (node dist/src/main.js), without the entry point', async () => {
-    const child = spawn(process.execPath, [builtMain], {
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', DATA_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-data-')) },
-    });
-    let output = '';
-    const listening = new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-        const url = /"url":"(http:\/\/[^"]+)"/.exec(output)?.[1];
-        if (url) resolve(url);
-      });
-      child.once('exit', (code) => reject(new Error(`exited ${code} before listening:\n${output}`)));
-    });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const server = spawnServer({}, [], builtMain);
     try {
-      const url = await listening;
+      const url = await server.listening;
       expect((await fetch(`${url}/api/v1/health`)).status).toBe(200);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      server.child.kill('SIGTERM');
+      await server.exited;
     }
   });
 

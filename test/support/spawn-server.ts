@@ -20,11 +20,17 @@ export interface SpawnedServer {
 
 /**
  * Runs the built server (`npm test` builds it first) as a real process; its ledger lives in a fresh DATA_DIR unless `env`
- * names one. `nodeArguments` go before the entry point (a `--require` of a probe, say).
+ * names one. `nodeArguments` go before the entry point (a `--require` of a probe, say); `entry` is what `npm start` runs
+ * unless another is named (`builtMain`, the unbundled build).
  */
-export function spawnServer(env: Record<string, string>, nodeArguments: readonly string[] = []): SpawnedServer {
-  if (!existsSync(bundledServer)) throw new Error(`${bundledServer} is missing: run "npm run build" (npm test does)`);
-  const child = spawn(process.execPath, [...nodeArguments, serverEntry], {
+export function spawnServer(
+  env: Record<string, string>,
+  nodeArguments: readonly string[] = [],
+  entry: string = serverEntry,
+): SpawnedServer {
+  const needed = entry === serverEntry ? bundledServer : entry;
+  if (!existsSync(needed)) throw new Error(`${needed} is missing: run "npm run build" (npm test does)`);
+  const child = spawn(process.execPath, [...nodeArguments, entry], {
     env: {
       PATH: process.env.PATH ?? '',
       HOST: '127.0.0.1',
