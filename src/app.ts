@@ -256,7 +256,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     formatError,
   });
   const graphqlSse = createGraphQLSseHandler({ operations, maxBodyBytes: config.maxBodyBytes, logger });
-  const accessLog = createAccessLog(config.accessLog, (message, error) => logger.error({ err: error }, message));
+  const accessLog = createAccessLog(config.accessLog, config.accessLogFlushMs, (message, error) => logger.error({ err: error }, message));
   const monitor = new RequestMonitor(recorder, metrics, accessLog);
   const http = createHttpServer({
     apollo,

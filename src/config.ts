@@ -93,6 +93,7 @@ const environmentSchema = z.object({
   GRAPHQL_MAX_DIRECTIVES: integer(50, 0),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   ACCESS_LOG: z.string().min(1).default('stdout').transform(accessLogDestinationOf),
+  ACCESS_LOG_FLUSH_MS: integer(100, 0, 60_000),
   METRICS_PUBLIC: z.enum(['true', 'false']).default('false'),
   // OpenTelemetry's own names (https://opentelemetry.io/docs/specs/otel/protocol/exporter/), so a collector's usual settings apply.
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalText.pipe(z.url().optional()),
@@ -209,6 +210,8 @@ export interface AppConfig {
   readonly logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   /** One JSON line per request: to stdout, to a file, or off. */
   readonly accessLog: AccessLogDestination;
+  /** How long access-log lines may wait to be written together; 0 writes each line as it comes. */
+  readonly accessLogFlushMs: number;
   readonly metrics: {
     /** GET /metrics without a key even when API keys are on (for a scraper inside the network). */
     readonly public: boolean;
@@ -329,6 +332,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): AppCon
     streamHeartbeatMs: env.STREAM_HEARTBEAT_MS,
     logLevel: env.LOG_LEVEL,
     accessLog: env.ACCESS_LOG,
+    accessLogFlushMs: env.ACCESS_LOG_FLUSH_MS,
     metrics: { public: env.METRICS_PUBLIC === 'true' },
     tracing: {
       tracesUrl: env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? tracesUrlOf(env.OTEL_EXPORTER_OTLP_ENDPOINT),

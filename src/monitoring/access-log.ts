@@ -37,6 +37,8 @@ export interface AccessLogWriter {
 
 /** What the access log buffers at most while its reader (a log shipper on the pipe, a slow disk) lags; later lines are dropped. */
 const maxBufferedBytes = 16 * 1024 * 1024;
+/** Lines waiting for their flush are written at once when they reach this much (one write of this size at most). */
+const batchBytes = 64 * 1024;
 /** The longest shutdown waits for the buffered lines to be written. */
 const closeTimeoutMs = 2_000;
 
@@ -44,19 +46,37 @@ const closeTimeoutMs = 2_000;
  * To stdout, to a file, or off (undefined). Writes are buffered (SonicBoom), so a request never waits on
  * the terminal or the disk; the buffer is bounded, and a write error (a full disk) is reported once and
  * turns the log off rather than taking the gateway down.
+ *
+ * Lines wait up to `flushMs` (or until 64 KiB are waiting) and are written together: a write() to a pipe
+ * wakes its reader, and one per request cost a tenth of the gateway's CPU under load. Shutdown writes
+ * what waits; a process killed with -9 loses at most the last `flushMs` of lines. 0 writes each line as it comes.
  */
 export function createAccessLog(
   destination: AccessLogDestination,
+  flushMs: number,
   onTrouble: (message: string, error?: unknown) => void,
 ): AccessLogWriter | undefined {
   if (destination.kind === 'off') return undefined;
   const toStdout = destination.kind === 'stdout';
-  const stream = new SonicBoom({ dest: toStdout ? 1 : destination.path, sync: false, mkdir: true, maxLength: maxBufferedBytes });
+  const batched = flushMs > 0;
+  const stream = new SonicBoom({
+    dest: toStdout ? 1 : destination.path,
+    sync: false,
+    mkdir: true,
+    maxLength: maxBufferedBytes,
+    ...(batched ? { minLength: batchBytes, maxWrite: 4 * batchBytes } : {}),
+  });
   let state: 'open' | 'failed' | 'closed' = 'open';
   let dropped = 0;
+  let flushTimer: NodeJS.Timeout | undefined;
+  const flushWaiting = (): void => {
+    flushTimer = undefined;
+    if (state === 'open') stream.flush();
+  };
   stream.on('error', (error: unknown) => {
     if (state !== 'open') return;
     state = 'failed';
+    clearTimeout(flushTimer);
     onTrouble('the access log cannot be written; no more lines will be logged', error);
     if (!toStdout) stream.destroy();
   });
@@ -66,7 +86,12 @@ export function createAccessLog(
   });
   return {
     write(line) {
-      if (state === 'open') stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+      if (state !== 'open') return;
+      stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
+      if (batched && flushTimer === undefined) {
+        flushTimer = setTimeout(flushWaiting, flushMs);
+        flushTimer.unref();
+      }
     },
     reopen() {
       // Lines still buffered go to the new file; an error opening it is reported, and turns the log off, as a write error does.
@@ -75,6 +100,7 @@ export function createAccessLog(
     close() {
       if (state !== 'open') return Promise.resolve();
       state = 'closed';
+      clearTimeout(flushTimer);
       return new Promise((resolve) => {
         const timer = setTimeout(resolve, closeTimeoutMs);
         const closed = (): void => {

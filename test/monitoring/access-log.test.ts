@@ -524,6 +524,45 @@ describe('the access log', () => {
     expect(readFileSync(file, 'utf8')).not.toContain('secret-in-a-bad-request');
   });
 
+  it('writes lines together after ACCESS_LOG_FLUSH_MS, and shutdown writes the lines still waiting', async () => {
+    const file = freshLogFile();
+    // A minute: nothing is written by the timer within this test, so what the file holds came from shutdown.
+    const server = spawnServer({ ACCESS_LOG: file, ACCESS_LOG_FLUSH_MS: '60000', MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
+    let ids: string[] = [];
+    try {
+      const url = await server.listening;
+      ids = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const response = await fetch(`${url}/api/v1/health`);
+          expect(response.status).toBe(200);
+          return response.headers.get('x-request-id')!;
+        }),
+      );
+      // Answered, yet not written: the lines wait for their flush.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(existsSync(file) ? readFileSync(file, 'utf8') : '').toBe('');
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    expect(await server.exited).toBe(0);
+    const written = linesOf(file).map((line) => line.request_id);
+    expect(written.sort()).toEqual([...ids].sort());
+  });
+
+  it('with ACCESS_LOG_FLUSH_MS=0 writes each line as its request ends', async () => {
+    const file = freshLogFile();
+    const server = spawnServer({ ACCESS_LOG: file, ACCESS_LOG_FLUSH_MS: '0', MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
+    try {
+      const url = await server.listening;
+      const response = await fetch(`${url}/api/v1/health`);
+      const id = response.headers.get('x-request-id')!;
+      expect(await poll(async () => (existsSync(file) ? readFileSync(file, 'utf8') : ''), (text) => text.includes(id), 2000)).toContain(id);
+    } finally {
+      server.child.kill('SIGTERM');
+    }
+    expect(await server.exited).toBe(0);
+  });
+
   it('opens its file again on SIGHUP: after logrotate moves it away, the next lines go to a new file at the same path', async () => {
     const file = freshLogFile();
     const server = spawnServer({ ACCESS_LOG: file, MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
