@@ -527,7 +527,11 @@ describe('the access log', () => {
   it('writes lines together after ACCESS_LOG_FLUSH_MS, and shutdown writes the lines still waiting', async () => {
     const file = freshLogFile();
     // A minute: nothing is written by the timer within this test, so what the file holds came from shutdown.
-    const server = spawnServer({ ACCESS_LOG: file, ACCESS_LOG_FLUSH_MS: '60000', MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
+    const server = spawnServer({
+      ACCESS_LOG: file,
+      ACCESS_LOG_FLUSH_MS: '60000',
+      MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),
+    });
     let ids: string[] = [];
     try {
       const url = await server.listening;
@@ -551,12 +555,22 @@ describe('the access log', () => {
 
   it('with ACCESS_LOG_FLUSH_MS=0 writes each line as its request ends', async () => {
     const file = freshLogFile();
-    const server = spawnServer({ ACCESS_LOG: file, ACCESS_LOG_FLUSH_MS: '0', MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')) });
+    const server = spawnServer({
+      ACCESS_LOG: file,
+      ACCESS_LOG_FLUSH_MS: '0',
+      MODELS_DIR: mkdtempSync(path.join(os.tmpdir(), 'llmop-models-')),
+    });
     try {
       const url = await server.listening;
       const response = await fetch(`${url}/api/v1/health`);
       const id = response.headers.get('x-request-id')!;
-      expect(await poll(async () => (existsSync(file) ? readFileSync(file, 'utf8') : ''), (text) => text.includes(id), 2000)).toContain(id);
+      expect(
+        await poll(
+          async () => (existsSync(file) ? readFileSync(file, 'utf8') : ''),
+          (text) => text.includes(id),
+          2000,
+        ),
+      ).toContain(id);
     } finally {
       server.child.kill('SIGTERM');
     }
