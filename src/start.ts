@@ -1,8 +1,10 @@
 // The process's entry point (`npm start` runs dist/src/start.js). Two things must happen before the
 // server's code loads, so they happen here, and the server itself is the bundle (scripts/bundle.ts):
-// 1. V8's young generation grows only under load, not through start-up (src/heap-sizing.ts);
+// 1. V8's young generation grows only under load, not through start-up (src/heap-sizing.ts), and
+//    WebAssembly (undici's HTTP parser) stays on V8's baseline compiler (src/wasm-tiering.ts);
 // 2. compiled code comes from V8's code cache where an earlier start left it (src/compile-cache.ts).
 import './heap-sizing';
+import './wasm-tiering';
 import path from 'node:path';
 import { enableCompileCache } from './compile-cache';
 import { projectRoot } from './project-root';
