@@ -1,8 +1,14 @@
-import { type DocumentNode, type ExecutionArgs, type ExecutionResult, type execute, parse, print } from 'graphql';
+import { type DocumentNode, type ExecutionArgs, type ExecutionResult, type execute, parse, print, validate } from 'graphql';
 import { createSofa, createSofaRouter } from 'sofa-api';
 import { createLogger } from '../../src/logger';
 import { matchRoute, type OperationName, operationRoutes, restBasePath } from '../../src/rest/routes';
-import { prepareSofaOperations, restVariables, withoutGraphQLOnlyFields } from '../../src/rest/sofa-operations';
+import {
+  prepareOperation,
+  prepareSofaOperations,
+  readSchemaAsSofa,
+  restVariables,
+  withoutGraphQLOnlyFields,
+} from '../../src/rest/sofa-operations';
 import { buildGatewaySchemas } from '../../src/schema';
 
 interface SofaRun {
@@ -70,6 +76,21 @@ describe('the REST operations prepared at start-up', () => {
       expect(restVariables(prepared, route.pathParameters, sampleBodies[operation] ?? {})).toEqual({ values: sofa.variables });
     },
   );
+
+  it('are valid GraphQL against the schema, every route and the stream route’s subscription (start-up does not validate them)', async () => {
+    const { plain } = await buildGatewaySchemas(createLogger('silent'));
+    const prepared = [
+      ...Object.values(prepareSofaOperations(plain)),
+      prepareOperation(plain, 'Subscription.generate_stream', readSchemaAsSofa(plain)),
+    ];
+    expect(prepared).toHaveLength(Object.keys(operationRoutes).length + 1);
+    for (const operation of prepared) {
+      expect({ operation: operation.operationName, errors: validate(plain, operation.document).map((error) => error.message) }).toEqual({
+        operation: operation.operationName,
+        errors: [],
+      });
+    }
+  });
 
   it('leave out Generation.feedback, which SOFA would select: the REST contract has no such field', async () => {
     const { plain } = await buildGatewaySchemas(createLogger('silent'));
