@@ -55,7 +55,7 @@ function enclosingLiteral(text: string, index: number): [number, number] | undef
 export function escapeRegExpLiterals(source: string): { text: string; escaped: number; remaining: string[] } {
   const spans = new Map<number, number>();
   const remaining: string[] = [];
-  for (const match of source.matchAll(/[^\x00-\x7f]/g)) {
+  for (const match of source.matchAll(/[\u0080-\uffff]/g)) {
     const index = match.index;
     const span = enclosingLiteral(source, index);
     if (span) spans.set(span[0], span[1]);
@@ -65,9 +65,9 @@ export function escapeRegExpLiterals(source: string): { text: string; escaped: n
   let copied = 0;
   for (const [start, end] of [...spans].sort((left, right) => left[0] - right[0])) {
     const literal = source.slice(start, end);
-    const rewritten = literal.replace(/(\\*)([^\x00-\x7f])/g, (_match, slashes: string, unit: string) => {
-      const escape = `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`;
-      return (slashes.length % 2 === 1 ? slashes.slice(1) : slashes) + escape;
+    const rewritten = literal.replace(/(\\*)([\u0080-\uffff])/g, (_match, slashes: string, unit: string) => {
+      const escaped = `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`;
+      return (slashes.length % 2 === 1 ? slashes.slice(1) : slashes) + escaped;
     });
     const flagsAt = rewritten.lastIndexOf('/');
     // Throws on a literal that does not compile (the build fails rather than change what the code means).
