@@ -276,29 +276,33 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
 
   let closing: Promise<void> | undefined;
   const close = async (): Promise<void> => {
-    http.beginDraining();
-    const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
-    http.server.closeIdleConnections();
-    // Open streams could outlast any drain: each ends now with an error event, its row recorded.
-    pipeline.interruptStreams();
-    // Subscriptions over SSE and WebSocket end too (a run's progress would outlast any drain); then the
-    // WebSockets close, which the HTTP server's close awaits.
-    graphqlSse.endSubscriptions();
-    const webSocketsClosed = graphqlWs.close(config.shutdownTimeoutMs);
-    const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
-    if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
-    http.server.closeAllConnections();
-    await webSocketsClosed;
-    await stopped;
-    // A stream whose client stopped reading is recorded once its connection is closed: before the ledger closes.
-    if (!(await pipeline.streamsSettled(config.shutdownTimeoutMs))) logger.warn('shutdown timeout reached; streams left unrecorded');
-    // Cells in flight are aborted (their rows cancelled) and redone by whoever resumes the run.
-    await runner?.close();
-    await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
-    // Last: every answered generation's row is committed before the database closes.
-    await alerts?.close();
-    await ledger.close();
-    await accessLog?.close();
+    try {
+      http.beginDraining();
+      const stopped = new Promise<void>((resolve) => http.server.close(() => resolve()));
+      http.server.closeIdleConnections();
+      // Open streams could outlast any drain: each ends now with an error event, its row recorded.
+      pipeline.interruptStreams();
+      // Subscriptions over SSE and WebSocket end too (a run's progress would outlast any drain); then the
+      // WebSockets close, which the HTTP server's close awaits.
+      graphqlSse.endSubscriptions();
+      const webSocketsClosed = graphqlWs.close(config.shutdownTimeoutMs);
+      const drained = await http.inFlight.waitForIdle(config.shutdownTimeoutMs);
+      if (!drained) logger.warn({ inFlight: http.inFlight.size }, 'shutdown timeout reached; closing remaining connections');
+      http.server.closeAllConnections();
+      await webSocketsClosed;
+      await stopped;
+      // A stream whose client stopped reading is recorded once its connection is closed: before the ledger closes.
+      if (!(await pipeline.streamsSettled(config.shutdownTimeoutMs))) logger.warn('shutdown timeout reached; streams left unrecorded');
+      // Cells in flight are aborted (their rows cancelled) and redone by whoever resumes the run.
+      await runner?.close();
+      await Promise.all([apollo.stop(), registry.close(), rateLimitStore.close()]);
+      // Last: every answered generation's row is committed before the database closes.
+      await alerts?.close();
+      await ledger.close();
+    } finally {
+      // Even when a step above failed: the lines waiting to be written are the only account of the last requests.
+      await accessLog?.close();
+    }
   };
 
   return {

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { nodeArguments } from './node-arguments';
 
@@ -11,8 +12,24 @@ import { nodeArguments } from './node-arguments';
 // is a small share of a generation's CPU (~0.3% in `perf`), and REST generate throughput measured the
 // same with Liftoff alone within the bench machine's noise. So TurboFan is kept off for WebAssembly.
 // --no-wasm-tier-up alone does not do it (dynamic tiering still tiered up in one start of three).
-// An operator's own choice of WebAssembly tiers (command line or NODE_OPTIONS) is left alone.
+//
+// Only where Liftoff compiles everything llhttp needs (its SIMD build included): on x64 with SSE4.1 and
+// on arm64. Elsewhere V8 falls back to TurboFan for what Liftoff cannot compile, which --liftoff-only
+// would turn into a crash. An operator's own choice of tiers on the command line is left alone.
 
-const OPERATOR_CHOICE = /^--(no-)?(liftoff|liftoff-only|wasm-tier-up|wasm-dynamic-tiering)\b/;
+const OPERATOR_CHOICE = /^--(no-?)?(liftoff|liftoff-only|wasm-tier-up|wasm-dynamic-tiering)\b/;
 
-if (!nodeArguments.some((argument) => OPERATOR_CHOICE.test(argument.replace(/_/g, '-')))) setFlagsFromString('--liftoff-only');
+/** Whether Liftoff covers all of llhttp here (SIMD on x64 needs SSE4.1; where the CPU cannot be read, it is not assumed). */
+function liftoffCoversSimd(): boolean {
+  if (process.arch === 'arm64') return true;
+  if (process.arch !== 'x64') return false;
+  try {
+    return /^flags\s*:.*\bsse4_1\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+if (!nodeArguments.some((argument) => OPERATOR_CHOICE.test(argument.replace(/_/g, '-'))) && liftoffCoversSimd()) {
+  setFlagsFromString('--liftoff-only');
+}

@@ -1,5 +1,6 @@
 import SonicBoom from 'sonic-boom';
 import type { AccessLogDestination } from '../config';
+import { LineBatcher } from './line-batcher';
 import type { RequestLog } from './request-log';
 
 /** One request as the access log writes it: never a key, a prompt or a text. */
@@ -37,8 +38,12 @@ export interface AccessLogWriter {
 
 /** What the access log buffers at most while its reader (a log shipper on the pipe, a slow disk) lags; later lines are dropped. */
 const maxBufferedBytes = 16 * 1024 * 1024;
-/** Lines waiting for their flush are written at once when they reach this much (one write of this size at most). */
-const batchBytes = 64 * 1024;
+/**
+ * The most one write carries. On stdout, PIPE_BUF: a pipe takes a write that size or smaller whole, so
+ * the access log's lines never interleave with the application log's, which shares the descriptor.
+ */
+const stdoutWriteBytes = 4096;
+const fileWriteBytes = 64 * 1024;
 /** The longest shutdown waits for the buffered lines to be written. */
 const closeTimeoutMs = 2_000;
 
@@ -47,9 +52,9 @@ const closeTimeoutMs = 2_000;
  * the terminal or the disk; the buffer is bounded, and a write error (a full disk) is reported once and
  * turns the log off rather than taking the gateway down.
  *
- * Lines wait up to `flushMs` (or until 64 KiB are waiting) and are written together: a write() to a pipe
- * wakes its reader, and one per request cost a tenth of the gateway's CPU under load. Shutdown writes
- * what waits; a process killed with -9 loses at most the last `flushMs` of lines. 0 writes each line as it comes.
+ * Lines wait up to `flushMs` and are written together, whole lines to a write (line-batcher.ts).
+ * Shutdown writes what waits; a process that dies without shutting down (kill -9) loses the lines
+ * still waiting: the last `flushMs` of them, and more when the reader lags.
  */
 export function createAccessLog(
   destination: AccessLogDestination,
@@ -58,25 +63,21 @@ export function createAccessLog(
 ): AccessLogWriter | undefined {
   if (destination.kind === 'off') return undefined;
   const toStdout = destination.kind === 'stdout';
-  const batched = flushMs > 0;
+  const writeBytes = toStdout ? stdoutWriteBytes : fileWriteBytes;
+  // SonicBoom joins chunks that wait for a write up to maxWrite, so a write never passes writeBytes.
   const stream = new SonicBoom({
     dest: toStdout ? 1 : destination.path,
     sync: false,
     mkdir: true,
     maxLength: maxBufferedBytes,
-    ...(batched ? { minLength: batchBytes, maxWrite: 4 * batchBytes } : {}),
+    maxWrite: writeBytes,
   });
   let state: 'open' | 'failed' | 'closed' = 'open';
   let dropped = 0;
-  let flushTimer: NodeJS.Timeout | undefined;
-  const flushWaiting = (): void => {
-    flushTimer = undefined;
-    if (state === 'open') stream.flush();
-  };
+  const batcher = new LineBatcher((chunk) => stream.write(chunk), flushMs, writeBytes);
   stream.on('error', (error: unknown) => {
     if (state !== 'open') return;
     state = 'failed';
-    clearTimeout(flushTimer);
     onTrouble('the access log cannot be written; no more lines will be logged', error);
     if (!toStdout) stream.destroy();
   });
@@ -86,12 +87,7 @@ export function createAccessLog(
   });
   return {
     write(line) {
-      if (state !== 'open') return;
-      stream.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
-      if (batched && flushTimer === undefined) {
-        flushTimer = setTimeout(flushWaiting, flushMs);
-        flushTimer.unref();
-      }
+      if (state === 'open') batcher.add(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);
     },
     reopen() {
       // Lines still buffered go to the new file; an error opening it is reported, and turns the log off, as a write error does.
@@ -99,8 +95,8 @@ export function createAccessLog(
     },
     close() {
       if (state !== 'open') return Promise.resolve();
+      batcher.flush();
       state = 'closed';
-      clearTimeout(flushTimer);
       return new Promise((resolve) => {
         const timer = setTimeout(resolve, closeTimeoutMs);
         const closed = (): void => {
