@@ -22,12 +22,14 @@
  * character only when every character fits in one. esbuild escapes non-ASCII text in strings,
  * templates and names but not in regular expression literals, and six of those (graphql-tools', and
  * graphql-scalars' coordinates) made the 5 MB source two bytes a character: ~5 MiB more resident for
- * good. Those characters are written as \u escapes here, which mean the same in a regular expression.
+ * good. Those characters are written as \u escapes as each module is read (scripts/escape-regexp-literals.ts),
+ * which mean the same in a regular expression.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
-import { escapeRegExpLiterals } from './escape-regexp-literals';
+import { escapeRegExpLiterals, nonAsciiPlaces } from './escape-regexp-literals';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -66,6 +68,18 @@ const esmImportStaysOut: Plugin = {
   },
 };
 
+/** Each module's regular expression literals without non-ASCII characters (see above); other modules load as they are. */
+const asciiRegExpLiterals: Plugin = {
+  name: 'ascii-regexp-literals',
+  setup(bundler) {
+    bundler.onLoad({ filter: /\.[cm]?js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8');
+      const { text, escaped } = escapeRegExpLiterals(source, args.path);
+      return escaped > 0 ? { contents: text, loader: 'js' } : undefined;
+    });
+  },
+};
+
 async function main(): Promise<void> {
   const result = await build({
     absWorkingDir: root,
@@ -78,7 +92,7 @@ async function main(): Promise<void> {
     // CommonJS builds first: the packages' own entry points, as Node would load them.
     mainFields: ['main', 'module'],
     external,
-    plugins: [esmImportStaysOut],
+    plugins: [esmImportStaysOut, asciiRegExpLiterals],
     // Whitespace and syntax only: identifiers stay, so stack traces in the logs still name their functions.
     minifyWhitespace: true,
     minifySyntax: true,
@@ -93,12 +107,10 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const bundlePath = path.join(root, 'dist/llmop.js');
-  const { text, escaped, remaining } = escapeRegExpLiterals(readFileSync(bundlePath, 'utf8'));
-  if (escaped > 0) writeFileSync(bundlePath, text);
   // test/process/bundle.test.ts fails on these too; the bundle still works, it only costs memory.
-  for (const where of remaining)
-    process.stderr.write(`bundle: non-ASCII text outside a regular expression (V8 will hold the source two bytes a character): ${where}\n`);
+  for (const where of nonAsciiPlaces(readFileSync(path.join(root, 'dist/llmop.js'), 'utf8'))) {
+    process.stderr.write(`bundle: non-ASCII text (V8 will hold the source two bytes a character): ${where}\n`);
+  }
 }
 
 main().catch((error: unknown) => {

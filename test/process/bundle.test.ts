@@ -1,17 +1,22 @@
 /**
  * The bundle (dist/llmop.js, scripts/bundle.ts) is ASCII, so V8 keeps its 5 MB source one byte a
  * character: esbuild leaves non-ASCII characters in regular expression literals, and the bundle
- * script writes them as \u escapes, which match the same.
+ * script writes them as \u escapes as it reads each module, which match the same.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { escapeRegExpLiterals } from '../../scripts/escape-regexp-literals';
+import { escapeRegExpLiterals, nonAsciiPlaces } from '../../scripts/escape-regexp-literals';
+
+/** The regular expression a literal (`/body/flags`) makes. */
+function compiled(literal: string): RegExp {
+  const flagsAt = literal.lastIndexOf('/');
+  return new RegExp(literal.slice(1, flagsAt), literal.slice(flagsAt + 1));
+}
 
 describe('the bundle', () => {
   it('is ASCII (npm run build made it; npm test builds first)', () => {
     const bundle = readFileSync(path.join(__dirname, '../../dist/llmop.js'), 'utf8');
-    expect(escapeRegExpLiterals(bundle).remaining).toEqual([]);
-    expect(/[\u0080-\uffff]/.test(bundle)).toBe(false);
+    expect(nonAsciiPlaces(bundle)).toEqual([]);
   });
 
   it('escapes the non-ASCII characters of regular expression literals, which then match the same', () => {
@@ -20,28 +25,41 @@ describe('the bundle', () => {
       String.raw`/[‘“!%^<>\`]/`,
       String.raw`/^([0-9]{1,3})°\s*([0-9]{1,3}(\.([0-9]{1,}))?)['′]\s*(([0-9]{1,3}(\.([0-9]{1,}))?)["″]\s*)?([NEOSW]?)$/`,
       String.raw`/\‘x[\“]/i`,
+      '/[‘’][^/]*“/',
+      '/[^/]‘/u',
+      '/(‘|[:/]“)/',
       '/😀+/u',
       '/😀/',
     ];
-    const samples = ['‘', '“', 'a', '`', '12°34′56″N', "12°34'", 'x', '‘x“', '‘X“', '😀😀', '😀', '\ud83d'];
+    const samples = ['‘', '“', 'a', '`', '12°34′56″N', "12°34'", 'x', '‘x“', '‘X“', '‘ab“', 'a‘', ':“', '/“', '😀😀', '😀', '\ud83d'];
     for (const literal of literals) {
-      const { text, escaped, remaining } = escapeRegExpLiterals(`const r = ${literal};`);
-      expect({ literal, escaped, remaining }).toEqual({ literal, escaped: 1, remaining: [] });
-      const [original, rewritten] = [literal, text.slice('const r = '.length, -1)].map((source) => {
-        const end = source.lastIndexOf('/');
-        return new RegExp(source.slice(1, end), source.slice(end + 1));
-      });
-      for (const sample of samples)
-        expect({ literal, sample, matches: rewritten!.test(sample) }).toEqual({ literal, sample, matches: original!.test(sample) });
+      const { text, escaped } = escapeRegExpLiterals(`const r = ${literal};`);
+      expect({ literal, escaped, ascii: nonAsciiPlaces(text) }).toEqual({ literal, escaped: 1, ascii: [] });
+      const rewritten = text.slice('const r = '.length, -1);
+      for (const sample of samples) {
+        expect({ literal, sample, matches: compiled(rewritten).test(sample) }).toEqual({
+          literal,
+          sample,
+          matches: compiled(literal).test(sample),
+        });
+      }
     }
   });
 
-  it('leaves everything else as it was, and reports non-ASCII text it did not escape', () => {
-    const untouched = 'const a = 4 / 2 / 1; const b = "\\u2018";';
-    expect(escapeRegExpLiterals(untouched)).toEqual({ text: untouched, escaped: 0, remaining: [] });
-    const tagged = 'const c = String.raw`‘`;';
-    const { text, remaining } = escapeRegExpLiterals(tagged);
-    expect(text).toBe(tagged);
-    expect(remaining).toHaveLength(1);
+  it('leaves everything but regular expression literals as it was: divisions, strings, comments, tagged templates', () => {
+    const module = [
+      'const a = 4 / 2 / 1, b = "‘quoted’"; // a comment — with a dash',
+      'let i = 0; const x = i++ / 2, y = String.raw`‘` / 3;',
+      'const z = String.raw`a(/‘/)b`, w = tag`“${a}”`;',
+      'const r = a / 2 > 1 ? /‘/g : /“/;',
+    ].join('\n');
+    const { text, escaped } = escapeRegExpLiterals(module);
+    expect(escaped).toBe(2);
+    expect(text).toBe(module.replace('/‘/g', String.raw`/\u2018/g`).replace('/“/;', String.raw`/\u201c/;`));
+  });
+
+  it('leaves a module the parser cannot read as it was', () => {
+    const broken = 'const r = /‘/; function (';
+    expect(escapeRegExpLiterals(broken)).toEqual({ text: broken, escaped: 0 });
   });
 });
