@@ -74,7 +74,10 @@ const asciiRegExpLiterals: Plugin = {
   setup(bundler) {
     bundler.onLoad({ filter: /\.[cm]?js$/ }, async (args) => {
       const source = await readFile(args.path, 'utf8');
-      const { text, escaped } = escapeRegExpLiterals(source, args.path);
+      const { text, escaped, parseError } = escapeRegExpLiterals(source, args.path);
+      // TypeScript refuses some valid sloppy-mode JavaScript (legacy octal literals): such a module is bundled as it is.
+      if (parseError)
+        return { warnings: [{ text: `left as it is (TypeScript cannot parse it: ${parseError}); the bundle may not be ASCII` }] };
       return escaped > 0 ? { contents: text, loader: 'js' } : undefined;
     });
   },

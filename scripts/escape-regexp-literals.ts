@@ -14,12 +14,16 @@ const nonAscii = /[\u0080-\uffff]/;
  * Writes each non-ASCII character of the regular expression literals in a module's `source` as its \u
  * escape, one UTF-16 unit at a time (as a literal without the u flag reads it; with the flag an escaped
  * pair is one character again). A character after a backslash loses the backslash: `\‘` and `‘` match the
- * same. A module the parser reports errors in is left as it is (`escaped` 0).
+ * same. A module the parser reports errors in is left as it is (`escaped` 0, and the first error).
  */
-export function escapeRegExpLiterals(source: string, fileName = 'module.js'): { text: string; escaped: number } {
+export function escapeRegExpLiterals(source: string, fileName = 'module.js'): { text: string; escaped: number; parseError?: string } {
   if (!nonAscii.test(source)) return { text: source, escaped: 0 };
   const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS);
-  if ((file as unknown as { parseDiagnostics: readonly unknown[] }).parseDiagnostics.length > 0) return { text: source, escaped: 0 };
+  // Internal to TypeScript (createSourceFile has no public way to its syntax errors): checked, so a rename fails the build.
+  const diagnostics = (file as unknown as { parseDiagnostics?: unknown }).parseDiagnostics;
+  if (!Array.isArray(diagnostics)) throw new Error('TypeScript no longer exposes parseDiagnostics on a source file');
+  const [firstError] = diagnostics as ts.Diagnostic[];
+  if (firstError) return { text: source, escaped: 0, parseError: ts.flattenDiagnosticMessageText(firstError.messageText, ' ') };
   const literals: Array<readonly [number, number]> = [];
   const visit = (node: ts.Node): void => {
     if (node.kind === ts.SyntaxKind.RegularExpressionLiteral) {
@@ -37,6 +41,9 @@ export function escapeRegExpLiterals(source: string, fileName = 'module.js'): { 
       const escaped = `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`;
       return (slashes.length % 2 === 1 ? slashes.slice(1) : slashes) + escaped;
     });
+    const flagsAt = rewritten.lastIndexOf('/');
+    // The rewritten literal must still compile with its flags (the build fails rather than change what the code means).
+    new RegExp(rewritten.slice(1, flagsAt), rewritten.slice(flagsAt + 1));
     text += source.slice(copied, start) + rewritten;
     copied = end;
   }

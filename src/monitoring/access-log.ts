@@ -39,8 +39,9 @@ export interface AccessLogWriter {
 /** What the access log buffers at most while its reader (a log shipper on the pipe, a slow disk) lags; later lines are dropped. */
 const maxBufferedBytes = 16 * 1024 * 1024;
 /**
- * The most one write carries. On stdout, PIPE_BUF: a pipe takes a write that size or smaller whole, so
- * the access log's lines never interleave with the application log's, which shares the descriptor.
+ * The most one write carries. On stdout, PIPE_BUF on Linux: a pipe takes a write that size or smaller
+ * whole, so the access log's own writes never split inside a line (the application log's longer lines
+ * are its own matter).
  */
 const stdoutWriteBytes = 4096;
 const fileWriteBytes = 64 * 1024;
@@ -74,16 +75,27 @@ export function createAccessLog(
   });
   let state: 'open' | 'failed' | 'closed' = 'open';
   let dropped = 0;
-  const batcher = new LineBatcher((chunk) => stream.write(chunk), flushMs, writeBytes);
+  const batcher = new LineBatcher(
+    (chunk) => {
+      if (state === 'open') stream.write(chunk);
+    },
+    flushMs,
+    writeBytes,
+  );
   stream.on('error', (error: unknown) => {
     if (state !== 'open') return;
     state = 'failed';
+    batcher.discard();
     onTrouble('the access log cannot be written; no more lines will be logged', error);
     if (!toStdout) stream.destroy();
   });
-  stream.on('drop', () => {
-    // Reported on the first line lost, then every 10,000th: the reader has stalled.
-    if (dropped++ % 10_000 === 0) onTrouble(`the access log's reader is behind: ${dropped} line(s) dropped so far`);
+  stream.on('drop', (chunk: string) => {
+    // A write is a chunk of whole lines: its lines are counted. Reported on the first lost, then at every 10,000 more.
+    const before = dropped;
+    dropped += lineCount(chunk);
+    if (before === 0 || Math.floor(before / 10_000) < Math.floor(dropped / 10_000)) {
+      onTrouble(`the access log's reader is behind: ${dropped} line(s) dropped so far`);
+    }
   });
   return {
     write(line) {
@@ -112,6 +124,12 @@ export function createAccessLog(
       });
     },
   };
+}
+
+function lineCount(chunk: string): number {
+  let lines = 0;
+  for (let at = chunk.indexOf('\n'); at !== -1; at = chunk.indexOf('\n', at + 1)) lines += 1;
+  return lines;
 }
 
 export function accessLogLine(log: RequestLog, status: number, aborted: boolean, latencyMs: number): AccessLogLine {

@@ -31,6 +31,14 @@ export class LineBatcher {
     }
   }
 
+  /** Drops what waits and its timer: the sink can take no more (the log failed). */
+  discard(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.waiting = '';
+    this.waitingBytes = 0;
+  }
+
   /** Hands over what waits, now. */
   flush(): void {
     if (this.timer !== undefined) {

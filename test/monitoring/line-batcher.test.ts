@@ -1,7 +1,9 @@
 /**
  * The access log's batching (src/monitoring/line-batcher.ts) on a fake clock: lines wait for their
  * flush and go to the sink together, whole lines and never more than a chunk's bytes; 0 waits for nothing.
+ * And the writer around it, when its file cannot be written.
  */
+import { createAccessLog } from '../../src/monitoring/access-log';
 import { LineBatcher } from '../../src/monitoring/line-batcher';
 
 const line = (n: number, bytes = 10): string => `${String(n).padStart(bytes - 1, '0')}\n`;
@@ -70,5 +72,36 @@ describe('LineBatcher', () => {
     batcher.add(line(2));
     expect(chunks).toEqual([line(1), line(2)]);
     expect(jest.getTimerCount()).toBe(0);
+  });
+});
+
+describe('the access log writer', () => {
+  const sampleLine = {
+    request_id: 'r',
+    caller: null,
+    method: 'GET',
+    route: '/api/v1/health',
+    operation: null,
+    status: 200,
+    aborted: false,
+    latency_ms: 1,
+    model: null,
+    generations: 0,
+    input_tokens: 0,
+    output_tokens: 0,
+    cost_usd: 0,
+  };
+
+  it('stops at its first write error and drops the lines still waiting, without throwing from its timer', async () => {
+    const troubles: string[] = [];
+    const log = createAccessLog({ kind: 'file', path: '/dev/full' }, 20, (message) => troubles.push(message))!;
+    // Lines keep coming after the first chunk fails: some wait in the batcher when the error arrives.
+    for (let sent = 0; sent < 300; sent += 1) {
+      log.write({ ...sampleLine, request_id: `r${sent}` });
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(troubles).toEqual(['the access log cannot be written; no more lines will be logged']);
+    await log.close();
   });
 });
