@@ -45,7 +45,12 @@ type ModuleInternals = typeof Module & {
 };
 type CompilingModule = Module & { _compile(source: string, filename: string): unknown };
 
-const shortHash = (text: string): string => createHash('sha256').update(text).digest('hex').slice(0, 24);
+/** The SHA-256 of the parts one after another, shortened. Parts, not one joined string: joining the runtime key to the 5 MB bundle made V8 copy it (its key: 50 -> 24 ms cold, 30 -> 4 ms warm). */
+function shortHash(...parts: readonly string[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) hash.update(part);
+  return hash.digest('hex').slice(0, 24);
+}
 
 /**
  * An `import(` that can only be a dynamic import: not a method (`.import(`), not part of a longer
@@ -79,7 +84,7 @@ export function enableCompileCache(directory: string): CompileCache {
     }
     // One entry per module file, whatever the runtime: a module's entries cannot pile up.
     const pathKey = shortHash(filename);
-    const entryFile = path.join(directory, `${pathKey}-${shortHash(`${runtimeKey}\0${source}`)}.bin`);
+    const entryFile = path.join(directory, `${pathKey}-${shortHash(runtimeKey, '\0', source)}.bin`);
     let cachedData: Buffer | undefined;
     try {
       cachedData = readFileSync(entryFile);
