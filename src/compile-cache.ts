@@ -11,9 +11,10 @@ import { nodeArguments } from './node-arguments';
 //
 // An entry is named after the module's path and the SHA-256 of its source and of the runtime (Node's
 // version, its flags): V8 checks only the source's length and its own version and flags, so an edit of
-// the same length would otherwise run stale code. One entry a module file: a rebuild replaces it. The cache is written once start-up is over (save()), so it holds what start-up compiled,
-// the functions compiled lazily included, and none of the request path's. Anything wrong with the
-// cache (a directory that cannot be written, a file V8 rejects) costs only the compile it would have saved.
+// the same length would otherwise run stale code. One entry a module file: a rebuild replaces it. The
+// cache is written once start-up is over (save()), so it holds what start-up compiled, the functions
+// compiled lazily included, and none of the request path's. Anything wrong with the cache (a directory
+// that cannot be written, a file V8 rejects) costs only the compile it would have saved.
 
 export interface CompileCacheReport {
   /** Modules whose compiled code came from the cache. */
@@ -45,7 +46,10 @@ type ModuleInternals = typeof Module & {
 };
 type CompilingModule = Module & { _compile(source: string, filename: string): unknown };
 
-/** The SHA-256 of the parts one after another, shortened. Parts, not one joined string: joining the runtime key to the 5 MB bundle made V8 copy it (its key: 50 -> 24 ms cold, 30 -> 4 ms warm). */
+/**
+ * The SHA-256 of the parts one after another, shortened. Parts, not one joined string: joining the
+ * runtime key to the 5 MB bundle made V8 copy it (its key: 50 -> 24 ms cold, 30 -> 4 ms warm).
+ */
 function shortHash(...parts: readonly string[]): string {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);

@@ -1,5 +1,5 @@
 import { setFlagsFromString } from 'node:v8';
-import { nodeArguments } from './node-arguments';
+import { operatorGave } from './node-arguments';
 
 // Imported first by src/start.ts, before the server's code loads.
 //
@@ -10,8 +10,8 @@ import { nodeArguments } from './node-arguments';
 // during start-up. With a factor of 1 it keeps its initial size through start-up and grows only when
 // sustained load needs it (test/process/heap-sizing.test.ts: 2 MiB at start, 32 MiB under load; REST
 // generate throughput measured the same either way). The factor, unlike the sizes, is read at each
-// growth, so it can be set here at run time. An operator's own value (command line or NODE_OPTIONS)
-// is left alone, for this and for the next setting.
+// growth, so it can be set here at run time. An operator's own value (on the command line) is left
+// alone, for this and for the next setting.
 //
 // The old generation: after each full collection V8 lets the heap grow to a multiple of what survived
 // before it collects again, a multiple it picks from the collector's speed, up to 4. A gateway's
@@ -21,9 +21,5 @@ import { nodeArguments } from './node-arguments';
 // collection every ~3 s instead of ~25 s, each ~10 ms plus its incremental steps, under 1% of the CPU.
 // The factor is read at each collection, so it too can be set here.
 
-const YOUNG_GROWTH = /^--semi[-_]space[-_]growth[-_]factor\b/;
-const OLD_GROWTH = /^--heap[-_]growing[-_]percent\b/;
-
-const operatorSet = (flag: RegExp): boolean => nodeArguments.some((argument) => flag.test(argument));
-if (!operatorSet(YOUNG_GROWTH)) setFlagsFromString('--semi-space-growth-factor=1');
-if (!operatorSet(OLD_GROWTH)) setFlagsFromString('--heap-growing-percent=100');
+if (!operatorGave(/^--semi-space-growth-factor\b/)) setFlagsFromString('--semi-space-growth-factor=1');
+if (!operatorGave(/^--heap-growing-percent\b/)) setFlagsFromString('--heap-growing-percent=100');

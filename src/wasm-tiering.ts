@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { nodeArguments } from './node-arguments';
+import { operatorGave } from './node-arguments';
 
 // Imported by src/start.ts, before the server's code loads.
 //
@@ -30,6 +30,6 @@ function liftoffCoversSimd(): boolean {
   }
 }
 
-if (!nodeArguments.some((argument) => OPERATOR_CHOICE.test(argument.replace(/_/g, '-'))) && liftoffCoversSimd()) {
+if (!operatorGave(OPERATOR_CHOICE) && liftoffCoversSimd()) {
   setFlagsFromString('--liftoff-only');
 }

@@ -33,22 +33,23 @@ export class LineBatcher {
 
   /** Drops what waits and its timer: the sink can take no more (the log failed). */
   discard(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.cancelTimer();
     this.waiting = '';
     this.waitingBytes = 0;
   }
 
   /** Hands over what waits, now. */
   flush(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    this.cancelTimer();
     if (this.waiting === '') return;
     const chunk = this.waiting;
     this.waiting = '';
     this.waitingBytes = 0;
     this.sink(chunk);
+  }
+
+  private cancelTimer(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
   }
 }

@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startFakeUpstream } from '../support/fake-openai-upstream';
 import { poll } from '../support/polling';
+import { runBounded } from '../support/run-bounded';
 import { type SpawnedServer, spawnServer } from '../support/spawn-server';
 
 const MIB = 1024 * 1024;
@@ -97,20 +98,15 @@ describe('heap sizing', () => {
 
       // Load: 2,000 generations, 10 at a time, with prompts big enough to keep the collector busy.
       const prompt = 'grow '.repeat(2000);
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < 2000) {
-          next += 1;
-          const response = await fetch(`${url}/api/v1/generate`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ prompt, model_id: 'gpt-4o-mini', max_tokens: 8 }),
-          });
-          expect(response.status).toBe(200);
-          await response.arrayBuffer();
-        }
-      };
-      await Promise.all(Array.from({ length: 10 }, worker));
+      await runBounded(2000, 10, async () => {
+        const response = await fetch(`${url}/api/v1/generate`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt, model_id: 'gpt-4o-mini', max_tokens: 8 }),
+        });
+        expect(response.status).toBe(200);
+        await response.arrayBuffer();
+      });
       // Measured: 2 MiB at start, 32 MiB (its largest) after this load.
       expect(await youngGenerationBytes(server)).toBeGreaterThan(4 * MIB);
     } finally {

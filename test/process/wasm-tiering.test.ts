@@ -5,24 +5,20 @@
  * compiles; an operator who chooses the tiers keeps their choice.
  */
 import { startFakeUpstream } from '../support/fake-openai-upstream';
+import { runBounded } from '../support/run-bounded';
 import { spawnServer } from '../support/spawn-server';
 
 /** 300 generations, 10 at a time: with a small tiering budget, enough for V8 to tier up llhttp's hot functions when it may. */
 async function generateMany(url: string): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < 300) {
-      next += 1;
-      const response = await fetch(`${url}/api/v1/generate`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ prompt: 'Say hello.', model_id: 'gpt-4o-mini', max_tokens: 8 }),
-      });
-      expect(response.status).toBe(200);
-      await response.arrayBuffer();
-    }
-  };
-  await Promise.all(Array.from({ length: 10 }, worker));
+  await runBounded(300, 10, async () => {
+    const response = await fetch(`${url}/api/v1/generate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Say hello.', model_id: 'gpt-4o-mini', max_tokens: 8 }),
+    });
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
+  });
 }
 
 /** What V8 compiled the server's WebAssembly with, over a load of upstream calls. */

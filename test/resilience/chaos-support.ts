@@ -8,6 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 export { freePort as deadPort } from '../support/polling';
+export { runBounded } from '../support/run-bounded';
 
 /** One answer as the client saw it, with the wall time from sending the request to the end of its body. */
 export interface TimedResponse<TBody = any> {
@@ -77,20 +78,6 @@ export class ChaosClient {
   close(): void {
     this.agent.destroy();
   }
-}
-
-/** Runs `task(0)` .. `task(total - 1)` with at most `concurrency` running at once; results in index order. */
-export async function runBounded<T>(total: number, concurrency: number, task: (index: number) => Promise<T>): Promise<T[]> {
-  const results = new Array<T>(total);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < total) {
-      const index = next++;
-      results[index] = await task(index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, worker));
-  return results;
 }
 
 /** The process's active resources (handles and requests) counted by type: TCPSocketWrap, Timeout, ... */
