@@ -239,6 +239,7 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     logger,
     rateLimiter,
     streamHeartbeatMs: config.streamHeartbeatMs,
+    compileOperations: config.tracing.tracesUrl === undefined,
   });
   const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
   const openAIHandler = createOpenAIHandler({

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { execute, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import type { RequestContext } from '../context';
 import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
 import { BodyTooLargeError, readBody } from '../http/read-body';
@@ -9,6 +9,7 @@ import { exportFeedback } from './feedback-export.route';
 import { createGenerateStreamRoute } from './generate-stream.route';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
+import { createOperationExecutor } from './operation-executor';
 import { matchRoute, methodsWithBody, restBasePath, type RouteMatch, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
 import { prepareOperation, prepareSofaOperations, readSchemaAsSofa, restVariables } from './sofa-operations';
@@ -22,16 +23,20 @@ export interface RestHandlerSettings {
   readonly rateLimiter?: OperationRateLimiter;
   /** Streams send a comment line when this long passes without a write. */
   readonly streamHeartbeatMs: number;
+  /** Whether each route's operation is compiled once it is used (src/rest/operation-executor.ts); off while tracing. */
+  readonly compileOperations: boolean;
 }
 
 /**
  * /api/v1: routing errors (404, 405), body limits (413) and JSON shape (400) happen here; each operation
- * is the one SOFA generates from the schema, prepared at start-up and executed directly on the parsed body.
+ * is the one SOFA generates from the schema, prepared at start-up and executed directly on the parsed body
+ * (compiled once it is in use).
  */
 export function createRestHandler(settings: RestHandlerSettings) {
   const { schema, contract, logger } = settings;
   const sofa = readSchemaAsSofa(schema);
   const operations = prepareSofaOperations(schema, sofa);
+  const run = createOperationExecutor({ schema, compile: settings.compileOperations, compileAfterCalls: 2, logger });
   const generateStream = createGenerateStreamRoute({
     schema,
     operation: prepareOperation(schema, 'Subscription.generate_stream', sofa),
@@ -82,13 +87,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
     const variables = restVariables(operation, route.pathParameters, body, methodsWithBody.has(method) ? undefined : searchParams);
     if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));
 
-    const result: ExecutionResult = await execute({
-      schema,
-      document: operation.document,
-      operationName: operation.operationName,
-      variableValues: variables.values,
-      contextValue: context,
-    });
+    const result: ExecutionResult = await run(operation, variables.values, context);
     if (result.errors) {
       const rendered = renderGraphQLErrors(result.errors);
       if (rendered.body.error === 'internal_error') {
