@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import type { RequestContext } from '../context';
+import { createCompiledExecutor } from '../http/compiled-executor';
 import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
 import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
@@ -9,7 +10,6 @@ import { exportFeedback } from './feedback-export.route';
 import { createGenerateStreamRoute } from './generate-stream.route';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
-import { createOperationExecutor } from './operation-executor';
 import { matchRoute, methodsWithBody, restBasePath, type RouteMatch, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
 import { prepareOperation, prepareSofaOperations, readSchemaAsSofa, restVariables } from './sofa-operations';
@@ -23,7 +23,7 @@ export interface RestHandlerSettings {
   readonly rateLimiter?: OperationRateLimiter;
   /** Streams send a comment line when this long passes without a write. */
   readonly streamHeartbeatMs: number;
-  /** Whether each route's operation is compiled once it is used (src/rest/operation-executor.ts); off while tracing. */
+  /** Whether each route's operation is compiled once it is used (src/http/compiled-executor.ts); off while tracing. */
   readonly compileOperations: boolean;
 }
 
@@ -36,7 +36,14 @@ export function createRestHandler(settings: RestHandlerSettings) {
   const { schema, contract, logger } = settings;
   const sofa = readSchemaAsSofa(schema);
   const operations = prepareSofaOperations(schema, sofa);
-  const run = createOperationExecutor({ schema, compile: settings.compileOperations, compileAfterCalls: 2, logger });
+  // A fixed set of operations, so no bound on how often they compile is needed.
+  const run = createCompiledExecutor({
+    schema,
+    compile: settings.compileOperations,
+    compileAfterCalls: 2,
+    minCompileIntervalMs: 0,
+    logger,
+  });
   const generateStream = createGenerateStreamRoute({
     schema,
     operation: prepareOperation(schema, 'Subscription.generate_stream', sofa),
@@ -87,7 +94,12 @@ export function createRestHandler(settings: RestHandlerSettings) {
     const variables = restVariables(operation, route.pathParameters, body, methodsWithBody.has(method) ? undefined : searchParams);
     if ('problem' in variables) return sendErrorResponse(response, invalid(variables.problem));
 
-    const result: ExecutionResult = await run(operation, variables.values, context);
+    const result: ExecutionResult = await run({
+      document: operation.document,
+      operationName: operation.operationName,
+      variables: variables.values,
+      context,
+    });
     if (result.errors) {
       const rendered = renderGraphQLErrors(result.errors);
       if (rendered.body.error === 'internal_error') {
