@@ -4,6 +4,7 @@ import {
   type ExecutionResult,
   type GraphQLSchema,
   getOperationAST,
+  GraphQLError,
   getVariableValues,
   type OperationDefinitionNode,
   OperationTypeNode,
@@ -35,6 +36,8 @@ export interface ExecutionRequest {
   readonly operationName?: string | null;
   readonly variables: Readonly<Record<string, unknown>> | undefined;
   readonly context: unknown;
+  /** Run by graphql-js whatever the operation's state (a request whose resolvers must be the schema's own). */
+  readonly interpreted?: boolean;
 }
 
 /** Runs an operation as graphql-js's `execute` would: the same result, errors included. */
@@ -105,14 +108,14 @@ export function createCompiledExecutor(settings: CompiledExecutorSettings): Comp
     }
   };
 
-  const run = async ({ document, operationName, variables, context }: ExecutionRequest): Promise<ExecutionResult> => {
-    const state = stateOf(document, operationName);
+  const run = async ({ document, operationName, variables, context, interpreted }: ExecutionRequest): Promise<ExecutionResult> => {
+    const state = interpreted ? undefined : stateOf(document, operationName);
     const compiled = state?.compiled;
     if (state && typeof compiled === 'object') {
       const result = await compiled.query(undefined, context, variables ?? {});
       // Without a data key the variables were refused before anything ran (graphql-jit answers so only
       // then): graphql-js says why, in its words. With one, resolvers ran, and nothing may run them again.
-      if ('data' in result) return result;
+      if ('data' in result) return result.errors ? { ...result, errors: result.errors.map(asGraphQLJsError) } : result;
       const checked = getVariableValues(schema, state.variableDefinitions, variables ?? {}, { maxErrors: 50 });
       if (checked.errors) return { errors: checked.errors };
     } else if (state && compiled === undefined && settings.compile && ++state.calls >= settings.compileAfterCalls) {
@@ -130,4 +133,17 @@ export function createCompiledExecutor(settings: CompiledExecutorSettings): Comp
     return typeof stateOf(document, operationName)?.compiled === 'object';
   };
   return Object.assign(run, { isCompiled });
+}
+
+/**
+ * graphql-jit's errors leave `extensions` undefined when the error they wrap has none (a nested field's
+ * failure, a null in a non-null field), where graphql-js's are `{}`: Apollo reads `extensions.code`
+ * and would answer its own INTERNAL_SERVER_ERROR instead of ours. Rebuilt as graphql-js builds them.
+ */
+function asGraphQLJsError(error: GraphQLError): GraphQLError {
+  if (error.extensions !== undefined) return error;
+  const rebuilt = new GraphQLError(error.message, { path: error.path, originalError: error.originalError ?? undefined, extensions: {} });
+  // graphql-js derives locations from AST nodes, which graphql-jit's errors do not keep: its locations are the same.
+  (rebuilt as { locations?: GraphQLError['locations'] }).locations = error.locations;
+  return rebuilt;
 }

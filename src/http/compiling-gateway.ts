@@ -21,7 +21,15 @@ export function compilingGateway(schema: GraphQLSchema, run: CompiledExecutor): 
         // The operation name the client sent: Apollo's own is null when that name picks no operation,
         // and graphql-js must see the name to refuse it as it does without a gateway.
         executor: ({ document, request, context }) =>
-          run({ document, operationName: request.operationName, variables: request.variables, context }),
+          run({
+            document,
+            operationName: request.operationName,
+            variables: request.variables,
+            context,
+            // A router asking for a federated trace (ftv1): Apollo's trace plugin wraps the schema's resolvers
+            // when the first such request comes, and a compiled operation keeps the resolvers it was compiled with.
+            interpreted: request.http?.headers.get('apollo-federation-include-trace') === 'ftv1',
+          }),
       };
     },
     async stop() {},

@@ -298,14 +298,24 @@ describe('/graphql through Apollo Server with the compiling gateway answers as A
   });
 
   /** Each request through a plain Apollo Server and through one whose operations compile after their first call. */
-  async function bothServers(requests: ReadonlyArray<{ query: string; operationName?: string; variables?: Record<string, unknown> }>) {
+  async function bothServers(
+    requests: ReadonlyArray<{
+      query: string;
+      operationName?: string;
+      variables?: Record<string, unknown>;
+      /** What the pipeline answers (the outcome by default). */
+      answer?: () => Promise<unknown>;
+      /** A router's request for a federated trace. */
+      traced?: boolean;
+    }>,
+  ) {
     const { ApolloServer } = await import('@apollo/server');
     const executor = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, minCompileIntervalMs: 0, logger });
     // Whether each call found its operation compiled.
     const ranCompiled: boolean[] = [];
     const run: CompiledExecutor = Object.assign(
       (request: Parameters<CompiledExecutor>[0]) => {
-        ranCompiled.push(executor.isCompiled(request.document, request.operationName));
+        ranCompiled.push(!request.interpreted && executor.isCompiled(request.document, request.operationName));
         return executor(request);
       },
       { isCompiled: executor.isCompiled },
@@ -316,12 +326,21 @@ describe('/graphql through Apollo Server with the compiling gateway answers as A
       includeStacktraceInErrorResponses: false,
     });
     await Promise.all([plain.start(), compiling.start()]);
-    const generate = counted(async () => outcome);
+    let answer: () => Promise<unknown> = async () => outcome;
+    const generate = counted(() => answer());
     const answers: Array<{ plain: unknown; compiled: unknown }> = [];
     try {
-      for (const request of requests) {
+      for (const { answer: answerOfRequest, traced, ...request } of requests) {
+        answer = answerOfRequest ?? (async () => outcome);
+        const { HeaderMap } = await import('@apollo/server');
+        const http = {
+          method: 'POST',
+          search: '',
+          body: {},
+          headers: new HeaderMap(traced ? [['apollo-federation-include-trace', 'ftv1']] : []),
+        };
         const send = async (server: typeof plain) => {
-          const response = await server.executeOperation(request, { contextValue: contextAnswering({ generate }) });
+          const response = await server.executeOperation({ ...request, http }, { contextValue: contextAnswering({ generate }) });
           return { status: response.http.status, body: response.body };
         };
         // Twice on the compiling server: the first call compiles it (when it can be), the second runs compiled.
@@ -353,5 +372,26 @@ describe('/graphql through Apollo Server with the compiling gateway answers as A
     expect(ranCompiled).toEqual([false, true, true, true, false, false]);
     // The mutation ran once per successful request: three times on the compiling server (twice) and the plain one.
     expect(generate.calls).toHaveLength(3);
+  });
+
+  it('a null in a non-null field below the root: the same error, the code Apollo gives it', async () => {
+    const { answers, ranCompiled } = await bothServers([
+      { query: 'mutation { generate(prompt: "p", model_id: "m") { text model_id } }', answer: async () => ({ ...outcome, text: null }) },
+    ]);
+    expect(ranCompiled).toEqual([false, true]);
+    expect(answers[0]!.compiled).toEqual(answers[0]!.plain);
+    expect(answers[0]!.plain).toMatchObject({
+      body: { singleResult: { errors: [{ message: 'Cannot return null for non-nullable field GenerateResponse.text.' }] } },
+    });
+  });
+
+  it('a request for a federated trace (ftv1) runs on the schema’s own resolvers, so the trace has its fields', async () => {
+    const query = 'query Ask { _service { sdl } }';
+    const { answers, ranCompiled } = await bothServers([{ query }, { query, traced: true }]);
+    expect(ranCompiled).toEqual([false, true, false, false]);
+    const ftv1 = (answer: unknown) =>
+      (answer as { body: { singleResult: { extensions?: { ftv1?: string } } } }).body.singleResult.extensions?.ftv1;
+    expect(ftv1(answers[1]!.plain)).toEqual(expect.any(String));
+    expect(ftv1(answers[1]!.compiled)).toEqual(expect.any(String));
   });
 });
