@@ -20,8 +20,6 @@ import { createProviderRegistry } from './providers/create-providers';
 import type { ProviderRegistry } from './providers/registry';
 import { defaultContractPath, OpenApiContract } from './rest/openapi-contract';
 import { createRestHandler } from './rest/rest-handler';
-import { createCompiledExecutor } from './http/compiled-executor';
-import { compilingGateway } from './http/compiling-gateway';
 import { buildGatewaySchemas } from './schema';
 import { createWebPages } from './web/web-pages';
 import { createOpenAIHandler } from './openai-api/openai-api-handler';
@@ -217,19 +215,10 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     blockFieldSuggestion: { enabled: false },
   }).protect();
   const formatError = createGraphQLErrorFormatter({ hideSuggestions: !config.graphql.introspection });
-  // Operations in use run compiled (src/http/compiled-executor.ts), except while tracing.
+  // REST's operations in use run compiled (src/http/compiled-executor.ts), except while tracing.
   const compileOperations = config.tracing.tracesUrl === undefined;
-  const graphqlExecution = compileOperations
-    ? {
-        gateway: compilingGateway(
-          schemas.subgraph,
-          // Clients choose these documents: compiled only once used a few times, one at a time.
-          createCompiledExecutor({ schema: schemas.subgraph, compile: true, compileAfterCalls: 10, minCompileIntervalMs: 100, logger }),
-        ),
-      }
-    : { schema: schemas.subgraph };
   const apollo = new ApolloServer<RequestContext>({
-    ...graphqlExecution,
+    schema: schemas.subgraph,
     formatError,
     includeStacktraceInErrorResponses: false,
     introspection: config.graphql.introspection,

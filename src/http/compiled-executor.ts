@@ -24,20 +24,18 @@ export interface CompiledExecutorSettings {
   readonly compileAfterCalls: number;
   /**
    * At most one compilation per this many milliseconds: compiling takes a few milliseconds of the event
-   * loop, and clients choose /graphql's documents, so they must not be able to keep it compiling.
+   * loop, so where clients choose the documents they must not be able to keep it compiling (REST's are fixed: 0).
    */
   readonly minCompileIntervalMs: number;
   readonly logger: Logger;
 }
 
 export interface ExecutionRequest {
-  /** Parsed and validated (REST's prepared operations, or /graphql's after Apollo's checks). */
+  /** Parsed and validated (REST's prepared operations). */
   readonly document: DocumentNode;
   readonly operationName?: string | null;
   readonly variables: Readonly<Record<string, unknown>> | undefined;
   readonly context: unknown;
-  /** Run by graphql-js whatever the operation's state (a request whose resolvers must be the schema's own). */
-  readonly interpreted?: boolean;
 }
 
 /** Runs an operation as graphql-js's `execute` would: the same result, errors included. */
@@ -58,9 +56,10 @@ interface OperationState {
  * graphql-js's `execute` interprets the document on every call (its variables, every field's arguments
  * and sub-selections, a resolve-info object per field); graphql-jit compiles an operation once into a
  * function that does only that document's work. REST runs one prepared operation per route, over and
- * over, and /graphql's clients send the same few documents (Apollo keeps one parsed document per query
- * text). REST generate's operation, measured in-process: ~44 µs of CPU per call interpreted, ~21 µs
- * compiled, of which ~3 µs are the resolver itself.
+ * over. REST generate's operation, measured in-process: ~44 µs of CPU per call interpreted, ~21 µs
+ * compiled, of which ~3 µs are the resolver itself; through the gateway, one request at a time, ~+11%
+ * requests/s (README, "Compiled REST operations"). /graphql stays on Apollo's own execution: run through
+ * Apollo's gateway hook, its generate measured no faster.
  *
  * Queries and mutations are compiled, off the request path, after their document's
  * `compileAfterCalls`-th call and at most one every `minCompileIntervalMs`; until then, and if compiling
@@ -108,8 +107,8 @@ export function createCompiledExecutor(settings: CompiledExecutorSettings): Comp
     }
   };
 
-  const run = async ({ document, operationName, variables, context, interpreted }: ExecutionRequest): Promise<ExecutionResult> => {
-    const state = interpreted ? undefined : stateOf(document, operationName);
+  const run = async ({ document, operationName, variables, context }: ExecutionRequest): Promise<ExecutionResult> => {
+    const state = stateOf(document, operationName);
     const compiled = state?.compiled;
     if (state && typeof compiled === 'object') {
       const result = await compiled.query(undefined, context, variables ?? {});
@@ -137,8 +136,8 @@ export function createCompiledExecutor(settings: CompiledExecutorSettings): Comp
 
 /**
  * graphql-jit's errors leave `extensions` undefined when the error they wrap has none (a nested field's
- * failure, a null in a non-null field), where graphql-js's are `{}`: Apollo reads `extensions.code`
- * and would answer its own INTERNAL_SERVER_ERROR instead of ours. Rebuilt as graphql-js builds them.
+ * failure, a null in a non-null field), where graphql-js's are `{}` (Apollo, for one, reads
+ * `extensions.code` without a check). Rebuilt as graphql-js builds them.
  */
 function asGraphQLJsError(error: GraphQLError): GraphQLError {
   if (error.extensions !== undefined) return error;

@@ -9,7 +9,6 @@ import { RateLimiter } from '../../src/pipeline/admission/rate-limiter';
 import type { BatchOutcome, GenerateOutcome } from '../../src/pipeline/generation-pipeline';
 import { renderGraphQLErrors } from '../../src/rest/error-response';
 import { type CompiledExecutor, createCompiledExecutor } from '../../src/http/compiled-executor';
-import { compilingGateway } from '../../src/http/compiling-gateway';
 import type { OperationName } from '../../src/rest/routes';
 import { prepareSofaOperations, type PreparedOperation } from '../../src/rest/sofa-operations';
 import { buildGatewaySchemas } from '../../src/schema';
@@ -131,6 +130,16 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
     );
     expect(interpreted.errors).toBeUndefined();
     expect(interpreted.data?.generate).toMatchObject({ text: 'hello', timestamp: '2026-12-06T10:00:00.000Z' });
+    expect(compiled).toEqual(interpreted);
+  });
+
+  it('a null in a non-null field below the root: the same error, with the extensions graphql-js gives it', async () => {
+    const { interpreted, compiled } = await interpretedThenCompiled('Mutation.generate', generateVariables, () =>
+      contextAnswering({ generate: async () => ({ ...outcome, text: null }) }),
+    );
+    expect(interpreted.errors).toEqual([
+      { message: 'Cannot return null for non-nullable field GenerateResponse.text.', path: ['generate', 'text'], extensions: {} },
+    ]);
     expect(compiled).toEqual(interpreted);
   });
 
@@ -287,111 +296,5 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
     await run({ document, operationName: 'S', variables: { p: 'x' }, context: contextAnswering({}) });
     await new Promise((resolve) => setImmediate(resolve));
     expect(run.isCompiled(document, 'S')).toBe(false);
-  });
-});
-
-describe('/graphql through Apollo Server with the compiling gateway answers as Apollo does on its own', () => {
-  let schema: GraphQLSchema;
-
-  beforeAll(async () => {
-    schema = (await buildGatewaySchemas(logger)).subgraph;
-  });
-
-  /** Each request through a plain Apollo Server and through one whose operations compile after their first call. */
-  async function bothServers(
-    requests: ReadonlyArray<{
-      query: string;
-      operationName?: string;
-      variables?: Record<string, unknown>;
-      /** What the pipeline answers (the outcome by default). */
-      answer?: () => Promise<unknown>;
-      /** A router's request for a federated trace. */
-      traced?: boolean;
-    }>,
-  ) {
-    const { ApolloServer } = await import('@apollo/server');
-    const executor = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, minCompileIntervalMs: 0, logger });
-    // Whether each call found its operation compiled.
-    const ranCompiled: boolean[] = [];
-    const run: CompiledExecutor = Object.assign(
-      (request: Parameters<CompiledExecutor>[0]) => {
-        ranCompiled.push(!request.interpreted && executor.isCompiled(request.document, request.operationName));
-        return executor(request);
-      },
-      { isCompiled: executor.isCompiled },
-    );
-    const plain = new ApolloServer<RequestContext>({ schema, includeStacktraceInErrorResponses: false });
-    const compiling = new ApolloServer<RequestContext>({
-      gateway: compilingGateway(schema, run),
-      includeStacktraceInErrorResponses: false,
-    });
-    await Promise.all([plain.start(), compiling.start()]);
-    let answer: () => Promise<unknown> = async () => outcome;
-    const generate = counted(() => answer());
-    const answers: Array<{ plain: unknown; compiled: unknown }> = [];
-    try {
-      for (const { answer: answerOfRequest, traced, ...request } of requests) {
-        answer = answerOfRequest ?? (async () => outcome);
-        const { HeaderMap } = await import('@apollo/server');
-        const http = {
-          method: 'POST',
-          search: '',
-          body: {},
-          headers: new HeaderMap(traced ? [['apollo-federation-include-trace', 'ftv1']] : []),
-        };
-        const send = async (server: typeof plain) => {
-          const response = await server.executeOperation({ ...request, http }, { contextValue: contextAnswering({ generate }) });
-          return { status: response.http.status, body: response.body };
-        };
-        // Twice on the compiling server: the first call compiles it (when it can be), the second runs compiled.
-        await send(compiling);
-        await new Promise((resolve) => setImmediate(resolve));
-        answers.push({ plain: await send(plain), compiled: await send(compiling) });
-      }
-    } finally {
-      await Promise.all([plain.stop(), compiling.stop()]);
-    }
-    return { answers, ranCompiled, generate };
-  }
-
-  it('a mutation, a variable of the wrong type, an operation name that picks nothing, an unknown field', async () => {
-    const query =
-      'mutation Ask($p: String!) { generate(prompt: $p, model_id: "some-model") { text metadata { generation_id attempts { provider error } } timestamp } }';
-    const { answers, ranCompiled, generate } = await bothServers([
-      { query, variables: { p: 'a prompt' } },
-      { query, variables: { p: 5 } },
-      { query, operationName: 'Nope', variables: { p: 'a prompt' } },
-      { query: '{ generate_nothing }' },
-    ]);
-    for (const { plain, compiled } of answers) expect(compiled).toEqual(plain);
-    expect(answers[0]!.plain).toMatchObject({ body: { kind: 'single', singleResult: { data: { generate: { text: 'hello' } } } } });
-    expect(answers[1]!.plain).toMatchObject({ status: 400 });
-    expect(answers[2]!.plain).toMatchObject({ status: 400 });
-    // Apollo keeps one document per query text: its second call ran compiled, the wrong variable's too.
-    // The unknown field never reaches execution.
-    expect(ranCompiled).toEqual([false, true, true, true, false, false]);
-    // The mutation ran once per successful request: three times on the compiling server (twice) and the plain one.
-    expect(generate.calls).toHaveLength(3);
-  });
-
-  it('a null in a non-null field below the root: the same error, the code Apollo gives it', async () => {
-    const { answers, ranCompiled } = await bothServers([
-      { query: 'mutation { generate(prompt: "p", model_id: "m") { text model_id } }', answer: async () => ({ ...outcome, text: null }) },
-    ]);
-    expect(ranCompiled).toEqual([false, true]);
-    expect(answers[0]!.compiled).toEqual(answers[0]!.plain);
-    expect(answers[0]!.plain).toMatchObject({
-      body: { singleResult: { errors: [{ message: 'Cannot return null for non-nullable field GenerateResponse.text.' }] } },
-    });
-  });
-
-  it('a request for a federated trace (ftv1) runs on the schema’s own resolvers, so the trace has its fields', async () => {
-    const query = 'query Ask { _service { sdl } }';
-    const { answers, ranCompiled } = await bothServers([{ query }, { query, traced: true }]);
-    expect(ranCompiled).toEqual([false, true, false, false]);
-    const ftv1 = (answer: unknown) =>
-      (answer as { body: { singleResult: { extensions?: { ftv1?: string } } } }).body.singleResult.extensions?.ftv1;
-    expect(ftv1(answers[1]!.plain)).toEqual(expect.any(String));
-    expect(ftv1(answers[1]!.compiled)).toEqual(expect.any(String));
   });
 });
