@@ -166,33 +166,22 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
   });
 
   it('a query from the query string: argument defaults, a date and an enum reach the service alike, and the answer is the same', async () => {
+    const totals = {
+      requests: 2,
+      succeeded: 1,
+      failed: 1,
+      inputTokens: 6,
+      outputTokens: 2,
+      totalTokens: 8,
+      costUsd: 0.003,
+      costUnits: 30_000_000n,
+    };
     const report = {
       groupBy: 'model',
       since: new Date('2026-12-01T00:00:00.000Z'),
       until: null,
-      rows: [
-        {
-          group: 'some-model',
-          requests: 2,
-          succeeded: 1,
-          failed: 1,
-          inputTokens: 6,
-          outputTokens: 2,
-          totalTokens: 8,
-          costUsd: 0.003,
-          costUnits: 30_000_000n,
-        },
-      ],
-      totals: {
-        requests: 2,
-        succeeded: 1,
-        failed: 1,
-        inputTokens: 6,
-        outputTokens: 2,
-        totalTokens: 8,
-        costUsd: 0.003,
-        costUnits: 30_000_000n,
-      },
+      rows: [{ group: 'some-model', ...totals }],
+      totals,
     };
     const usage = counted(async (..._args: unknown[]) => report);
     const { interpreted, compiled } = await interpretedThenCompiled('Query.usage', { since: '2026-12-01T00:00:00Z' }, () =>
