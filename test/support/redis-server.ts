@@ -1,8 +1,9 @@
 /**
  * A Redis for tests that share rate-limit counters between gateway instances.
  *
- * - With `TEST_REDIS_URL` set (CI's service container), that server is used: a random database
- *   index 1-15 is picked so parallel suites rarely meet, and it is flushed at start and at stop.
+ * - With `TEST_REDIS_URL` set (CI's service container), that server is used: a database index 1-15
+ *   that no other Redis of this process holds, picked at random so parallel suites rarely meet, and
+ *   flushed at start and at stop.
  * - Otherwise `/usr/bin/redis-server` is spawned on a free port on 127.0.0.1 without persistence,
  *   and killed by `stop()`.
  */
@@ -55,12 +56,34 @@ async function flush(url: string): Promise<void> {
   }
 }
 
+/**
+ * Databases held by this process's Redises. Concurrent tests of one file each need their own: two that
+ * drew the same one shared their BullMQ queues (each test's replicas took the other's cases, found no such
+ * run in their own database, and dropped them, so both runs stalled), and either one's stop flushed both.
+ */
+const heldDatabases = new Set<number>();
+
 async function connectExternal(base: string): Promise<TestRedis> {
+  const free = Array.from({ length: 15 }, (_, index) => index + 1).filter((index) => !heldDatabases.has(index));
+  const database = free[Math.floor(Math.random() * free.length)];
+  if (database === undefined) throw new Error('all 15 Redis databases of TEST_REDIS_URL are held by this process');
+  heldDatabases.add(database);
   const parsed = new URL(base);
-  parsed.pathname = `/${1 + Math.floor(Math.random() * 15)}`;
+  parsed.pathname = `/${database}`;
   const url = parsed.toString();
-  await flush(url);
-  return { url, stop: () => flush(url).catch(() => undefined) };
+  try {
+    await flush(url);
+  } catch (error) {
+    heldDatabases.delete(database);
+    throw error;
+  }
+  return {
+    url,
+    stop: async () => {
+      await flush(url).catch(() => undefined);
+      heldDatabases.delete(database);
+    },
+  };
 }
 
 function exited(child: ChildProcess): Promise<void> {
