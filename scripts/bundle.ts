@@ -19,7 +19,7 @@
  * - src/esm-import.ts, the one `import()` (see there), required from beside the bundle.
  *
  * Left out entirely: fast-json-stringify (with ajv, ~50 ms to load), which graphql-jit requires for its
- * `customJSONSerializer` option; src/http/compiled-executor.ts never sets it, and the bundle gets a
+ * `customJSONSerializer` option; src/rest/compiled-executor.ts never sets it, and the bundle gets a
  * module that says so if anything ever calls it.
  *
  * The bundle is kept ASCII: V8 holds a script's source for as long as the script lives, one byte a

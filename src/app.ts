@@ -215,8 +215,6 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     blockFieldSuggestion: { enabled: false },
   }).protect();
   const formatError = createGraphQLErrorFormatter({ hideSuggestions: !config.graphql.introspection });
-  // REST's operations in use run compiled (src/http/compiled-executor.ts), except while tracing.
-  const compileOperations = config.tracing.tracesUrl === undefined;
   const apollo = new ApolloServer<RequestContext>({
     schema: schemas.subgraph,
     formatError,
@@ -241,7 +239,8 @@ export async function createApp(config: AppConfig, logger: Logger = createLogger
     logger,
     rateLimiter,
     streamHeartbeatMs: config.streamHeartbeatMs,
-    compileOperations,
+    // Off while tracing: OpenTelemetry sees GraphQL operations only through graphql-js's execute.
+    compileOperations: config.tracing.tracesUrl === undefined,
   });
   const webPages = createWebPages({ version: config.version, authEnabled: apiKeys.enabled });
   const openAIHandler = createOpenAIHandler({

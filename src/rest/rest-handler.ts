@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLSchema } from 'graphql';
 import type { RequestContext } from '../context';
-import { createCompiledExecutor } from '../http/compiled-executor';
 import { errorBody, sendErrorResponse, type RenderedError } from '../http/error-response';
 import { BodyTooLargeError, readBody } from '../http/read-body';
 import type { Logger } from '../logger';
@@ -9,6 +8,7 @@ import type { OperationRateLimiter } from '../middlewares/operation-rate-limiter
 import { exportFeedback } from './feedback-export.route';
 import { createGenerateStreamRoute } from './generate-stream.route';
 import { renderGraphQLErrors } from './error-response';
+import { createCompiledExecutor } from './compiled-executor';
 import type { OpenApiContract } from './openapi-contract';
 import { matchRoute, methodsWithBody, restBasePath, type RouteMatch, successStatus, type OperationName } from './routes';
 import { shapeForContract } from './shape-response';
@@ -23,7 +23,7 @@ export interface RestHandlerSettings {
   readonly rateLimiter?: OperationRateLimiter;
   /** Streams send a comment line when this long passes without a write. */
   readonly streamHeartbeatMs: number;
-  /** Whether each route's operation is compiled once it is used (src/http/compiled-executor.ts); off while tracing. */
+  /** Whether each route's operation is compiled once it is used (src/rest/compiled-executor.ts); off while tracing. */
   readonly compileOperations: boolean;
 }
 
@@ -36,14 +36,7 @@ export function createRestHandler(settings: RestHandlerSettings) {
   const { schema, contract, logger } = settings;
   const sofa = readSchemaAsSofa(schema);
   const operations = prepareSofaOperations(schema, sofa);
-  // A fixed set of operations, so no bound on how often they compile is needed.
-  const run = createCompiledExecutor({
-    schema,
-    compile: settings.compileOperations,
-    compileAfterCalls: 2,
-    minCompileIntervalMs: 0,
-    logger,
-  });
+  const run = createCompiledExecutor({ schema, compile: settings.compileOperations, compileAfterCalls: 2, logger });
   const generateStream = createGenerateStreamRoute({
     schema,
     operation: prepareOperation(schema, 'Subscription.generate_stream', sofa),

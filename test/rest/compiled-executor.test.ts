@@ -8,7 +8,7 @@ import { MemoryRateLimitStore } from '../../src/pipeline/admission/memory-rate-l
 import { RateLimiter } from '../../src/pipeline/admission/rate-limiter';
 import type { BatchOutcome, GenerateOutcome } from '../../src/pipeline/generation-pipeline';
 import { renderGraphQLErrors } from '../../src/rest/error-response';
-import { type CompiledExecutor, createCompiledExecutor } from '../../src/http/compiled-executor';
+import { type CompiledExecutor, createCompiledExecutor } from '../../src/rest/compiled-executor';
 import type { OperationName } from '../../src/rest/routes';
 import { prepareSofaOperations, type PreparedOperation } from '../../src/rest/sofa-operations';
 import { buildGatewaySchemas } from '../../src/schema';
@@ -111,7 +111,7 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
 
   /** The same call through graphql-js (the first call) and through the compiled operation (once compiled). */
   async function interpretedThenCompiled(operationName: OperationName, variables: Record<string, unknown>, context: () => RequestContext) {
-    const run = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, minCompileIntervalMs: 0, logger });
+    const run = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, logger });
     const { document, operationName: name } = operations[operationName];
     const interpreted = await run({ document, operationName: name, variables, context: context() });
     expect(run.isCompiled(document, name)).toBe(false);
@@ -232,12 +232,12 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
     const { document, operationName } = operations['Mutation.generate'];
     const call = (run: CompiledExecutor) =>
       run({ document, operationName, variables: generateVariables, context: contextAnswering({ generate: async () => outcome }) });
-    const off = createCompiledExecutor({ schema, compile: false, compileAfterCalls: 1, minCompileIntervalMs: 0, logger });
+    const off = createCompiledExecutor({ schema, compile: false, compileAfterCalls: 1, logger });
     for (let count = 0; count < 3; count += 1) await call(off);
     await new Promise((resolve) => setImmediate(resolve));
     expect(off.isCompiled(document, operationName)).toBe(false);
 
-    const onThird = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 3, minCompileIntervalMs: 0, logger });
+    const onThird = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 3, logger });
     for (let count = 1; count <= 3; count += 1) {
       await call(onThird);
       await new Promise((resolve) => setImmediate(resolve));
@@ -245,43 +245,10 @@ describe('REST operations compiled once they are in use (graphql-jit) answer exa
     }
   });
 
-  it('compiles at most one operation per interval: the next waits for a later call', async () => {
-    let now = 1_000;
-    const clock = jest.spyOn(performance, 'now').mockImplementation(() => now);
-    try {
-      const run = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, minCompileIntervalMs: 100, logger });
-      const generate = operations['Mutation.generate'];
-      const usage = operations['Query.usage'];
-      const context = contextAnswering(
-        { generate: async () => outcome },
-        {
-          usage: async () => ({
-            groupBy: 'model',
-            since: null,
-            until: null,
-            rows: [],
-            totals: { requests: 0, succeeded: 0, failed: 0, inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, costUnits: 0n },
-          }),
-        },
-      );
-      await run({ document: generate.document, operationName: generate.operationName, variables: generateVariables, context });
-      await run({ document: usage.document, operationName: usage.operationName, variables: {}, context });
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(run.isCompiled(generate.document, generate.operationName)).toBe(true);
-      expect(run.isCompiled(usage.document, usage.operationName)).toBe(false);
-      now += 100;
-      await run({ document: usage.document, operationName: usage.operationName, variables: {}, context });
-      await new Promise((resolve) => setImmediate(resolve));
-      expect(run.isCompiled(usage.document, usage.operationName)).toBe(true);
-    } finally {
-      clock.mockRestore();
-    }
-  });
-
   it('leaves subscriptions to graphql-js', async () => {
     const { parse } = await import('graphql');
     const document = parse('subscription S($p: String!) { generate_stream(prompt: $p, model_id: "m") { text } }');
-    const run = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, minCompileIntervalMs: 0, logger });
+    const run = createCompiledExecutor({ schema, compile: true, compileAfterCalls: 1, logger });
     await run({ document, operationName: 'S', variables: { p: 'x' }, context: contextAnswering({}) });
     await new Promise((resolve) => setImmediate(resolve));
     expect(run.isCompiled(document, 'S')).toBe(false);

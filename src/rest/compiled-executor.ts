@@ -22,16 +22,11 @@ export interface CompiledExecutorSettings {
   readonly compile: boolean;
   /** An operation is compiled after this many calls of the same document (one-off documents never pay for it). */
   readonly compileAfterCalls: number;
-  /**
-   * At most one compilation per this many milliseconds: compiling takes a few milliseconds of the event
-   * loop, so where clients choose the documents they must not be able to keep it compiling (REST's are fixed: 0).
-   */
-  readonly minCompileIntervalMs: number;
   readonly logger: Logger;
 }
 
 export interface ExecutionRequest {
-  /** Parsed and validated (REST's prepared operations). */
+  /** Parsed and validated: a route's prepared operation. */
   readonly document: DocumentNode;
   readonly operationName?: string | null;
   readonly variables: Readonly<Record<string, unknown>> | undefined;
@@ -62,21 +57,20 @@ interface OperationState {
  * Apollo's gateway hook, its generate measured no faster.
  *
  * Queries and mutations are compiled, off the request path, after their document's
- * `compileAfterCalls`-th call and at most one every `minCompileIntervalMs`; until then, and if compiling
- * fails, graphql-js runs them. graphql-jit is loaded with the first compilation, so start-up does not pay
- * for it. A compiled function lives as long as its document.
+ * `compileAfterCalls`-th call; until then, and if compiling fails, graphql-js runs them. REST's
+ * operations are a fixed set, so the routes bound the compiling, not what clients send. graphql-jit is
+ * loaded with the first compilation, so start-up does not pay for it.
  *
  * Variables that graphql-jit refuses are checked again by graphql-js, whose words the answer carries:
  * graphql-jit words them differently ("Expected type Int", no path into a list), and a body field of the
- * wrong type must read the same on every surface, compiled or not (test/http/compiled-executor.test.ts).
+ * wrong type must read the same on every surface, compiled or not (test/rest/compiled-executor.test.ts).
  * Should graphql-js accept what graphql-jit refused, graphql-js runs the call.
  */
 export function createCompiledExecutor(settings: CompiledExecutorSettings): CompiledExecutor {
   const { schema, logger } = settings;
-  // Keyed by the operation's node in its document: a state lives as long as the document (Apollo caches
-  // parsed documents by query text), and operation names that name nothing in the document leave none.
+  // Keyed by the operation's node in its document: a state lives as long as the document, and operation
+  // names that name nothing in the document leave none.
   const states = new WeakMap<OperationDefinitionNode, OperationState>();
-  let lastCompileAt = Number.NEGATIVE_INFINITY;
 
   /** Undefined for what graphql-js alone runs: subscriptions, and a name that picks no operation (its error is graphql-js's). */
   const stateOf = (document: DocumentNode, operationName: string | null | undefined): OperationState | undefined => {
@@ -118,12 +112,8 @@ export function createCompiledExecutor(settings: CompiledExecutorSettings): Comp
       const checked = getVariableValues(schema, state.variableDefinitions, variables ?? {}, { maxErrors: 50 });
       if (checked.errors) return { errors: checked.errors };
     } else if (state && compiled === undefined && settings.compile && ++state.calls >= settings.compileAfterCalls) {
-      const now = performance.now();
-      if (now - lastCompileAt >= settings.minCompileIntervalMs) {
-        lastCompileAt = now;
-        state.compiled = 'pending';
-        setImmediate(() => compile(document, operationName, state));
-      }
+      state.compiled = 'pending';
+      setImmediate(() => compile(document, operationName, state));
     }
     return execute({ schema, document, operationName, variableValues: variables, contextValue: context });
   };
