@@ -101,6 +101,16 @@ export class EvaluationRunner {
     this.every(WATCH_INTERVAL_MS, () => this.watch());
   }
 
+  /**
+   * The claim a run created in this process is written with, so the replica that accepted it works
+   * it: unclaimed between its insert and enqueue(), it went to whichever replica's sweep came first
+   * (CI saw that). Undefined when BullMQ shares the cases.
+   */
+  leaseForNewRun(): { readonly owner: string; readonly leaseMs: number } | undefined {
+    if (this.queue?.shared !== false) return undefined;
+    return { owner: this.owner, leaseMs: this.settings.leaseMs };
+  }
+
   /** Queues a new run's cases. */
   async enqueue(run: Evaluation): Promise<void> {
     if (!this.queue) throw new Error('the evaluation runner has not started');

@@ -122,6 +122,7 @@ export class EvaluationService {
         },
         owner: { name: caller.name, team: caller.team ?? null, role: caller.role },
         caseCount: dataset.itemCount,
+        lease: runner.leaseForNewRun(),
       });
       // The answer is the run as accepted: read before its first cell can be recorded.
       const accepted = await this.view(run);

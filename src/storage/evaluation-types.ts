@@ -38,6 +38,8 @@ export interface NewEvaluation {
   readonly parameters: RunParameters;
   readonly owner: RunOwner;
   readonly caseCount: number;
+  /** The creating process's claim, written with the row: no other replica can take the run before that process queues it. */
+  readonly lease?: { readonly owner: string; readonly leaseMs: number };
 }
 
 export interface VariantSummary {
