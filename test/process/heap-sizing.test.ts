@@ -1,19 +1,22 @@
 /**
  * The young generation keeps its initial size through start-up (src/heap-sizing.ts), so an idle
  * server does not hold the ~30 MiB start-up would grow it to, and grows under sustained load, so
- * throughput does not pay for it. A probe preloaded with --require answers
- * SIGUSR2 with the young generation's size, read by V8 (v8.getHeapSpaceStatistics).
+ * throughput does not pay for it, whatever the ledger (V8 raised the growth factor back to 2 when
+ * the SQLite ledger started its first worker thread, so only a server without one stayed small).
+ * A probe preloaded with --require answers SIGUSR2 with the young generation's size, read by V8
+ * (v8.getHeapSpaceStatistics).
  *
  * The old generation grows to twice what survived the last full collection before the next one,
  * read from V8's own --trace-gc-verbose lines while a second probe promotes garbage at full speed.
  */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startFakeUpstream } from '../support/fake-openai-upstream';
 import { poll } from '../support/polling';
 import { runBounded } from '../support/run-bounded';
-import { type SpawnedServer, spawnServer } from '../support/spawn-server';
+import { serverEntry, type SpawnedServer, spawnServer } from '../support/spawn-server';
 
 const MIB = 1024 * 1024;
 
@@ -84,12 +87,15 @@ async function youngGenerationBytes(server: SpawnedServer): Promise<number> {
 }
 
 describe('heap sizing', () => {
-  it('keeps the young generation at its initial size through start-up, and grows it under load', async () => {
+  it.each([
+    ['the SQLite ledger', {}],
+    ['LEDGER=off (no worker thread)', { LEDGER: 'off' }],
+  ])('keeps the young generation at its initial size through start-up, and grows it under load: %s', async (_name, environment) => {
     const fake = await startFakeUpstream();
-    const server = spawnServer({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, ACCESS_LOG: 'off', RATE_LIMIT_GENERATE: '100000' }, [
-      '--require',
-      probe,
-    ]);
+    const server = spawnServer(
+      { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, ACCESS_LOG: 'off', RATE_LIMIT_GENERATE: '100000', ...environment },
+      ['--require', probe],
+    );
     try {
       const url = await server.listening;
       // V8 starts it at 1 MiB a half on 64-bit machines; start-up left alone grows it to 16 MiB a half.
@@ -107,13 +113,48 @@ describe('heap sizing', () => {
         expect(response.status).toBe(200);
         await response.arrayBuffer();
       });
-      // Measured: 2 MiB at start, 32 MiB (its largest) after this load.
+      // Measured: 2 MiB at start, 32 MiB (its largest) after this load. With LEDGER=off it stayed at 2 MiB
+      // before the growth factor was restored explicitly.
       expect(await youngGenerationBytes(server)).toBeGreaterThan(4 * MIB);
     } finally {
       server.child.kill('SIGTERM');
       await server.exited;
       await fake.close();
     }
+  }, 60_000);
+
+  it('a worker thread started before load does not let the young generation grow (V8 resets the factor for every isolate it starts)', async () => {
+    // The module alone, in a fresh process: a worker comes online, memory churns with survivors, then
+    // start-up ends and the event loop is kept busy for over a second, and memory churns again.
+    const script = `
+      const { startUpIsOver } = require(${JSON.stringify(path.join(path.dirname(serverEntry), 'heap-sizing.js'))});
+      const v8 = require('node:v8');
+      const { Worker } = require('node:worker_threads');
+      const young = () => v8.getHeapSpaceStatistics().find((space) => space.space_name === 'new_space').space_size;
+      const churn = () => { const kept = []; for (let i = 0; i < 300000; i++) { kept.push({ i, s: 'x' + i }); if (kept.length > 20000) kept.splice(0, 10000); } };
+      const worker = new Worker('setInterval(() => {}, 1000)', { eval: true });
+      worker.once('online', () => {
+        churn(); churn();
+        const afterWorker = young();
+        startUpIsOver();
+        const busyUntil = Date.now() + 2500;
+        const spin = () => {
+          const sliceEnd = Date.now() + 50;
+          while (Date.now() < sliceEnd) churn();
+          if (Date.now() < busyUntil) return setImmediate(spin);
+          process.stdout.write(JSON.stringify({ afterWorker, underLoad: young() }));
+          process.exit(0);
+        };
+        spin();
+      });`;
+    const output = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['-e', script], { timeout: 30_000 }, (error, stdout, stderr) =>
+        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout),
+      ),
+    );
+    const { afterWorker, underLoad } = JSON.parse(output) as { afterWorker: number; underLoad: number };
+    expect(afterWorker).toBeLessThanOrEqual(2 * MIB);
+    expect(underLoad).toBeGreaterThan(4 * MIB);
   }, 60_000);
 
   it('lets the old generation grow to twice what the last full collection kept', async () => {
