@@ -90,38 +90,42 @@ describe('heap sizing', () => {
   it.each([
     ['the SQLite ledger', {}],
     ['LEDGER=off (no worker thread)', { LEDGER: 'off' }],
-  ])('keeps the young generation at its initial size through start-up, and grows it under load: %s', async (_name, environment) => {
-    const fake = await startFakeUpstream();
-    const server = spawnServer(
-      { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, ACCESS_LOG: 'off', RATE_LIMIT_GENERATE: '100000', ...environment },
-      ['--require', probe],
-    );
-    try {
-      const url = await server.listening;
-      // V8 starts it at 1 MiB a half on 64-bit machines; start-up left alone grows it to 16 MiB a half.
-      const atStart = await youngGenerationBytes(server);
-      expect(atStart).toBeLessThanOrEqual(2 * MIB);
+  ])(
+    'keeps the young generation at its initial size through start-up, and grows it under load: %s',
+    async (_name, environment) => {
+      const fake = await startFakeUpstream();
+      const server = spawnServer(
+        { OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: fake.url, ACCESS_LOG: 'off', RATE_LIMIT_GENERATE: '100000', ...environment },
+        ['--require', probe],
+      );
+      try {
+        const url = await server.listening;
+        // V8 starts it at 1 MiB a half on 64-bit machines; start-up left alone grows it to 16 MiB a half.
+        const atStart = await youngGenerationBytes(server);
+        expect(atStart).toBeLessThanOrEqual(2 * MIB);
 
-      // Load: 2,000 generations, 10 at a time, with prompts big enough to keep the collector busy.
-      const prompt = 'grow '.repeat(2000);
-      await runBounded(2000, 10, async () => {
-        const response = await fetch(`${url}/api/v1/generate`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ prompt, model_id: 'gpt-4o-mini', max_tokens: 8 }),
+        // Load: 2,000 generations, 10 at a time, with prompts big enough to keep the collector busy.
+        const prompt = 'grow '.repeat(2000);
+        await runBounded(2000, 10, async () => {
+          const response = await fetch(`${url}/api/v1/generate`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ prompt, model_id: 'gpt-4o-mini', max_tokens: 8 }),
+          });
+          expect(response.status).toBe(200);
+          await response.arrayBuffer();
         });
-        expect(response.status).toBe(200);
-        await response.arrayBuffer();
-      });
-      // Measured: 2 MiB at start, 32 MiB (its largest) after this load. With LEDGER=off it stayed at 2 MiB
-      // before the growth factor was restored explicitly.
-      expect(await youngGenerationBytes(server)).toBeGreaterThan(4 * MIB);
-    } finally {
-      server.child.kill('SIGTERM');
-      await server.exited;
-      await fake.close();
-    }
-  }, 60_000);
+        // Measured: 2 MiB at start, 32 MiB (its largest) after this load. With LEDGER=off it stayed at 2 MiB
+        // before the growth factor was restored explicitly.
+        expect(await youngGenerationBytes(server)).toBeGreaterThan(4 * MIB);
+      } finally {
+        server.child.kill('SIGTERM');
+        await server.exited;
+        await fake.close();
+      }
+    },
+    60_000,
+  );
 
   it('a worker thread started before load does not let the young generation grow (V8 resets the factor for every isolate it starts)', async () => {
     // The module alone, in a fresh process: a worker comes online, memory churns with survivors, then
