@@ -8,8 +8,8 @@ import { operatorGave } from './node-arguments';
 // start-up, which allocates over 100 MB in about a second (module sources, schema building), leaves it
 // at its largest (2 x 16 MiB), and so does the first burst of work after it (model discovery): about 30
 // MiB that stay resident while the server idles, and more survivors copied between the bigger halves
-// during start-up. So the factor is 1 (no growth) through start-up and after it, and V8's own 2 from the
-// first second the event loop is busy (more than a quarter of it) once start-up is over: an idle server
+// during start-up. So the factor is 1 (no growth) through start-up and after it, and V8's own 2 once the
+// event loop has been busy (a quarter of the time or more) for two seconds in a row: an idle server
 // keeps the initial 2 MiB (model discovery's first calls right after start-up grew it by ~10 MiB of
 // RSS), and load grows it (test/process/heap-sizing.test.ts). Load needs it grown: at 2 MiB, REST
 // generate served 23% fewer requests/s at 10 connections and 14% fewer at one (alternating slices),
@@ -20,13 +20,14 @@ import { operatorGave } from './node-arguments';
 // for the whole process: a worker started before load has it set back to 1 once it runs. Before
 // this was explicit, the factor stayed 1 until the ledger's first write started its checkpoint thread:
 // never with LEDGER=off or PostgreSQL, which then ran on a 2 MiB young generation. An operator's own
-// value (on the command line) is left alone, for this and the next setting.
+// value (on the command line) is left alone, for this and the next setting (a value under 2 is raised
+// by V8 as above).
 const growthFactorIsOurs = !operatorGave(/^--semi-space-growth-factor\b/);
 let loadSeen = false;
 if (growthFactorIsOurs) {
   setFlagsFromString('--semi-space-growth-factor=1');
-  // The worker's heap is configured in its own thread before it runs; it is online after that. First
-  // among the listeners, so no other code of this process runs in between.
+  // V8 configures the worker's heap in the worker's thread, some time before this thread hears that it is
+  // online: set again then, first among the listeners. A scavenge in between may still grow it once.
   process.on('worker', (worker) =>
     worker.prependOnceListener('online', () => {
       if (!loadSeen) setFlagsFromString('--semi-space-growth-factor=1');
@@ -36,18 +37,26 @@ if (growthFactorIsOurs) {
 
 const LOAD_CHECK_MS = 1000;
 const BUSY_SHARE = 0.25;
+const BUSY_SECONDS = 2;
 let watching = false;
 
-/** Start-up is over (src/start.ts): the young generation is V8's to grow from the first busy second on. */
+/**
+ * Start-up is over (src/start.ts calls this once its own work after listening is done): the young
+ * generation is V8's to grow once the event loop has been busy for two seconds in a row. Two, so that
+ * the work right after start-up (model discovery's first calls) or one slow second on a crowded host
+ * does not count as load.
+ */
 export function startUpIsOver(): void {
   if (!growthFactorIsOurs || watching) return;
   watching = true;
   let last = performance.eventLoopUtilization();
+  let busySeconds = 0;
   const watch = setInterval(() => {
     const now = performance.eventLoopUtilization();
     const busy = performance.eventLoopUtilization(now, last).utilization;
     last = now;
-    if (busy < BUSY_SHARE) return;
+    busySeconds = busy >= BUSY_SHARE ? busySeconds + 1 : 0;
+    if (busySeconds < BUSY_SECONDS) return;
     clearInterval(watch);
     loadSeen = true;
     setFlagsFromString('--semi-space-growth-factor=2');

@@ -17,8 +17,8 @@ const { main, exitOnStartFailure } = require('../llmop.js') as typeof import('./
 
 main()
   .then((logger) => {
-    startUpIsOver();
     const report = compileCache?.save();
     if (report) logger.info({ compileCache: report }, 'start-up code cache');
+    startUpIsOver();
   })
   .catch(exitOnStartFailure);
