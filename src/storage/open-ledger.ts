@@ -119,9 +119,12 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     ping: () => database.ping(),
     async close() {
       clearInterval(sweeper);
-      await repository.close();
-      journal?.close();
-      await database.close();
+      try {
+        await repository.close(); // rows it cannot commit stay in the journal, for the next start
+      } finally {
+        journal?.close();
+        await database.close();
+      }
     },
   };
 }
