@@ -48,14 +48,6 @@ export interface GuardedStatement {
 
 export type TransactionStatement = CompiledQuery | GuardedStatement;
 
-export interface TransactionOptions {
-  /**
-   * Writes wait for the query barrier too (`setQueryBarrier`): a budget created now counts the
-   * generations answered before it. Only the barrier's own commit of journaled rows skips it.
-   */
-  readonly skipQueryBarrier?: boolean;
-}
-
 /** What one statement of a committed transaction did. */
 export interface StatementResult {
   /** Rows inserted, updated or deleted (0 for a SELECT). */
@@ -109,7 +101,7 @@ export interface LedgerDatabase {
    * BEGIN … COMMIT at READ COMMITTED (a conditional UPDATE re-checks its condition on the row
    * version it locks, so concurrent ones never both pass).
    */
-  transaction(statements: readonly TransactionStatement[], options?: TransactionOptions): Promise<StatementResult[]>;
+  transaction(statements: readonly TransactionStatement[]): Promise<StatementResult[]>;
   /**
    * Runs one write statement on the reading connection and resolves with the rows it changed: for
    * start-up only, before any request is served.
@@ -186,13 +178,11 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
     kind: 'sqlite',
     db,
     reports,
-    write: async (query) => {
-      await beforeQueries();
+    write: (query) => {
       startCheckpointer();
       return writer.execute(query.sql, query.parameters);
     },
-    async transaction(statements, options) {
-      if (!options?.skipQueryBarrier) await beforeQueries();
+    async transaction(statements) {
       startCheckpointer();
       const outcome = await writer.transaction(statements.map(toSqliteStatement));
       if (!outcome.committed) {

@@ -133,7 +133,7 @@ export class LedgerRepository {
     if (this.inFlight.has(row.id)) return Promise.reject(new Error(`generation ${row.id} was already started`));
     if (this.settings.journal) {
       try {
-        this.journal(row, 'start');
+        this.journal(row);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -198,7 +198,7 @@ export class LedgerRepository {
     if (!started.budget_ids || !this.settings.budgets) {
       if (!this.settings.journal) return this.writer.write(row);
       try {
-        this.journal(row, 'finish');
+        this.journal(row);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -424,34 +424,26 @@ export class LedgerRepository {
     const size = this.settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     const statements: CompiledQuery[] = [];
     // A journal line may be older than the row (a segment whose rows a later batch committed again):
-    // a start never takes a finished row back to in progress; a finish applies, as it would have live.
+    // it never takes a finished row back to in progress.
     for (let offset = 0; offset < replayed.length; offset += size) {
       statements.push(
         this.db
           .insertInto('generations')
           .values(replayed.slice(offset, offset + size))
-          .onConflict((conflict) =>
-            conflict
-              .column('id')
-              .doUpdateSet(finishedColumns)
-              .where((eb) => eb.or([eb('generations.status', '=', IN_PROGRESS), eb('excluded.status', '!=', IN_PROGRESS)])),
-          )
+          .onConflict((conflict) => conflict.column('id').doUpdateSet(finishedColumns).where('generations.status', '=', IN_PROGRESS))
           .compile(),
       );
     }
-    if (statements.length > 0) await this.database.transaction(statements, { skipQueryBarrier: true });
+    if (statements.length > 0) await this.database.transaction(statements);
     journal.clear();
     return latest.size;
   }
 
-  /**
-   * Appends a row state to the journal; it reaches the database with the next batch. While batches
-   * fail, new generations are refused (as a direct write would fail, and the journal would only
-   * grow), but the generations already running are still recorded: their upstream calls were made.
-   */
-  private journal(row: GenerationRow, kind: 'start' | 'finish'): void {
+  /** Appends a row state to the journal; it reaches the database with the next batch. */
+  private journal(row: GenerationRow): void {
     if (this.closing) throw new LedgerClosedError();
-    if (kind === 'start' && this.flushFailure !== undefined) throw this.flushFailure;
+    // Without a database to commit to, the journal would only grow: refuse, as a direct write would fail.
+    if (this.flushFailure !== undefined) throw this.flushFailure;
     this.settings.journal!.append(row);
     this.journaled.set(row.id, row);
     this.scheduleFlush(this.settings.journalFlushDelayMs ?? DEFAULT_JOURNAL_FLUSH_DELAY_MS);
@@ -513,7 +505,7 @@ export class LedgerRepository {
     const size = this.settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     const statements: CompiledQuery[] = [];
     for (let offset = 0; offset < rows.length; offset += size) statements.push(this.upsertQuery(rows.slice(offset, offset + size)));
-    await this.database.transaction(statements, { skipQueryBarrier: true });
+    await this.database.transaction(statements);
   }
 
   /** One statement per batch: a row's latest state wins, whether it is a start, a finish or both. */

@@ -119,12 +119,9 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     ping: () => database.ping(),
     async close() {
       clearInterval(sweeper);
-      try {
-        await repository.close(); // rows it cannot commit stay in the journal, for the next start
-      } finally {
-        journal?.close();
-        await database.close();
-      }
+      await repository.close();
+      journal?.close();
+      await database.close();
     },
   };
 }
