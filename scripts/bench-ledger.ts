@@ -31,7 +31,6 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { type LedgerDatabase, openDatabase } from '../src/storage/database';
 import { newGenerationId } from '../src/storage/generation-id';
 import { LedgerRepository } from '../src/storage/ledger-repository';
-import { RowJournal } from '../src/storage/row-journal';
 import { GroupCommitWriter } from '../src/storage/group-commit-writer';
 import type { GenerationOutcome, GenerationStart, LedgerFilter } from '../src/storage/ledger-types';
 
@@ -203,17 +202,7 @@ function watchWriteSteps(): { steps: WriteStep[]; stop: () => void; time: <T>(st
   prototype.commitNextBatch = function (this: unknown) {
     return time(() => original.call(this));
   };
-  // On SQLite the server's ledger commits journaled rows in batches (src/storage/row-journal.ts): each batch is a step too.
-  const ledgerPrototype = LedgerRepository.prototype as unknown as { flushJournal: () => Promise<void> };
-  const originalFlush = ledgerPrototype.flushJournal;
-  ledgerPrototype.flushJournal = function (this: unknown) {
-    return time(() => originalFlush.call(this));
-  };
-  const stop = (): void => {
-    prototype.commitNextBatch = original;
-    ledgerPrototype.flushJournal = originalFlush;
-  };
-  return { steps, stop, time };
+  return { steps, stop: () => (prototype.commitNextBatch = original), time };
 }
 
 /** How much of [startedAt, startedAt + durationMs] the garbage collector held the thread. */
@@ -355,9 +344,7 @@ async function main(): Promise<void> {
     console.log(`fill: ${fillSeconds.toFixed(1)} s, ${(statSync(file).size / 1e6).toFixed(0)} MB`);
 
     database = await openDatabase({ sqliteFile: file });
-    // As the server opens it on SQLite: rows through the journal beside the file.
-    const journal = new RowJournal(file);
-    const ledger = new LedgerRepository(database, { recordContent: true, journal });
+    const ledger = new LedgerRepository(database, { recordContent: true });
 
     console.log('usage, June 2024 (about a twelfth of the rows):');
     for (const groupBy of ['model', 'caller', 'team', 'day'] as const)
@@ -399,7 +386,6 @@ async function main(): Promise<void> {
       judged: false,
     });
     await ledger.close();
-    journal.close();
   } finally {
     await database?.close();
     rmSync(directory, { recursive: true, force: true });

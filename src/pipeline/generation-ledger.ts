@@ -3,8 +3,7 @@ import type { GenerationOutcome, GenerationStart } from '../storage/ledger-types
 /**
  * Where the pipeline writes every generation: a row when it starts (before any upstream call, so a
  * crash leaves a trace that the next start closes as cancelled) and the same row when it ends.
- * Both resolve once the row is durable (committed; on SQLite, appended to the ledger's journal,
- * which start-up replays): a generation is answered only after its row is.
+ * Both resolve once committed: a generation is answered only after its row is durable.
  */
 export interface GenerationLedger {
   start(generation: GenerationStart): Promise<void>;

@@ -8,7 +8,6 @@ import { startSqliteCheckpointer } from './sqlite-checkpointer';
 import { SqliteReader, sqliteReaderDialect } from './sqlite-reader';
 import { preparedOnce } from './statement-cache';
 import { openSqliteWriter, type SqliteTransactionStatement } from './sqlite-writer';
-import { type QueryBarrier, withQueryBarrier } from './query-barrier';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 /** Where the ledger lives. */
@@ -109,11 +108,6 @@ export interface LedgerDatabase {
   writeAtStartup(query: CompiledQuery): Promise<number>;
   /** True when the database answers a query within the ping timeout (and, on SQLite, the writer is open); never throws. */
   ping(): Promise<boolean>;
-  /**
-   * SQLite only: every query on `db` and `reports` awaits `barrier()` first. The ledger's journal
-   * (src/storage/row-journal.ts) sets it, so reads see the rows it accepted and has yet to commit.
-   */
-  setQueryBarrier?(barrier: QueryBarrier): void;
   close(): Promise<void>;
 }
 
@@ -149,14 +143,9 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // Checkpoints (which fsync) run in their own thread, never inside a commit or a read: the
   // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
-  let queryBarrier: QueryBarrier | undefined;
-  const beforeQueries: QueryBarrier = () => queryBarrier?.() ?? Promise.resolve();
   // Kysely's driver would prepare every query it runs; nothing streams through Kysely here.
   const db = new Kysely<Database>({
-    dialect: withQueryBarrier(
-      new SqliteDialect({ database: { close: () => sqlite.close(), prepare: preparedOnce(sqlite) } }),
-      beforeQueries,
-    ),
+    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare: preparedOnce(sqlite) } }),
     log: queryLog(settings),
   });
   await migrateOrDestroy(db);
@@ -169,10 +158,7 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   const startCheckpointer = (): void => {
     checkpointer ??= startSqliteCheckpointer(file, settings.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS, onError);
   };
-  const reports = new Kysely<Database>({
-    dialect: withQueryBarrier(sqliteReaderDialect(new SqliteReader(file)), beforeQueries),
-    log: queryLog(settings),
-  });
+  const reports = new Kysely<Database>({ dialect: sqliteReaderDialect(new SqliteReader(file)), log: queryLog(settings) });
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   return {
     kind: 'sqlite',
@@ -193,9 +179,6 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
     },
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
-    setQueryBarrier(barrier) {
-      queryBarrier = barrier;
-    },
     async close() {
       await reports.destroy();
       await writer.stop();

@@ -4,8 +4,6 @@ import {
   type ExpressionBuilder,
   type Insertable,
   type Kysely,
-  type OnConflictDatabase,
-  type OnConflictTables,
   type RawBuilder,
   type Selectable,
   type SqlBool,
@@ -39,8 +37,6 @@ import type { BudgetCounter } from './budget-types';
 import { type StatementResult, TransactionConditionError } from './database';
 import { GenerationNotStartedError } from './storage-errors';
 import { queryUsageSeries, type UsageSeries, type UsageSeriesQuery } from './usage-series';
-import { LedgerClosedError } from './storage-errors';
-import type { RowJournal } from './row-journal';
 
 export interface LedgerRepositorySettings {
   /** False (LEDGER_CONTENT=false): neither prompt nor text is stored. */
@@ -53,15 +49,6 @@ export interface LedgerRepositorySettings {
   readonly now?: () => Date;
   /** The most rows one group commit writes; more wait for the next turn of the event loop. */
   readonly maxBatchSize?: number;
-  /**
-   * SQLite: rows without a budget hold are appended to this journal, which makes them durable, and
-   * reach the database in batches `journalFlushDelayMs` later (src/storage/row-journal.ts). The
-   * database must have a query barrier (`setQueryBarrier`), so that reads see them at once.
-   */
-  readonly journal?: RowJournal;
-  readonly journalFlushDelayMs?: number;
-  /** Told when a batch of journaled rows could not be committed (it is retried; new generations are refused meanwhile). */
-  readonly onJournalFlushError?: (error: unknown) => void;
 }
 
 /** The largest page `list` serves. */
@@ -74,10 +61,6 @@ const DAY_MS = 86_400_000;
 // One statement per batch. Measured with scripts/bench-ledger.ts: SQLite commits a 25-row batch on
 // the main thread in well under 1 ms (p99.9 0.8 ms flat out), and several thousand generations a second.
 const DEFAULT_MAX_BATCH_SIZE = 25;
-// Long enough that a generation's start and finish usually meet in one batch (one upsert instead of
-// two commits), short enough that a batch stays a fraction of a millisecond of the event loop.
-const DEFAULT_JOURNAL_FLUSH_DELAY_MS = 10;
-const JOURNAL_RETRY_DELAY_MS = 200;
 
 type GenerationRow = Insertable<GenerationsTable>;
 
@@ -97,13 +80,6 @@ export class LedgerRepository {
   private readonly inFlight = new Map<string, GenerationRow>();
   /** The upsert's SQL text by batch size, with the column order of its parameters. */
   private readonly upsertStatements = new Map<number, { readonly sql: string; readonly columns: readonly (keyof GenerationRow)[] }>();
-  /** Journaled row states not yet handed to the database, latest per id. */
-  private readonly journaled = new Map<string, GenerationRow>();
-  private flushTimer: NodeJS.Timeout | undefined;
-  private flushing: Promise<void> | undefined;
-  /** Set while journaled rows cannot be committed: new rows are refused, as they would be without a journal. */
-  private flushFailure: unknown;
-  private closing = false;
 
   constructor(
     database: LedgerDatabase,
@@ -119,7 +95,6 @@ export class LedgerRepository {
       // With other generations in flight their writes are due soon: share a commit with them.
       mayCommitAlone: () => this.inFlight.size <= 1,
     });
-    database.setQueryBarrier?.(() => this.flushJournal());
   }
 
   /** Records a generation as in progress; resolves once the row is committed. */
@@ -131,15 +106,6 @@ export class LedgerRepository {
       return Promise.reject(error);
     }
     if (this.inFlight.has(row.id)) return Promise.reject(new Error(`generation ${row.id} was already started`));
-    if (this.settings.journal) {
-      try {
-        this.journal(row);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      this.inFlight.set(row.id, row);
-      return Promise.resolve();
-    }
     this.inFlight.set(row.id, row);
     return this.writer.write(row).catch((error: unknown) => {
       if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
@@ -195,15 +161,7 @@ export class LedgerRepository {
       return Promise.reject(error);
     }
     this.inFlight.delete(id);
-    if (!started.budget_ids || !this.settings.budgets) {
-      if (!this.settings.journal) return this.writer.write(row);
-      try {
-        this.journal(row);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return Promise.resolve();
-    }
+    if (!started.budget_ids || !this.settings.budgets) return this.writer.write(row);
     const settle = this.settings.budgets.settleStatements(
       JSON.parse(started.budget_ids) as string[],
       Number(started.reserved_units ?? 0),
@@ -391,121 +349,14 @@ export class LedgerRepository {
     return queryUsageSeries(this.reports, query);
   }
 
-  /** Resolves once every write made so far has settled (journaled rows committed). */
-  async drained(): Promise<void> {
-    await this.flushJournal();
-    await this.writer.drained();
+  /** Resolves once every write made so far has settled. */
+  drained(): Promise<void> {
+    return this.writer.drained();
   }
 
   /** Refuses further writes and waits for the queued ones; the database stays open (its owner closes it). */
-  async close(): Promise<void> {
-    this.closing = true;
-    try {
-      await this.flushJournal();
-    } finally {
-      await this.writer.close();
-    }
-  }
-
-  /**
-   * At start-up, before `closeInterrupted`: commits the rows a previous run journaled and did not
-   * commit (it was killed), then empties the journal. A finished state wins over a start.
-   */
-  async replayJournal(): Promise<number> {
-    const { journal } = this.settings;
-    if (!journal) return 0;
-    const rows = journal.readAll<GenerationRow>();
-    const latest = new Map<string, GenerationRow>();
-    for (const row of rows) {
-      const seen = latest.get(row.id);
-      if (!seen || seen.status === IN_PROGRESS) latest.set(row.id, row);
-    }
-    const replayed = [...latest.values()];
-    const size = this.settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-    const statements: CompiledQuery[] = [];
-    // A journal line may be older than the row (a segment whose rows a later batch committed again):
-    // it never takes a finished row back to in progress.
-    for (let offset = 0; offset < replayed.length; offset += size) {
-      statements.push(
-        this.db
-          .insertInto('generations')
-          .values(replayed.slice(offset, offset + size))
-          .onConflict((conflict) => conflict.column('id').doUpdateSet(finishedColumns).where('generations.status', '=', IN_PROGRESS))
-          .compile(),
-      );
-    }
-    if (statements.length > 0) await this.database.transaction(statements);
-    journal.clear();
-    return latest.size;
-  }
-
-  /** Appends a row state to the journal; it reaches the database with the next batch. */
-  private journal(row: GenerationRow): void {
-    if (this.closing) throw new LedgerClosedError();
-    // Without a database to commit to, the journal would only grow: refuse, as a direct write would fail.
-    if (this.flushFailure !== undefined) throw this.flushFailure;
-    this.settings.journal!.append(row);
-    this.journaled.set(row.id, row);
-    this.scheduleFlush(this.settings.journalFlushDelayMs ?? DEFAULT_JOURNAL_FLUSH_DELAY_MS);
-  }
-
-  private scheduleFlush(delayMs: number): void {
-    if (this.flushTimer || this.flushing) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = undefined;
-      this.flushJournal().catch(() => undefined); // reported by onJournalFlushError, retried
-    }, delayMs);
-    // The rows are durable already: a process that exits without closing the ledger replays them at its next start.
-    this.flushTimer.unref();
-  }
-
-  /**
-   * Commits the journaled rows now, in one transaction; resolves once they are in the database (at
-   * once when none wait). The journal's sealed segment is emptied only after its rows committed;
-   * when the commit fails they stay in it, and in the next batch.
-   */
-  private flushJournal(): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => this.flushJournal());
-    const { journal } = this.settings;
-    if (!journal || this.journaled.size === 0) return Promise.resolve();
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
-    const rows = [...this.journaled.values()];
-    this.journaled.clear();
-    const segment = journal.rotate();
-    const flushing = this.commitRows(rows)
-      .then(
-        () => {
-          journal.discard(segment);
-          this.flushFailure = undefined;
-        },
-        (error: unknown) => {
-          this.flushFailure = error;
-          for (const row of rows) if (!this.journaled.has(row.id)) this.journaled.set(row.id, row);
-          this.settings.onJournalFlushError?.(error);
-          throw error;
-        },
-      )
-      .finally(() => {
-        this.flushing = undefined;
-        if (this.journaled.size > 0 && !this.closing) {
-          this.scheduleFlush(
-            this.flushFailure === undefined
-              ? (this.settings.journalFlushDelayMs ?? DEFAULT_JOURNAL_FLUSH_DELAY_MS)
-              : JOURNAL_RETRY_DELAY_MS,
-          );
-        }
-      });
-    this.flushing = flushing;
-    return flushing;
-  }
-
-  /** Rows with distinct ids, upserted in one transaction (one statement per `maxBatchSize` rows). */
-  private async commitRows(rows: readonly GenerationRow[]): Promise<void> {
-    const size = this.settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
-    const statements: CompiledQuery[] = [];
-    for (let offset = 0; offset < rows.length; offset += size) statements.push(this.upsertQuery(rows.slice(offset, offset + size)));
-    await this.database.transaction(statements);
+  close(): Promise<void> {
+    return this.writer.close();
   }
 
   /** One statement per batch: a row's latest state wins, whether it is a start, a finish or both. */
@@ -529,7 +380,22 @@ export class LedgerRepository {
     const compiled = this.db
       .insertInto('generations')
       .values(rows)
-      .onConflict((conflict) => conflict.column('id').doUpdateSet(finishedColumns))
+      .onConflict((conflict) =>
+        conflict.column('id').doUpdateSet((eb) => ({
+          provider: eb.ref('excluded.provider'),
+          upstream_model: eb.ref('excluded.upstream_model'),
+          status: eb.ref('excluded.status'),
+          error: eb.ref('excluded.error'),
+          finish_reason: eb.ref('excluded.finish_reason'),
+          text: eb.ref('excluded.text'),
+          input_tokens: eb.ref('excluded.input_tokens'),
+          output_tokens: eb.ref('excluded.output_tokens'),
+          cost_units: eb.ref('excluded.cost_units'),
+          latency_ms: eb.ref('excluded.latency_ms'),
+          attempts: eb.ref('excluded.attempts'),
+          finished_at: eb.ref('excluded.finished_at'),
+        })),
+      )
       .compile();
     // Every row has the same keys in the same order (startRow builds them; finishedRow overrides values only).
     const columns = Object.keys(rows[0] ?? {}) as (keyof GenerationRow)[];
@@ -605,22 +471,6 @@ export class LedgerRepository {
     };
   }
 }
-
-/** What a row's finish changes: an upsert of a finished row over its start sets these. */
-const finishedColumns = (eb: ExpressionBuilder<OnConflictDatabase<Database, 'generations'>, OnConflictTables<'generations'>>) => ({
-  provider: eb.ref('excluded.provider'),
-  upstream_model: eb.ref('excluded.upstream_model'),
-  status: eb.ref('excluded.status'),
-  error: eb.ref('excluded.error'),
-  finish_reason: eb.ref('excluded.finish_reason'),
-  text: eb.ref('excluded.text'),
-  input_tokens: eb.ref('excluded.input_tokens'),
-  output_tokens: eb.ref('excluded.output_tokens'),
-  cost_units: eb.ref('excluded.cost_units'),
-  latency_ms: eb.ref('excluded.latency_ms'),
-  attempts: eb.ref('excluded.attempts'),
-  finished_at: eb.ref('excluded.finished_at'),
-});
 
 // Raw SQL without parameters: PostgreSQL matches the grouped expression to the selected one by its text.
 const GROUP_EXPRESSIONS: Readonly<Record<UsageGroupBy, RawBuilder<string | number>>> = {

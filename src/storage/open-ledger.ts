@@ -6,7 +6,6 @@ import { EvaluationRepository } from './evaluation-repository';
 import { FeedbackRepository } from './feedback-repository';
 import { LedgerRepository } from './ledger-repository';
 import { PromptRepository } from './prompt-repository';
-import { RowJournal } from './row-journal';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 export interface LedgerSettings {
@@ -83,27 +82,17 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     });
   });
   const budgets = new BudgetRepository(database);
-  // SQLite: rows are made durable by the journal beside the file, and committed in batches.
-  const journal = database.kind === 'sqlite' ? new RowJournal(settings.sqliteFile) : undefined;
   const repository = new LedgerRepository(database, {
     recordContent: settings.recordContent,
     budgets,
     onBudgetSettled: settings.onBudgetSettled,
-    journal,
-    onJournalFlushError: (error) =>
-      settings.onBackgroundError(
-        `committing journaled generations failed (retrying): ${error instanceof Error ? error.message : String(error)}`,
-      ),
   });
   // Rows older than any live generation could be (their process died, or their finish could not be
   // written) are closed, and their budget holds settled, within the deadline plus SWEEP_MARGIN_MS
   // plus SWEEP_INTERVAL_MS.
   const sweep = (): Promise<number> => repository.closeInterrupted(new Date(Date.now() - settings.longestGenerationMs - SWEEP_MARGIN_MS));
-  if (database.kind === 'sqlite') {
-    // What a killed process journaled but did not commit, before its open rows are closed.
-    await repository.replayJournal();
-    await repository.closeInterrupted(undefined, { atStartup: true });
-  } else await sweep();
+  if (database.kind === 'sqlite') await repository.closeInterrupted(undefined, { atStartup: true });
+  else await sweep();
   const sweeper = setInterval(() => {
     sweep().catch((error: unknown) => settings.onBackgroundError(`sweeping interrupted generations failed: ${String(error)}`));
   }, SWEEP_INTERVAL_MS);
@@ -120,7 +109,6 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     async close() {
       clearInterval(sweeper);
       await repository.close();
-      journal?.close();
       await database.close();
     },
   };

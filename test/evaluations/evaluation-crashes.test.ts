@@ -18,7 +18,6 @@ import os from 'node:os';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { Client } from 'pg';
-import { generationsOnDisk } from '../support/ledger-on-disk';
 import { expectToMatchContract, rest } from '../support/contract';
 import { type FakeUpstream, type RecordedRequest, startFakeUpstream } from '../support/fake-openai-upstream';
 import { ADMIN_KEY, bearer, generationCalls, type LedgerGeneration, walkGenerations } from '../support/ledger-fixtures';
@@ -208,13 +207,6 @@ function readDisk(
   dataDir: string,
   id: string,
 ): { status: string; completed: number; cells: Array<{ item_index: number; generation_id: string }>; rows: DiskRow[] } {
-  return { ...readRunOnDisk(dataDir, id), rows: generationsOnDisk<DiskRow>(dataDir, ['id', 'status', 'prompt'], { evaluation_id: id }) };
-}
-
-function readRunOnDisk(
-  dataDir: string,
-  id: string,
-): { status: string; completed: number; cells: Array<{ item_index: number; generation_id: string }> } {
   const database = new BetterSqlite3(path.join(dataDir, 'llmop.db'), { readonly: true, fileMustExist: true });
   try {
     const run = database.prepare('select status, completed from evaluations where id = ?').get(id) as { status: string; completed: number };
@@ -224,7 +216,8 @@ function readRunOnDisk(
       item_index: number;
       generation_id: string;
     }>;
-    return { ...run, cells };
+    const rows = database.prepare('select id, status, prompt from generations where evaluation_id = ?').all(id) as DiskRow[];
+    return { ...run, cells, rows };
   } finally {
     database.close();
   }

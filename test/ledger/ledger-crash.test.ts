@@ -9,8 +9,8 @@ import * as http from 'node:http';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { expectToMatchContract, rest } from '../support/contract';
-import { generationsOnDisk } from '../support/ledger-on-disk';
 import { expectedReply, startFakeUpstream, type FakeUpstream } from '../support/fake-openai-upstream';
 import {
   CHAT_MODEL,
@@ -67,9 +67,14 @@ interface StoredRow {
   output_tokens: number;
 }
 
-/** The ledger as the killed process left it on disk (the SQLite file and its journal), no server running. */
+/** The ledger file as it is on disk, opened read-only (no server running). */
 function readLedgerFile(dataDir: string): StoredRow[] {
-  return generationsOnDisk<StoredRow>(dataDir, ['id', 'status', 'prompt', 'text', 'output_tokens']);
+  const database = new BetterSqlite3(path.join(dataDir, 'llmop.db'), { readonly: true, fileMustExist: true });
+  try {
+    return database.prepare('select id, status, prompt, text, output_tokens from generations order by created_at, id').all() as StoredRow[];
+  } finally {
+    database.close();
+  }
 }
 
 describe('the ledger across a SIGKILL of the server (SQLite in DATA_DIR)', () => {

@@ -13,7 +13,6 @@ import type {
 } from '../../src/storage/ledger-types';
 import { DatabaseSchemaTooNewError, GenerationNotStartedError, InvalidCursorError } from '../../src/storage/storage-errors';
 import { type LedgerStore, postgresStore, sqliteStore } from './ledger-stores';
-import { readRowJournal, RowJournal } from '../../src/storage/row-journal';
 
 /*
  * One suite, two stores: everything the ledger promises holds on the embedded SQLite file and on
@@ -106,27 +105,16 @@ function totalsOfListed(generations: readonly Generation[]): Omit<UsageTotals, '
 const withoutUsd = ({ costUsd: _costUsd, ...rest }: UsageTotals): Omit<UsageTotals, 'costUsd'> => rest;
 
 describe.each([
-  ['SQLite', sqliteStore, false],
-  // As the server runs it: rows go through the journal beside the file. Its batches wait for a read or
-  // `drained()` here (the delay never passes), so every read below proves the barrier.
-  ['SQLite with its journal', sqliteStore, true],
-  ['PostgreSQL', postgresStore, false],
-] as const)('the ledger on %s', (_name, makeStore, journaled) => {
+  ['SQLite', sqliteStore],
+  ['PostgreSQL', postgresStore],
+] as const)('the ledger on %s', (_name, makeStore) => {
   const store: LedgerStore = makeStore();
   let settings: DatabaseSettings;
   let database: LedgerDatabase;
   let ledger: LedgerRepository;
   let now: Date;
-  const journals: RowJournal[] = [];
-  const openLedger = (options: { recordContent?: boolean } = {}) => {
-    const journal = journaled ? new RowJournal(settings.sqliteFile) : undefined;
-    if (journal) journals.push(journal);
-    return new LedgerRepository(database, {
-      recordContent: options.recordContent ?? true,
-      now: () => now,
-      ...(journal ? { journal, journalFlushDelayMs: 3_600_000 } : {}),
-    });
-  };
+  const openLedger = (options: { recordContent?: boolean } = {}) =>
+    new LedgerRepository(database, { recordContent: options.recordContent ?? true, now: () => now });
 
   beforeAll(async () => {
     await store.setUp();
@@ -138,10 +126,7 @@ describe.each([
     now = at(60_000);
     ledger = openLedger();
   });
-  afterEach(async () => {
-    await ledger.close();
-    for (const journal of journals.splice(0)) journal.close();
-  });
+  afterEach(() => ledger.close());
   afterAll(async () => {
     await database?.close();
     await store.tearDown();
@@ -152,22 +137,12 @@ describe.each([
     try {
       const start = startOf();
       await ledger.start(start);
-      const seen = () => other.db.selectFrom('generations').select(['id', 'status']).execute();
-      if (journaled) {
-        // Durable in the journal when start resolves; in the database once its batch is committed.
-        expect(readRowJournal<{ id: string; status: string }>(settings.sqliteFile).map(({ id, status }) => ({ id, status }))).toEqual([
-          { id: start.id, status: 'in_progress' },
-        ]);
-        expect(await seen()).toEqual([]);
-        await ledger.drained();
-        expect(readRowJournal(settings.sqliteFile)).toEqual([]);
-      }
-      expect(await seen()).toEqual([{ id: start.id, status: 'in_progress' }]);
+      const seen = await other.db.selectFrom('generations').select(['id', 'status']).execute();
+      expect(seen).toEqual([{ id: start.id, status: 'in_progress' }]);
       expect((await ledger.list({}, { limit: 10 })).generations).toEqual([]);
       expect(await ledger.get(start.id)).toBeUndefined();
 
       await ledger.finish(start.id, outcomeOf({ inputTokens: 5, outputTokens: 7, costUsd: 0.0123456789 }));
-      if (journaled) await ledger.drained();
       const finished = await other.db
         .selectFrom('generations')
         .select(['status', 'cost_units'])
@@ -275,8 +250,6 @@ describe.each([
     // The process dies here: `crashed` never finishes its rows. The next start-up closes them.
     now = at(120_000);
     const restarted = openLedger();
-    // Start-up first commits what the dead process journaled (its rows never reached the database here).
-    if (journaled) expect(await restarted.replayJournal()).toBe(4);
     expect(await restarted.closeInterrupted(at(10_000))).toBe(2);
     const listed = await listAll(restarted, {});
     expect(listed.map((generation) => [generation.id, generation.status, generation.error])).toEqual([
