@@ -22,6 +22,10 @@
  * `customJSONSerializer` option; src/rest/compiled-executor.ts never sets it, and the bundle gets a
  * module that says so if anything ever calls it.
  *
+ * esbuild's `__name` helper (keepNames, below) is replaced by one that leaves a name V8 already gave
+ * alone (scripts/name-helper.ts): redefining it turned each closure of the request path into a
+ * dictionary-mode object.
+ *
  * The bundle is kept ASCII: V8 holds a script's source for as long as the script lives, one byte a
  * character only when every character fits in one. esbuild escapes non-ASCII text in strings,
  * templates and names but not in regular expression literals, and six of those (graphql-tools', and
@@ -29,11 +33,12 @@
  * good. Those characters are written as \u escapes as each module is read (scripts/escape-regexp-literals.ts),
  * which mean the same in a regular expression.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { escapeRegExpLiterals, nonAsciiPlaces } from './escape-regexp-literals';
+import { useCheckingNameHelper } from './name-helper';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -127,8 +132,13 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
+  const bundlePath = path.join(root, 'dist/llmop.js');
+  const mapPath = `${bundlePath}.map`;
+  const named = useCheckingNameHelper(readFileSync(bundlePath, 'utf8'), JSON.parse(readFileSync(mapPath, 'utf8')));
+  writeFileSync(bundlePath, named.code);
+  writeFileSync(mapPath, JSON.stringify(named.map));
   // test/process/bundle.test.ts fails on these too; the bundle still works, it only costs memory.
-  for (const where of nonAsciiPlaces(readFileSync(path.join(root, 'dist/llmop.js'), 'utf8'))) {
+  for (const where of nonAsciiPlaces(named.code)) {
     process.stderr.write(`bundle: non-ASCII text (V8 will hold the source two bytes a character): ${where}\n`);
   }
 }

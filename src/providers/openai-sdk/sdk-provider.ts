@@ -1,4 +1,4 @@
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { ConcurrencyLimit, QueueFullError } from '../concurrency-limit';
 import { ModelDiscovery } from '../model-discovery';
 import { modelStream } from '../model-stream';
@@ -13,6 +13,7 @@ import {
 } from '../provider';
 import { generateCompletionsInOneCall, generateWithOpenAISdk, type MaxTokensParameter } from './generate-text';
 import { mapSdkError } from './map-sdk-error';
+import { SignalledOpenAI } from './signalled-client';
 import { streamWithOpenAISdk } from './stream-text';
 import { createUndiciFetch } from './undici-fetch';
 
@@ -52,7 +53,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
       throw new ProviderError(settings.missingKeyReason ?? `${settings.name} has no API key`, { kind: 'unavailable' });
     }
     if (client?.key !== key) {
-      const instance = new OpenAI({
+      const instance = new SignalledOpenAI({
         apiKey: key,
         baseURL: settings.baseURL,
         timeout: settings.timeoutMs,
