@@ -38,7 +38,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { build, type Plugin } from 'esbuild';
 import { escapeRegExpLiterals, nonAsciiPlaces } from './escape-regexp-literals';
-import { useCheckingNameHelper } from './name-helper';
+import { withCheckingNameHelper } from './name-helper';
 
 const root = path.resolve(__dirname, '../..');
 
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
   }
   const bundlePath = path.join(root, 'dist/llmop.js');
   const mapPath = `${bundlePath}.map`;
-  const named = useCheckingNameHelper(readFileSync(bundlePath, 'utf8'), JSON.parse(readFileSync(mapPath, 'utf8')));
+  const named = withCheckingNameHelper(readFileSync(bundlePath, 'utf8'), JSON.parse(readFileSync(mapPath, 'utf8')));
   writeFileSync(bundlePath, named.code);
   writeFileSync(mapPath, JSON.stringify(named.map));
   // test/process/bundle.test.ts fails on these too; the bundle still works, it only costs memory.

@@ -19,7 +19,7 @@ export interface SourceMapJson {
 }
 
 /** The bundle with the checking helper, and its source map with the columns after it moved along. */
-export function useCheckingNameHelper(code: string, map: SourceMapJson): { code: string; map: SourceMapJson } {
+export function withCheckingNameHelper(code: string, map: SourceMapJson): { code: string; map: SourceMapJson } {
   const at = code.indexOf(esbuildHelper);
   if (at < 0 || code.indexOf(esbuildHelper, at + 1) >= 0) {
     throw new Error("esbuild's __name helper is not in the bundle exactly once: update scripts/name-helper.ts for this esbuild");

@@ -1,6 +1,7 @@
 import type { RequestLog } from './monitoring/request-log';
 import type { CallContext } from './pipeline/call-context';
 import type { Caller } from './pipeline/caller';
+import { ClientAbort } from './pipeline/client-abort';
 import type { GenerationPipeline } from './pipeline/generation-pipeline';
 import { createGenerationLoader } from './pipeline/generation-loader';
 import type { BudgetService } from './services/budget.service';
@@ -42,8 +43,31 @@ export function createRequestContext(
   services: Services,
   requestId: string,
   caller: Caller,
-  signal?: AbortSignal,
+  cancelledBy?: AbortSignal | ClientAbort,
   requestLog?: RequestLog,
 ): RequestContext {
-  return { requestId, services, caller, responseHeaders: new Map(), generationLoader: createGenerationLoader(), signal, requestLog };
+  return new HttpRequestContext(services, requestId, caller, cancelledBy, requestLog);
+}
+
+/** A class, so that every request's context has one hidden class, its AbortSignal made only when read. */
+class HttpRequestContext implements RequestContext {
+  readonly responseHeaders = new Map<string, string>();
+  readonly generationLoader = createGenerationLoader();
+  readonly clientAbort: ClientAbort | undefined;
+  private readonly givenSignal: AbortSignal | undefined;
+
+  constructor(
+    readonly services: Services,
+    readonly requestId: string,
+    readonly caller: Caller,
+    cancelledBy: AbortSignal | ClientAbort | undefined,
+    readonly requestLog: RequestLog | undefined,
+  ) {
+    this.clientAbort = cancelledBy instanceof ClientAbort ? cancelledBy : undefined;
+    this.givenSignal = cancelledBy instanceof ClientAbort ? undefined : cancelledBy;
+  }
+
+  get signal(): AbortSignal | undefined {
+    return this.clientAbort ? this.clientAbort.signal : this.givenSignal;
+  }
 }

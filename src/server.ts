@@ -13,6 +13,7 @@ import { requestIdOf } from './http/request-id';
 import type { Logger } from './logger';
 import type { RequestLog } from './monitoring/request-log';
 import type { RequestMonitor } from './monitoring/request-monitor';
+import { ClientAbort } from './pipeline/client-abort';
 
 export interface HttpServerSettings {
   readonly apollo: ApolloServer<RequestContext>;
@@ -83,7 +84,7 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
     response.setHeader('x-request-id', requestId);
     if (draining) response.setHeader('connection', 'close');
 
-    const abort = new AbortController();
+    const abort = new ClientAbort();
     response.on('close', () => {
       if (!response.writableFinished) abort.abort();
     });
@@ -117,7 +118,7 @@ export function createHttpServer(settings: HttpServerSettings): HttpServer {
       if (!caller && isOpenAI && settings.openAIHandler) return settings.openAIHandler.unauthorized(response, refusal);
       if (!caller) return sendUnauthorized(response, isGraphQL || isGraphQLStream, refusal);
       if (log) log.callerName = caller.name;
-      const context = createRequestContext(settings.services, requestId, caller, abort.signal, log);
+      const context = createRequestContext(settings.services, requestId, caller, abort, log);
       if (isGraphQL) return graphql(request, response, url.search, context);
       if (isGraphQLStream) {
         if (settings.graphqlSseHandler) return settings.graphqlSseHandler(request, response, context);

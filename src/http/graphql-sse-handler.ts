@@ -85,7 +85,8 @@ export function createGraphQLSseHandler(settings: GraphQLSseHandlerSettings): Gr
     context.signal?.addEventListener('abort', end, { once: true });
     running.add(end);
     try {
-      await serve(request, response, { ...context, signal: operation.signal }, body);
+      // A copy holds the context's fields, not its `signal` getter; the operation's signal replaces the request's abort.
+      await serve(request, response, { ...context, signal: operation.signal, clientAbort: undefined }, body);
     } finally {
       running.delete(end);
       context.signal?.removeEventListener('abort', end);

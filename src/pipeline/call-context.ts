@@ -1,4 +1,5 @@
 import type { Caller } from './caller';
+import type { AbortSource, ClientAbort } from './client-abort';
 import type { GenerationLoader } from './generation-loader';
 import type { GenerationRecord } from './generation-record';
 
@@ -10,6 +11,11 @@ export interface CallContext {
   readonly generationLoader: GenerationLoader;
   /** Aborted when the client goes away. */
   readonly signal?: AbortSignal;
+  /** The same, where the surface has it without an AbortSignal (HTTP requests): what the pipeline listens to. */
+  readonly clientAbort?: ClientAbort;
   /** Told how many generations the request started (rows opened) and each one's record, so its access-log line sums them once all are in. */
   readonly requestLog?: { generationsStarted(count: number): void; recorded(record: GenerationRecord): void };
 }
+
+/** What tells the pipeline that the caller went away: the cheap ClientAbort when the surface gave one. */
+export const clientGone = (call: CallContext): AbortSource | undefined => call.clientAbort ?? call.signal;

@@ -1,28 +1,33 @@
+import { type AbortSource, listenForAbort } from './client-abort';
+
 /**
  * One generation's time budget, counted from admission: time queued for a slot, retries and the
  * upstream call all spend it. One AbortController and one timer, both released by `dispose()`:
  * `AbortSignal.timeout()` would keep every request's signal and listeners alive until it fires.
+ * Its signal also aborts when any of `cancelledBy` does (the client going away, a stream stopped).
  */
 export class Deadline {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private readonly expiresAt: number;
   private timedOut = false;
+  private readonly stopListening: (() => void)[] = [];
 
   constructor(
     readonly timeoutMs: number,
-    private readonly clientSignal?: AbortSignal,
+    cancelledBy: readonly (AbortSource | undefined)[] = [],
   ) {
     this.expiresAt = performance.now() + timeoutMs;
     this.timer = setTimeout(() => {
       this.timedOut = true;
       this.controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
     }, timeoutMs);
-    if (clientSignal?.aborted) this.controller.abort(clientSignal.reason);
-    else clientSignal?.addEventListener('abort', this.onClientAbort, { once: true });
+    for (const source of cancelledBy) {
+      if (source && !this.controller.signal.aborted) this.stopListening.push(listenForAbort(source, () => this.cancel(source)));
+    }
   }
 
-  /** Aborts when the deadline passes or the client goes away. */
+  /** Aborts when the deadline passes, the client goes away or a source in `cancelledBy` aborts. */
   get signal(): AbortSignal {
     return this.controller.signal;
   }
@@ -38,10 +43,11 @@ export class Deadline {
 
   dispose(): void {
     clearTimeout(this.timer);
-    this.clientSignal?.removeEventListener('abort', this.onClientAbort);
+    for (const stop of this.stopListening.splice(0)) stop();
   }
 
-  private readonly onClientAbort = (): void => {
-    this.controller.abort(this.clientSignal?.reason);
-  };
+  /** The source's reason when it has one (an AbortSignal's), so callers can tell why. */
+  private cancel(source: AbortSource): void {
+    this.controller.abort(source instanceof AbortSignal ? source.reason : undefined);
+  }
 }

@@ -26,6 +26,9 @@ export class ModelDiscovery {
   private inFlight: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private everCompleted = false;
+  private unavailable:
+    | { readonly models: readonly ModelDescriptor[]; readonly reason: string; readonly list: readonly ModelDescriptor[] }
+    | undefined;
 
   constructor(private readonly settings: ModelDiscoverySettings) {}
 
@@ -87,11 +90,17 @@ export class ModelDiscovery {
     }
   }
 
-  /** Last known and configured models, marked with why they cannot serve. */
-  private unavailableModels(): ModelDescriptor[] {
+  /**
+   * Last known and configured models, marked with why they cannot serve: one list for as long as the last
+   * known models and the reason stay the same, so that a provider's lookups can index it once.
+   */
+  private unavailableModels(): readonly ModelDescriptor[] {
+    const reason = this.detail ?? 'provider is down';
+    if (this.unavailable?.models === this.models && this.unavailable.reason === reason) return this.unavailable.list;
     const byId = new Map<string, ModelDescriptor>();
     for (const model of [...this.settings.configuredModels, ...this.models]) byId.set(model.id, model);
-    const reason = this.detail ?? 'provider is down';
-    return [...byId.values()].map((model) => ({ ...model, unavailableReason: reason }));
+    const list = [...byId.values()].map((model) => ({ ...model, unavailableReason: reason }));
+    this.unavailable = { models: this.models, reason, list };
+    return list;
   }
 }

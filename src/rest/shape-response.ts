@@ -19,7 +19,9 @@ export function shapeForContract(value: unknown, schema: SchemaObject | undefine
   const { items, properties, nullable } = prepare(schema, contract);
   if (Array.isArray(value)) return value.map((item) => shapeForContract(item, items, contract));
   const shaped: Record<string, unknown> = {};
-  for (const [key, child] of Object.entries(value)) {
+  // for-in, not Object.entries: no array per property on every answer (execution results are plain objects).
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
     if (child === null && !nullable.has(key)) continue;
     shaped[key] = shapeForContract(child, properties[key], contract);
   }

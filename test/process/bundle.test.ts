@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decode, encode } from '@jridgewell/sourcemap-codec';
 import { escapeRegExpLiterals, nonAsciiPlaces } from '../../scripts/escape-regexp-literals';
-import { useCheckingNameHelper } from '../../scripts/name-helper';
+import { withCheckingNameHelper } from '../../scripts/name-helper';
 
 /** The regular expression a literal (`/body/flags`) makes. */
 function compiled(literal: string): RegExp {
@@ -65,12 +65,15 @@ describe('the bundle', () => {
     expect(escapeRegExpLiterals(broken)).toEqual({ text: broken, escaped: 0, parseError: expect.any(String) });
   });
 
-  it("names functions through a helper that leaves a name V8 already gave alone, and redefines any other", () => {
+  it('names functions through a helper that leaves a name V8 already gave alone, and redefines any other', () => {
     const bundle = readFileSync(path.join(__dirname, '../../dist/llmop.js'), 'utf8');
     const helper = bundle.match(/var __name=\(target,value\)=>[^;]*;/)?.[0];
     expect(helper).toContain('target.name===value?target:');
     // The helper as the bundle has it, run on its own.
-    const __name = new Function('__defProp', `${helper} return __name;`)(Object.defineProperty) as (target: object, value: string) => object;
+    const __name = new Function('__defProp', `${helper} return __name;`)(Object.defineProperty) as (
+      target: object,
+      value: string,
+    ) => object;
     const inferred = (): number => 1;
     const before = Object.getOwnPropertyDescriptor(inferred, 'name');
     expect(__name(inferred, 'inferred')).toBe(inferred);
@@ -78,7 +81,12 @@ describe('the bundle', () => {
     const renamed = class Generation2 {};
     __name(renamed, 'Generation');
     expect(renamed.name).toBe('Generation');
-    expect(Object.getOwnPropertyDescriptor(renamed, 'name')).toEqual({ value: 'Generation', writable: false, enumerable: false, configurable: true });
+    expect(Object.getOwnPropertyDescriptor(renamed, 'name')).toEqual({
+      value: 'Generation',
+      writable: false,
+      enumerable: false,
+      configurable: true,
+    });
   });
 
   it("moves the source map's columns after the helper by what it grew, on its line only", () => {
@@ -94,7 +102,7 @@ describe('the bundle', () => {
       ],
       [[0, 0, 4, 0]],
     ]);
-    const result = useCheckingNameHelper(code, { version: 3, sources: ['x.ts'], mappings });
+    const result = withCheckingNameHelper(code, { version: 3, sources: ['x.ts'], mappings });
     const grew = result.code.length - code.length;
     expect(grew).toBeGreaterThan(0);
     expect(result.code.slice(afterAt + grew)).toBe(code.slice(afterAt));
@@ -105,6 +113,6 @@ describe('the bundle', () => {
       ],
       [[0, 0, 4, 0]],
     ]);
-    expect(() => useCheckingNameHelper('no helper here', { mappings: '' })).toThrow(/exactly once/);
+    expect(() => withCheckingNameHelper('no helper here', { mappings: '' })).toThrow(/exactly once/);
   });
 });

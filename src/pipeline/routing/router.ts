@@ -46,7 +46,12 @@ export class Router {
       .map(
         (group): CandidateGroup => ({
           modelId: group[0]!.model.id,
-          replicas: group.map((replica) => ({ ...replica, endpoint: this.endpoints.of(replica.provider.name) })),
+          // Field by field: a spread followed by a new key is a new hidden class for every request.
+          replicas: group.map((replica) => ({
+            model: replica.model,
+            provider: replica.provider,
+            endpoint: this.endpoints.of(replica.provider.name),
+          })),
         }),
       );
     if (groups.length === 0) throw modelUnavailable(modelId, requested.model.unavailableReason ?? 'no endpoint can serve it');

@@ -128,7 +128,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
     const result = await callUpstream(request.signal, (openai) =>
       generateWithOpenAISdk(openai, request, settings.maxTokensParameter, settings.name),
     );
-    return { ...result, latencyMs: Math.round(performance.now() - startedAt) };
+    return withLatency(result, Math.round(performance.now() - startedAt));
   };
 
   /** Completion-API prompts that share model and parameters go up in one call; everything else one by one. */
@@ -148,7 +148,7 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
             group.length === 1
               ? [await generate(group[0]!)]
               : (await callUpstream(group[0]!.signal, (openai) => generateCompletionsInOneCall(openai, group, settings.name))).map(
-                  (answer) => ({ ...answer, latencyMs: Math.round(performance.now() - startedAt) }),
+                  (answer) => withLatency(answer, Math.round(performance.now() - startedAt)),
                 );
           answers.forEach((answer, position) => {
             results[indexes[position]!] = answer;
@@ -162,14 +162,29 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
     return results;
   };
 
+  // Built once: every generation's routing looks its model up here, and a fresh copy of the list each time was
+  // garbage and a new hidden class for every model of every provider without a key.
+  let unconfiguredModels: readonly ModelDescriptor[] | undefined;
+  const listModels = (): Promise<readonly ModelDescriptor[]> => {
+    if (isConfigured()) return discovery.listModels();
+    unconfiguredModels ??= settings.configuredModels.map((model) => ({ ...model, unavailableReason: settings.missingKeyReason }));
+    return Promise.resolve(unconfiguredModels);
+  };
+  let index: { readonly list: readonly ModelDescriptor[]; readonly byId: ReadonlyMap<string, ModelDescriptor> } | undefined;
+
   return {
     name: settings.name,
     kind: settings.kind,
-    async listModels() {
-      if (!isConfigured()) {
-        return settings.configuredModels.map((model) => ({ ...model, unavailableReason: settings.missingKeyReason }));
+    listModels,
+    /** A lookup in the current list, indexed once per list (the first of an id wins, as a search would find it). */
+    async findModel(id) {
+      const list = await listModels();
+      if (index?.list !== list) {
+        const byId = new Map<string, ModelDescriptor>();
+        for (const model of list) if (!byId.has(model.id)) byId.set(model.id, model);
+        index = { list, byId };
       }
-      return discovery.listModels();
+      return index.byId.get(id);
     },
     stream,
     generate,
@@ -194,6 +209,12 @@ export function createSdkProvider(settings: SdkProviderSettings): LanguageModelP
       await upstreamFetch.close();
     },
   };
+}
+
+/** Field by field: `{ ...result, latencyMs }` would be a new hidden class for every answer (Node 20's V8). */
+function withLatency(result: Omit<GenerationResult, 'latencyMs'>, latencyMs: number): GenerationResult {
+  const { text, finishReason, upstreamModel, usage, upstreamRequestId } = result;
+  return { text, finishReason, upstreamModel, usage, upstreamRequestId, latencyMs };
 }
 
 /** Requests in one call must agree on everything but the prompt, their signal (deadline) included. */
