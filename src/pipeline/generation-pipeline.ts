@@ -695,7 +695,8 @@ export class GenerationPipeline {
             maxTokens: parameters.maxTokens,
             temperature: parameters.temperature,
             topP: parameters.topP,
-            ...(seed === undefined || seed === null ? {} : { seed }),
+            // Always the key (undefined when absent): a conditional spread here runs through V8's runtime each time.
+            seed: seed ?? undefined,
           },
           createdAt,
         }),
