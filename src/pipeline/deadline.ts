@@ -1,4 +1,4 @@
-import { type AbortSource, listenForAbort } from './client-abort';
+import { type AbortSource, ClientAbort, listenForAbort } from './client-abort';
 
 /**
  * One generation's time budget, counted from admission: time queued for a slot, retries and the
@@ -48,6 +48,6 @@ export class Deadline {
 
   /** The source's reason when it has one (an AbortSignal's), so callers can tell why. */
   private cancel(source: AbortSource): void {
-    this.controller.abort(source instanceof AbortSignal ? source.reason : undefined);
+    this.controller.abort(source instanceof ClientAbort ? undefined : source.reason);
   }
 }

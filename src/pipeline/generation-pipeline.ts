@@ -451,7 +451,7 @@ export class GenerationPipeline {
     const { start, call, deadline, stop, admitted, opened } = stream;
     const { model } = opened.candidate;
     const shutdown = stop.signal.reason === ('shutdown' satisfies StreamStop);
-    const cancelled = shutdown || stop.signal.aborted || (call.signal?.aborted ?? false);
+    const cancelled = shutdown || stop.signal.aborted || (clientGone(call)?.aborted ?? false);
     if (!cancelled) stream.ending.how = 'failed';
     const error = shutdown ? shuttingDown() : toApiError(failure, model, deadline);
     const code = shutdown ? 'interrupted' : cancelled ? 'cancelled' : error.extensions.code;

@@ -48,7 +48,9 @@ const completionText = (chunk: Chunk): string | null | undefined => (chunk as Co
 /**
  * The SDK's chunks as stream parts: each non-empty text, then one finish with the usage of the last
  * chunk. An aborted request ends in an error, never in a finish: the SDK's stream ends quietly when
- * its request is aborted, which would pass a cut answer off as a whole one.
+ * its request is aborted, which would pass a cut answer off as a whole one. Aborted, it is always the
+ * SDK's `APIUserAbortError`: the body fails with the signal's own reason (the fetch gets the caller's
+ * signal, src/providers/openai-sdk/signalled-client.ts), which may be a TimeoutError or a stop's string.
  */
 async function* parts(
   chunks: AsyncIterable<Chunk>,
@@ -59,13 +61,18 @@ async function* parts(
   let upstreamModel = requestedModel;
   let finishReason: FinishReason | undefined;
   let usage: TokenUsage | undefined;
-  for await (const chunk of chunks) {
-    if (chunk.model) upstreamModel = chunk.model;
-    usage = mapUsage(chunk.usage) ?? usage;
-    const text = textOf(chunk);
-    if (text) yield { type: 'text', text } satisfies StreamPart;
-    const reason = chunk.choices?.[0]?.finish_reason;
-    if (reason) finishReason = mapOpenAIFinishReason(reason);
+  try {
+    for await (const chunk of chunks) {
+      if (chunk.model) upstreamModel = chunk.model;
+      usage = mapUsage(chunk.usage) ?? usage;
+      const text = textOf(chunk);
+      if (text) yield { type: 'text', text } satisfies StreamPart;
+      const reason = chunk.choices?.[0]?.finish_reason;
+      if (reason) finishReason = mapOpenAIFinishReason(reason);
+    }
+  } catch (error) {
+    if (signal?.aborted) throw new OpenAI.APIUserAbortError();
+    throw error;
   }
   if (signal?.aborted) throw new OpenAI.APIUserAbortError();
   // A server that closes cleanly without a finish reason is reported as `other`, not guessed.
