@@ -56,7 +56,9 @@ const environmentSchema = z.object({
   UPSTREAM_ATTEMPT_TIMEOUT_MS: integer(0, 0),
   BREAKER_FAILURES: integer(5, 1, 1000),
   BREAKER_HALF_OPEN_MS: integer(10_000, 10, 30_000),
-  PROVIDER_CONCURRENCY: integer(4, 1, 256),
+  // Per endpoint and replica. Hosted APIs and servers like vLLM take hundreds of calls at once; a
+  // smaller number queues interactive calls in the gateway (set an endpoint's `concurrency` for a small server).
+  PROVIDER_CONCURRENCY: integer(64, 1, 256),
   PROVIDER_QUEUE_LIMIT: integer(1000, 0),
   DISCOVERY_INTERVAL_MS: integer(30_000, 100),
   DISCOVERY_TIMEOUT_MS: integer(5_000, 1),

@@ -5,8 +5,8 @@
  * Two fake upstreams stream OpenAI's way (scripts/bench/fake-upstream.ts) on the load core, beside this
  * script, which is the client; the gateway has the other core to itself. One fresh gateway: ledger on
  * (SQLite in a DATA_DIR of its own, LEDGER_CONTENT default), authentication off, rate limits high, both
- * endpoints allowed `concurrentStreams` upstream calls at once (PROVIDER_CONCURRENCY's default of 4
- * would queue 196 of the 200 streams in the gateway instead of streaming them). It is started with a
+ * endpoints allowed `concurrentStreams` upstream calls at once (PROVIDER_CONCURRENCY's default of 64
+ * would queue 136 of the 200 streams in the gateway instead of streaming them). It is started with a
  * probe preloaded (scripts/bench/memory-probe.ts: a full GC and process.memoryUsage() on SIGUSR2), so
  * its heap is read without src/ knowing about the bench.
  *
@@ -81,19 +81,23 @@ const maxRssGrowthMiB = 25;
  */
 const maxHeapGrowthMiB = 2;
 const streamTimeoutMs = 60_000;
+/** How many warm-up calls run at once. */
+const warmUpConcurrency = 10;
 /** After a round: the ledger rows of its last streams are written before memory is read. */
 const settleMs = 250;
 const probeTimeoutMs = 5000;
 
 interface Counts {
+  /** Calls a gateway surface gets `warmUpConcurrency` at a time before any is timed (V8 optimises the path). */
+  readonly concurrentWarmUp: number;
   readonly ttftWarmUp: number;
   readonly ttftSamples: number;
   readonly rounds: number;
   /** Divides the words of the memory rounds' streams (at least 10 remain). */
   readonly chunkDivisor: number;
 }
-const fullCounts: Counts = { ttftWarmUp: 100, ttftSamples: 300, rounds: 7, chunkDivisor: 1 };
-const quickCounts: Counts = { ttftWarmUp: 10, ttftSamples: 30, rounds: 4, chunkDivisor: 10 };
+const fullCounts: Counts = { concurrentWarmUp: 3000, ttftWarmUp: 100, ttftSamples: 300, rounds: 7, chunkDivisor: 1 };
+const quickCounts: Counts = { concurrentWarmUp: 100, ttftWarmUp: 10, ttftSamples: 30, rounds: 4, chunkDivisor: 10 };
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -199,6 +203,26 @@ interface FirstTokenSettings {
 }
 
 /**
+ * Calls `run` `calls` times, `warmUpConcurrency` at once, and counts the calls per second. A fresh
+ * gateway runs its first thousands of calls on V8's interpreter and baseline code (REST generate at 10
+ * connections serves about a quarter of its steady rate in the first 2 s after start and reaches it
+ * after about 10 s): timed calls come after this, as on a server that has been up a while.
+ */
+async function warmUp(calls: number, run: () => Promise<string | undefined>, problems: string[]): Promise<number> {
+  let next = 0;
+  const startedAt = performance.now();
+  const worker = async (): Promise<void> => {
+    while (next < calls) {
+      next += 1;
+      const problem = await run();
+      if (problem !== undefined) problems.push(problem);
+    }
+  };
+  await Promise.all(Array.from({ length: warmUpConcurrency }, worker));
+  return calls / ((performance.now() - startedAt) / 1000);
+}
+
+/**
  * Time to first token, one call at a time, alternating the surfaces; beside each round of streams,
  * one non-streaming REST generate and one direct JSON call, for comparison.
  */
@@ -242,7 +266,7 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
   line(
     'time to first token',
     `${shortChunks}-word streams, one call at a time, alternating ${surfaces.length} surfaces; ` +
-      `${counts.ttftWarmUp} warm-up + ${counts.ttftSamples} measured calls each`,
+      `after a concurrent warm-up, ${counts.ttftWarmUp} warm-up + ${counts.ttftSamples} measured calls each`,
   );
 
   const generate = {
@@ -255,6 +279,30 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
   const generateSamples = { direct: [] as number[], rest: [] as number[] };
   const generateAgent = new Agent({ keepAlive: true, maxSockets: 1 });
   const problems: string[] = [];
+  const warmUpAgent = new Agent({ keepAlive: true, maxSockets: warmUpConcurrency });
+  const warmUpRates: string[] = [];
+  for (const target of surfaces.slice(1)) {
+    const rate = await warmUp(
+      counts.concurrentWarmUp,
+      async () => {
+        const outcome = await runStream(target.call, warmUpAgent, streamTimeoutMs);
+        return outcome.problem === undefined ? undefined : `${target.name} warm-up: ${outcome.problem}`;
+      },
+      problems,
+    );
+    warmUpRates.push(`${target.name} ${formatCount(rate)}/s`);
+  }
+  const restGenerateRate = await warmUp(
+    counts.concurrentWarmUp,
+    async () => {
+      const answer = await timePost(generate.rest.url, generate.rest.body, warmUpAgent, streamTimeoutMs);
+      return answer.status === 200 ? undefined : `rest generate warm-up: HTTP ${answer.status} ${answer.body.slice(0, 200)}`;
+    },
+    problems,
+  );
+  warmUpRates.push(`REST generate ${formatCount(restGenerateRate)}/s`);
+  warmUpAgent.destroy();
+  line('warm-up', `${formatCount(counts.concurrentWarmUp)} calls a gateway surface, ${warmUpConcurrency} at once: ${warmUpRates.join(', ')}`);
   for (let call = 0; call < counts.ttftWarmUp + counts.ttftSamples; call += 1) {
     const measured = call >= counts.ttftWarmUp;
     // A rotating order: no surface always follows the same one.

@@ -20,7 +20,12 @@ export class ServerSentEvents {
     response.setHeader('content-type', 'text/event-stream; charset=utf-8');
     response.setHeader('cache-control', 'no-cache');
     response.setHeader('x-accel-buffering', 'no');
+    // The status line leaves now, in one write with whatever is sent in this same tick (the first
+    // event, when it is already there), rather than a write of its own.
+    const socket = response.socket;
+    socket?.cork();
     response.flushHeaders();
+    if (socket) process.nextTick(() => socket.uncork());
     this.heartbeat = setInterval(() => this.write(': keep-alive\n\n'), heartbeatMs);
     this.heartbeat.unref();
     response.once('close', () => clearInterval(this.heartbeat));

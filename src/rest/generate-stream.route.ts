@@ -1,9 +1,10 @@
 import type { ServerResponse } from 'node:http';
-import { type ExecutionResult, type GraphQLSchema, subscribe } from 'graphql';
+import { createSourceEventStream, type ExecutionArgs, execute, type GraphQLSchema } from 'graphql';
 import type { RequestContext } from '../context';
 import { errorBody, sendErrorResponse } from '../http/error-response';
 import { ServerSentEvents } from '../http/server-sent-events';
 import type { Logger } from '../logger';
+import type { GenerateStreamEvent, StreamSourceItem } from '../resolvers/generate/generate-stream.type';
 import { renderGraphQLErrors } from './error-response';
 import type { OpenApiContract } from './openapi-contract';
 import { shapeForContract } from './shape-response';
@@ -23,9 +24,14 @@ interface StreamEventData {
   readonly response: Record<string, unknown> | null;
 }
 
+/** A `delta` event: the next text, nothing else (the subscription's resolver hands these on as they are). */
+function isDelta(item: StreamSourceItem): item is GenerateStreamEvent & { readonly response: null } {
+  return !('failure' in item) && item.response === null;
+}
+
 /**
  * POST /api/v1/generate/stream: server-sent events, written by hand because SOFA answers one JSON
- * document. It runs the `generate_stream` subscription, the resolver GraphQL clients subscribe to,
+ * document. It subscribes to `generate_stream`, the resolver GraphQL clients subscribe to,
  * so admission (rate limit, budget) and validation are the same; whatever is refused before the
  * upstream answers is an ordinary JSON error with its status. Then `delta` events, and one `done`
  * (the GenerateResponse, shaped as POST /generate answers it) or one `error` (an ErrorResponse).
@@ -44,7 +50,15 @@ export function createGenerateStreamRoute(settings: GenerateStreamRouteSettings)
         headers: {},
       });
     }
-    const started = await subscribe({ schema, document: operation.document, variableValues: variables.values, contextValue: context });
+    const subscription: ExecutionArgs = {
+      schema,
+      document: operation.document,
+      variableValues: variables.values,
+      contextValue: context,
+      rootValue: undefined,
+    };
+    // The subscription's `subscribe` (admission, the upstream call) runs as for any GraphQL client.
+    const started = await createSourceEventStream(subscription);
     if (!(Symbol.asyncIterator in started)) {
       const rendered = renderGraphQLErrors(started.errors ?? []);
       return sendErrorResponse(response, { ...rendered, headers: { ...rendered.headers, ...headers() } });
@@ -52,17 +66,23 @@ export function createGenerateStreamRoute(settings: GenerateStreamRouteSettings)
 
     const events = new ServerSentEvents(response, settings.heartbeatMs, headers());
     try {
-      for await (const result of started as AsyncIterable<ExecutionResult>) {
-        if (result.errors) {
-          const rendered = renderGraphQLErrors(result.errors);
-          if (rendered.body.error === 'internal_error')
-            logger.error({ requestId: context.requestId, errors: result.errors }, 'stream failed');
-          await events.send(JSON.stringify(rendered.body), 'error');
-          break;
+      for await (const item of started as AsyncIterable<StreamSourceItem>) {
+        // A delta is written as it is: executing the selection set for each one (what `subscribe` does)
+        // cost more than the rest of the stream's work together. The last event, the whole answer or the
+        // error ending the stream, goes through the subscription's resolver and selection set.
+        if (isDelta(item)) await events.send(JSON.stringify({ text: item.text }), 'delta');
+        else {
+          const result = await execute({ ...subscription, rootValue: item });
+          if (result.errors) {
+            const rendered = renderGraphQLErrors(result.errors);
+            if (rendered.body.error === 'internal_error')
+              logger.error({ requestId: context.requestId, errors: result.errors }, 'stream failed');
+            await events.send(JSON.stringify(rendered.body), 'error');
+            break;
+          }
+          const event = result.data?.[operation.fieldName] as StreamEventData;
+          await events.send(JSON.stringify(shapeForContract(event.response!, responseSchema, contract)), 'done');
         }
-        const event = result.data?.[operation.fieldName] as StreamEventData;
-        if (event.response === null) await events.send(JSON.stringify({ text: event.text }), 'delta');
-        else await events.send(JSON.stringify(shapeForContract(event.response, responseSchema, contract)), 'done');
         // Leaving the loop returns the subscription: the upstream call stops and the row is recorded.
         if (events.closed) break;
       }
