@@ -302,7 +302,10 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
   );
   warmUpRates.push(`REST generate ${formatCount(restGenerateRate)}/s`);
   warmUpAgent.destroy();
-  line('warm-up', `${formatCount(counts.concurrentWarmUp)} calls a gateway surface, ${warmUpConcurrency} at once: ${warmUpRates.join(', ')}`);
+  line(
+    'warm-up',
+    `${formatCount(counts.concurrentWarmUp)} calls a gateway surface, ${warmUpConcurrency} at once: ${warmUpRates.join(', ')}`,
+  );
   for (let call = 0; call < counts.ttftWarmUp + counts.ttftSamples; call += 1) {
     const measured = call >= counts.ttftWarmUp;
     // A rotating order: no surface always follows the same one.
