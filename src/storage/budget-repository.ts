@@ -15,6 +15,7 @@ import {
 } from './budget-types';
 import { type LedgerDatabase, type StatementResult, TransactionConditionError, type TransactionStatement } from './database';
 import type { BudgetsTable, Database } from './schema';
+import { type BoundStatement, statementTemplate } from './statement-template';
 
 export interface BudgetRepositorySettings {
   /** The clock for `created_at`, `updated_at` and the default period; injected by tests. */
@@ -51,6 +52,14 @@ const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 export class BudgetRepository {
   private readonly db: Kysely<Database>;
   private readonly now: () => Date;
+  // A budgeted generation runs these on every call; compiled once (statement-template.ts).
+  private readonly applyingToCaller: BoundStatement<[caller: string, modelId: string]>;
+  private readonly applyingToTeamMember: BoundStatement<[caller: string, team: string, modelId: string]>;
+  private readonly reserveOne: BoundStatement<[id: string, amountUnits: number, ...starts: PeriodStartValues]>;
+  private readonly explainReserve: BoundStatement<[id: string, ...starts: PeriodStartValues]>;
+  private readonly settleOne: BoundStatement<[id: string, actualUnits: number, reservedUnits: number, ...starts: PeriodStartValues]>;
+  /** By how many budgets it creates counters for. */
+  private readonly ensureCountersFor = new Map<number, BoundStatement<unknown[]>>();
 
   constructor(
     private readonly database: LedgerDatabase,
@@ -58,6 +67,31 @@ export class BudgetRepository {
   ) {
     this.db = database.db;
     this.now = settings.now ?? (() => new Date());
+    this.applyingToCaller = statementTemplate(2, (caller, modelId) => this.applyingQuery(caller, null, modelId).compile());
+    this.applyingToTeamMember = statementTemplate(3, (caller, team, modelId) => this.applyingQuery(caller, team, modelId).compile());
+    this.reserveOne = statementTemplate(5, (id, amountUnits, day, week, month) => {
+      const starts = { day, week, month };
+      return sql`update budget_usage set reserved_units = reserved_units + ${bigint(amountUnits)}
+        where budget_id = ${id}
+          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
+          and spent_units + reserved_units + ${bigint(amountUnits)} <= (select limit_units from budgets where budgets.id = ${id})
+        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`.compile(this.db);
+    });
+    this.explainReserve = statementTemplate(4, (id, day, week, month) => {
+      const starts = { day, week, month };
+      return sql`select b.id as budget_id, b.limit_units as limit_units,
+          coalesce(u.spent_units, 0) as spent_units, coalesce(u.reserved_units, 0) as reserved_units
+        from budgets b left join budget_usage u on u.budget_id = b.id and u.period_start = ${periodStartOf(sql.ref('b.period'), starts)}
+        where b.id = ${id}`.compile(this.db);
+    });
+    this.settleOne = statementTemplate(6, (id, actualUnits, reservedUnits, day, week, month) => {
+      const starts = { day, week, month };
+      return sql`update budget_usage set spent_units = spent_units + ${bigint(actualUnits)},
+          reserved_units = case when reserved_units > ${bigint(reservedUnits)} then reserved_units - ${bigint(reservedUnits)} else 0 end
+        where budget_id = ${id}
+          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
+        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`.compile(this.db);
+    });
   }
 
   /**
@@ -123,21 +157,25 @@ export class BudgetRepository {
    * either for every model or for its model. Oldest first.
    */
   async applying(subject: BudgetSubject): Promise<Budget[]> {
-    const rows = await this.db
+    const query =
+      subject.team === null
+        ? this.applyingToCaller(subject.caller, subject.modelId)
+        : this.applyingToTeamMember(subject.caller, subject.team, subject.modelId);
+    const { rows } = await this.db.executeQuery<BudgetsTable>(query);
+    return rows.map(toBudget);
+  }
+
+  private applyingQuery(caller: string, team: string | null, modelId: string) {
+    return this.db
       .selectFrom('budgets')
       .selectAll()
       .where((eb) => {
-        const scopes: Expression<SqlBool>[] = [
-          eb('scope', '=', 'global'),
-          eb.and([eb('scope', '=', 'key'), eb('subject', '=', subject.caller)]),
-        ];
-        if (subject.team !== null) scopes.push(eb.and([eb('scope', '=', 'team'), eb('subject', '=', subject.team)]));
-        return eb.and([eb.or(scopes), eb.or([eb('model_id', 'is', null), eb('model_id', '=', subject.modelId)])]);
+        const scopes: Expression<SqlBool>[] = [eb('scope', '=', 'global'), eb.and([eb('scope', '=', 'key'), eb('subject', '=', caller)])];
+        if (team !== null) scopes.push(eb.and([eb('scope', '=', 'team'), eb('subject', '=', team)]));
+        return eb.and([eb.or(scopes), eb.or([eb('model_id', 'is', null), eb('model_id', '=', modelId)])]);
       })
       .orderBy('created_at')
-      .orderBy('id')
-      .execute();
-    return rows.map(toBudget);
+      .orderBy('id');
   }
 
   /** Sets a budget's limit (effective for the next reservation); undefined when there is no such budget. */
@@ -169,22 +207,13 @@ export class BudgetRepository {
     requireUnits('amountUnits', amountUnits);
     const ids = sortedUnique(budgetIds);
     if (amountUnits === 0 || ids.length === 0) return [];
-    const starts = periodStarts(at);
+    const starts = periodStartValues(at);
     const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
     for (const id of ids) {
-      const query = sql`update budget_usage set reserved_units = reserved_units + ${bigint(amountUnits)}
-        where budget_id = ${id}
-          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
-          and spent_units + reserved_units + ${bigint(amountUnits)} <= (select limit_units from budgets where budgets.id = ${id})
-        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`;
-      const explain = sql`select b.id as budget_id, b.limit_units as limit_units,
-          coalesce(u.spent_units, 0) as spent_units, coalesce(u.reserved_units, 0) as reserved_units
-        from budgets b left join budget_usage u on u.budget_id = b.id and u.period_start = ${periodStartOf(sql.ref('b.period'), starts)}
-        where b.id = ${id}`;
       statements.push({
-        query: query.compile(this.db),
+        query: this.reserveOne(id, amountUnits, ...starts),
         expectChanges: 1,
-        explain: explain.compile(this.db),
+        explain: this.explainReserve(id, ...starts),
         label: `${RESERVE_LABEL}${id}`,
       });
     }
@@ -202,17 +231,10 @@ export class BudgetRepository {
     requireUnits('actualUnits', actualUnits);
     const ids = sortedUnique(budgetIds);
     if ((reservedUnits === 0 && actualUnits === 0) || ids.length === 0) return [];
-    const starts = periodStarts(at);
+    const starts = periodStartValues(at);
     // The counter may be missing (nothing was held: a hold of 0, or a new period): spend still counts.
     const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
-    for (const id of ids) {
-      const query = sql`update budget_usage set spent_units = spent_units + ${bigint(actualUnits)},
-          reserved_units = case when reserved_units > ${bigint(reservedUnits)} then reserved_units - ${bigint(reservedUnits)} else 0 end
-        where budget_id = ${id}
-          and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
-        returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`;
-      statements.push(query.compile(this.db));
-    }
+    for (const id of ids) statements.push(this.settleOne(id, actualUnits, reservedUnits, ...starts));
     return statements;
   }
 
@@ -257,10 +279,18 @@ export class BudgetRepository {
   }
 
   /** Creates the missing counter rows (existing budgets only), in id order. */
-  private ensureCounters(ids: readonly string[], starts: PeriodStarts): CompiledQuery {
-    return sql`insert into budget_usage (budget_id, period_start, spent_units, reserved_units)
-      select id, ${periodStartOf(sql.ref('period'), starts)}, 0, 0 from budgets where id in (${sql.join(ids)}) order by id
-      on conflict (budget_id, period_start) do nothing`.compile(this.db);
+  private ensureCounters(ids: readonly string[], starts: PeriodStartValues): CompiledQuery {
+    let bound = this.ensureCountersFor.get(ids.length);
+    if (!bound) {
+      bound = statementTemplate(ids.length + 3, (...values: unknown[]) => {
+        const [day, week, month] = values.slice(ids.length) as unknown as PeriodStartValues;
+        return sql`insert into budget_usage (budget_id, period_start, spent_units, reserved_units)
+          select id, ${periodStartOf(sql.ref('period'), { day, week, month })}, 0, 0 from budgets where id in (${sql.join(values.slice(0, ids.length))}) order by id
+          on conflict (budget_id, period_start) do nothing`.compile(this.db);
+      });
+      this.ensureCountersFor.set(ids.length, bound);
+    }
+    return bound(...ids, ...starts);
   }
 
   private stateQuery(at: Date) {
@@ -323,6 +353,13 @@ interface PeriodStarts {
 
 function periodStarts(at: Date): PeriodStarts {
   return { day: periodStartMs('day', at), week: periodStartMs('week', at), month: periodStartMs('month', at) };
+}
+
+/** The same, as a template's values: day, week, month. */
+type PeriodStartValues = [day: number, week: number, month: number];
+
+function periodStartValues(at: Date): PeriodStartValues {
+  return [periodStartMs('day', at), periodStartMs('week', at), periodStartMs('month', at)];
 }
 
 /** A parameter typed BIGINT: PostgreSQL cannot infer a bare parameter's type inside CASE or SELECT lists. */

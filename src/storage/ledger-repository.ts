@@ -12,6 +12,7 @@ import {
 import { costUnitsToUsd, usdToCostUnits } from './cost-units';
 import type { LedgerDatabase } from './database';
 import { GroupCommitWriter } from './group-commit-writer';
+import { type BoundStatement, statementTemplate } from './statement-template';
 import { decodeCursor, pageOf } from './ledger-cursor';
 import {
   GENERATION_STATUSES,
@@ -80,6 +81,8 @@ export class LedgerRepository {
   private readonly inFlight = new Map<string, GenerationRow>();
   /** The upsert's SQL text by batch size, with the column order of its parameters. */
   private readonly upsertStatements = new Map<number, { readonly sql: string; readonly columns: readonly (keyof GenerationRow)[] }>();
+  /** Finishes a row holding budget money, in the transaction that settles the hold: compiled once. */
+  private readonly finishHeld: BoundStatement<[row: GenerationRow]>;
 
   constructor(
     database: LedgerDatabase,
@@ -89,6 +92,58 @@ export class LedgerRepository {
     this.db = database.db;
     this.reports = database.reports;
     this.now = settings.now ?? (() => new Date());
+    const finishQuery = statementTemplate(13, (...values: unknown[]) => {
+      const [
+        provider,
+        upstream_model,
+        status,
+        error,
+        finish_reason,
+        text,
+        input_tokens,
+        output_tokens,
+        cost_units,
+        latency_ms,
+        attempts,
+        finished_at,
+        id,
+      ] = values as [string, string, string, null, null, null, number, number, number, null, string, null, string];
+      return this.db
+        .updateTable('generations')
+        .set({
+          provider,
+          upstream_model,
+          status,
+          error,
+          finish_reason,
+          text,
+          input_tokens,
+          output_tokens,
+          cost_units,
+          latency_ms,
+          attempts,
+          finished_at,
+        })
+        .where('id', '=', id)
+        .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
+        .compile();
+    });
+    this.finishHeld = (row) =>
+      finishQuery(
+        row.provider,
+        row.upstream_model,
+        row.status,
+        row.error,
+        row.finish_reason,
+        row.text,
+        row.input_tokens,
+        row.output_tokens,
+        row.cost_units,
+        row.latency_ms,
+        row.attempts,
+        row.finished_at,
+        row.id,
+      );
     this.writer = new GroupCommitWriter({
       commit: (rows) => this.upsert(rows),
       maxBatchSize: settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
@@ -170,25 +225,7 @@ export class LedgerRepository {
     );
     // Only a row still in progress is finished and settled: one that the sweep closed (its hold
     // already settled in full) is never settled twice; the transaction rolls back instead.
-    const finish = this.db
-      .updateTable('generations')
-      .set({
-        provider: row.provider,
-        upstream_model: row.upstream_model,
-        status: row.status,
-        error: row.error,
-        finish_reason: row.finish_reason,
-        text: row.text,
-        input_tokens: row.input_tokens,
-        output_tokens: row.output_tokens,
-        cost_units: row.cost_units,
-        latency_ms: row.latency_ms,
-        attempts: row.attempts,
-        finished_at: row.finished_at,
-      })
-      .where('id', '=', row.id)
-      .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
-      .compile();
+    const finish = this.finishHeld(row);
     return this.database
       .transaction([{ query: finish, expectChanges: 1, label: 'finish' }, ...settle])
       .then((results) => this.settled(results, Number(row.cost_units)));
