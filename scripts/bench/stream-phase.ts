@@ -10,8 +10,9 @@
  * probe preloaded (scripts/bench/memory-probe.ts: a full GC and process.memoryUsage() on SIGUSR2), so
  * its heap is read without src/ knowing about the bench.
  *
- * - Time to first token: a short stream (4 words, the first `firstChunkDelayMs` after the request, then
- *   1 ms apart), one call at a time, from the moment the request is sent to the first event carrying
+ * - Time to first token: first each gateway surface (and REST generate) gets `concurrentWarmUp` calls,
+ *   `warmUpConcurrency` at once, so V8 has optimised the path the timed calls take. Then a short stream
+ *   (4 words, the first `firstChunkDelayMs` after the request, then 1 ms apart), one call at a time, from the moment the request is sent to the first event carrying
  *   text: straight to the upstream, through `POST /api/v1/generate/stream` (first `event: delta`) and
  *   through `POST /v1/chat/completions` with `stream: true` (first chunk with content) when that route
  *   answers (it is skipped, and said so, when the gateway has no /v1). Calls alternate between the
