@@ -16,7 +16,9 @@
  *   by path (src/rest/sofa-operations.ts), requires it from there;
  * - packages whose files the server finds with require.resolve (the GraphiQL and dashboard pages'
  *   scripts, sofa-api);
- * - src/esm-import.ts, the one `import()` (see there), required from beside the bundle.
+ * - src/esm-import.ts, the one `import()` (see there), required from beside the bundle;
+ * - @apollo/utils.createhash, which reaches node:crypto through `module.require`: a bundled module
+ *   has none, and Apollo then hashed every GraphQL document with sha.js, a SHA-256 in JavaScript.
  *
  * Left out entirely: fast-json-stringify (with ajv, ~50 ms to load), which graphql-jit requires for its
  * `customJSONSerializer` option; src/rest/compiled-executor.ts never sets it, and the bundle gets a
@@ -62,6 +64,8 @@ const external = [
   'class-validator',
   'libphonenumber-js',
   'validator',
+  // Needs a real `module.require` (see above).
+  '@apollo/utils.createhash',
   // Files the web pages serve, found with require.resolve.
   'react',
   'react-dom',

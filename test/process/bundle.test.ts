@@ -21,6 +21,12 @@ describe('the bundle', () => {
     expect(nonAsciiPlaces(bundle)).toEqual([]);
   });
 
+  it("leaves Apollo's document hashing to node:crypto: bundled, its hash module found no `module.require` and used sha.js", () => {
+    const bundle = readFileSync(path.join(__dirname, '../../dist/llmop.js'), 'utf8');
+    expect(bundle).not.toContain('node_modules/@apollo/utils.createhash/');
+    expect(bundle).not.toContain('node_modules/sha.js/');
+  });
+
   it('escapes the non-ASCII characters of regular expression literals, which then match the same', () => {
     // The literals esbuild left in the bundle (graphql-tools' path check, graphql-scalars' coordinates), and harder ones.
     const literals = [
