@@ -65,6 +65,22 @@ const DEFAULT_MAX_BATCH_SIZE = 25;
 
 type GenerationRow = Insertable<GenerationsTable>;
 
+/** What finishing a row sets (the rest was written when it started). */
+const FINISHED_COLUMNS = [
+  'provider',
+  'upstream_model',
+  'status',
+  'error',
+  'finish_reason',
+  'text',
+  'input_tokens',
+  'output_tokens',
+  'cost_units',
+  'latency_ms',
+  'attempts',
+  'finished_at',
+] as const satisfies readonly (keyof GenerationRow)[];
+
 /**
  * The ledger of generations: every generation is started (an `in_progress` row) before its first
  * upstream call and finished when it ends. Writes go through a group commit and resolve only once
@@ -92,58 +108,15 @@ export class LedgerRepository {
     this.db = database.db;
     this.reports = database.reports;
     this.now = settings.now ?? (() => new Date());
-    const finishQuery = statementTemplate(13, (...values: unknown[]) => {
-      const [
-        provider,
-        upstream_model,
-        status,
-        error,
-        finish_reason,
-        text,
-        input_tokens,
-        output_tokens,
-        cost_units,
-        latency_ms,
-        attempts,
-        finished_at,
-        id,
-      ] = values as [string, string, string, null, null, null, number, number, number, null, string, null, string];
-      return this.db
+    const finishQuery = statementTemplate(FINISHED_COLUMNS.length + 1, (...values: unknown[]) =>
+      this.db
         .updateTable('generations')
-        .set({
-          provider,
-          upstream_model,
-          status,
-          error,
-          finish_reason,
-          text,
-          input_tokens,
-          output_tokens,
-          cost_units,
-          latency_ms,
-          attempts,
-          finished_at,
-        })
-        .where('id', '=', id)
+        .set(Object.fromEntries(FINISHED_COLUMNS.map((column, index) => [column, values[index]])))
+        .where('id', '=', values[FINISHED_COLUMNS.length] as string)
         .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
-        .compile();
-    });
-    this.finishHeld = (row) =>
-      finishQuery(
-        row.provider,
-        row.upstream_model,
-        row.status,
-        row.error,
-        row.finish_reason,
-        row.text,
-        row.input_tokens,
-        row.output_tokens,
-        row.cost_units,
-        row.latency_ms,
-        row.attempts,
-        row.finished_at,
-        row.id,
-      );
+        .compile(),
+    );
+    this.finishHeld = (row) => finishQuery(...FINISHED_COLUMNS.map((column) => row[column]), row.id);
     this.writer = new GroupCommitWriter({
       commit: (rows) => this.upsert(rows),
       maxBatchSize: settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
@@ -414,20 +387,9 @@ export class LedgerRepository {
       .insertInto('generations')
       .values(rows)
       .onConflict((conflict) =>
-        conflict.column('id').doUpdateSet((eb) => ({
-          provider: eb.ref('excluded.provider'),
-          upstream_model: eb.ref('excluded.upstream_model'),
-          status: eb.ref('excluded.status'),
-          error: eb.ref('excluded.error'),
-          finish_reason: eb.ref('excluded.finish_reason'),
-          text: eb.ref('excluded.text'),
-          input_tokens: eb.ref('excluded.input_tokens'),
-          output_tokens: eb.ref('excluded.output_tokens'),
-          cost_units: eb.ref('excluded.cost_units'),
-          latency_ms: eb.ref('excluded.latency_ms'),
-          attempts: eb.ref('excluded.attempts'),
-          finished_at: eb.ref('excluded.finished_at'),
-        })),
+        conflict
+          .column('id')
+          .doUpdateSet((eb) => Object.fromEntries(FINISHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)]))),
       )
       .compile();
     // Every row has the same keys in the same order (startRow builds them; finishedRow overrides values only).

@@ -18,23 +18,25 @@ interface Tables {
   budget_usage: { budget_id: string; period_start: number; spent_units: number; reserved_units: number };
 }
 
+/** A Kysely that only compiles, in one dialect. */
+function compilerOnly(
+  Adapter: typeof SqliteAdapter | typeof PostgresAdapter,
+  Introspector: typeof SqliteIntrospector | typeof PostgresIntrospector,
+  Compiler: typeof SqliteQueryCompiler | typeof PostgresQueryCompiler,
+): Kysely<Tables> {
+  return new Kysely<Tables>({
+    dialect: {
+      createAdapter: () => new Adapter(),
+      createDriver: () => new DummyDriver(),
+      createIntrospector: (db) => new Introspector(db),
+      createQueryCompiler: () => new Compiler(),
+    },
+  });
+}
+
 const dialects = {
-  sqlite: new Kysely<Tables>({
-    dialect: {
-      createAdapter: () => new SqliteAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new SqliteIntrospector(db),
-      createQueryCompiler: () => new SqliteQueryCompiler(),
-    },
-  }),
-  postgres: new Kysely<Tables>({
-    dialect: {
-      createAdapter: () => new PostgresAdapter(),
-      createDriver: () => new DummyDriver(),
-      createIntrospector: (db) => new PostgresIntrospector(db),
-      createQueryCompiler: () => new PostgresQueryCompiler(),
-    },
-  }),
+  sqlite: compilerOnly(SqliteAdapter, SqliteIntrospector, SqliteQueryCompiler),
+  postgres: compilerOnly(PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler),
 };
 
 const shape = (query: CompiledQuery) => ({ sql: query.sql, parameters: query.parameters });
