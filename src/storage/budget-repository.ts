@@ -69,23 +69,20 @@ export class BudgetRepository {
     this.now = settings.now ?? (() => new Date());
     this.applyingToCaller = statementTemplate(2, (caller, modelId) => this.applyingQuery(caller, null, modelId).compile());
     this.applyingToTeamMember = statementTemplate(3, (caller, team, modelId) => this.applyingQuery(caller, team, modelId).compile());
-    this.reserveOne = statementTemplate(5, (id, amountUnits, day, week, month) => {
-      const starts = { day, week, month };
+    this.reserveOne = statementTemplate(5, (id, amountUnits, ...starts) => {
       return sql`update budget_usage set reserved_units = reserved_units + ${bigint(amountUnits)}
         where budget_id = ${id}
           and period_start = (select ${periodStartOf(sql.ref('budgets.period'), starts)} from budgets where budgets.id = ${id})
           and spent_units + reserved_units + ${bigint(amountUnits)} <= (select limit_units from budgets where budgets.id = ${id})
         returning ${COUNTER_COLUMNS}, (select limit_units from budgets where budgets.id = ${id}) as limit_units`.compile(this.db);
     });
-    this.explainReserve = statementTemplate(4, (id, day, week, month) => {
-      const starts = { day, week, month };
+    this.explainReserve = statementTemplate(4, (id, ...starts) => {
       return sql`select b.id as budget_id, b.limit_units as limit_units,
           coalesce(u.spent_units, 0) as spent_units, coalesce(u.reserved_units, 0) as reserved_units
         from budgets b left join budget_usage u on u.budget_id = b.id and u.period_start = ${periodStartOf(sql.ref('b.period'), starts)}
         where b.id = ${id}`.compile(this.db);
     });
-    this.settleOne = statementTemplate(6, (id, actualUnits, reservedUnits, day, week, month) => {
-      const starts = { day, week, month };
+    this.settleOne = statementTemplate(6, (id, actualUnits, reservedUnits, ...starts) => {
       return sql`update budget_usage set spent_units = spent_units + ${bigint(actualUnits)},
           reserved_units = case when reserved_units > ${bigint(reservedUnits)} then reserved_units - ${bigint(reservedUnits)} else 0 end
         where budget_id = ${id}
@@ -283,9 +280,9 @@ export class BudgetRepository {
     let bound = this.ensureCountersFor.get(ids.length);
     if (!bound) {
       bound = statementTemplate(ids.length + 3, (...values: unknown[]) => {
-        const [day, week, month] = values.slice(ids.length) as unknown as PeriodStartValues;
+        const starts = values.slice(ids.length) as PeriodStartValues;
         return sql`insert into budget_usage (budget_id, period_start, spent_units, reserved_units)
-          select id, ${periodStartOf(sql.ref('period'), { day, week, month })}, 0, 0 from budgets where id in (${sql.join(values.slice(0, ids.length))}) order by id
+          select id, ${periodStartOf(sql.ref('period'), starts)}, 0, 0 from budgets where id in (${sql.join(values.slice(0, ids.length))}) order by id
           on conflict (budget_id, period_start) do nothing`.compile(this.db);
       });
       this.ensureCountersFor.set(ids.length, bound);
@@ -294,7 +291,7 @@ export class BudgetRepository {
   }
 
   private stateQuery(at: Date) {
-    const starts = periodStarts(at);
+    const starts = periodStartValues(at);
     return this.db
       .selectFrom('budgets as b')
       .leftJoin('budget_usage as u', (join) =>
@@ -345,17 +342,7 @@ export function countersIn(results: readonly StatementResult[]): BudgetCounter[]
 
 const COUNTER_COLUMNS = sql.raw('budget_id, period_start, spent_units, reserved_units');
 
-interface PeriodStarts {
-  readonly day: number;
-  readonly week: number;
-  readonly month: number;
-}
-
-function periodStarts(at: Date): PeriodStarts {
-  return { day: periodStartMs('day', at), week: periodStartMs('week', at), month: periodStartMs('month', at) };
-}
-
-/** The same, as a template's values: day, week, month. */
+/** Where the periods containing an instant start (ms): day, week, month; also a statement template's values. */
 type PeriodStartValues = [day: number, week: number, month: number];
 
 function periodStartValues(at: Date): PeriodStartValues {
@@ -366,8 +353,11 @@ function periodStartValues(at: Date): PeriodStartValues {
 const bigint = (value: number): RawBuilder<number> => sql<number>`cast(${value} as bigint)`;
 
 /** The counter key (budget_usage.period_start) of a budget whose `period` column is `period`. */
-function periodStartOf(period: RawBuilder<unknown> | ReturnType<typeof sql.ref>, starts: PeriodStarts): RawBuilder<number> {
-  return sql<number>`case ${period} when 'day' then ${bigint(starts.day)} when 'week' then ${bigint(starts.week)} when 'month' then ${bigint(starts.month)} else ${bigint(0)} end`;
+function periodStartOf(
+  period: RawBuilder<unknown> | ReturnType<typeof sql.ref>,
+  [day, week, month]: PeriodStartValues,
+): RawBuilder<number> {
+  return sql<number>`case ${period} when 'day' then ${bigint(day)} when 'week' then ${bigint(week)} when 'month' then ${bigint(month)} else ${bigint(0)} end`;
 }
 
 /** The ledger rows whose cost counts against `budget` in the period containing `at`. */
