@@ -12,6 +12,9 @@
  *
  * Phases:
  * - baseline: the fake upstream alone, throughput at 10 connections and latency one request at a time.
+ * - reference (no floor): a bare Node proxy (scripts/bench/reference-proxy.ts: node:http, one
+ *   undici.request, no admission or ledger) on the gateway's core, REST generate one request at a
+ *   time after a warm-up: what any Node process adds on this machine, to read the gateway's floors against.
  * - start: spawn to the first 200 from /api/v1/ready, then idle RSS (high rate limits from here on).
  * - latency: one connection, one request after another: p50/p99 of a direct upstream call, of REST
  *   `POST /api/v1/generate` and of GraphQL `generate`; the added latency is gateway minus direct.
@@ -42,7 +45,8 @@
  *   Time to first token, after 3,000 calls a gateway surface 10 at once (V8 optimises the path) and 100
  *   sequential ones, one call at a time, 300 calls a surface alternating: straight to the upstream,
  *   through POST /api/v1/generate/stream (first `event: delta`) and through POST /v1/chat/completions
- *   with `stream: true` when the build has that route (skipped, and said so, when it answers 404);
+ *   with `stream: true` when the build has that route (skipped, and said so, when it answers 404), and
+ *   through the bare Node proxy of the reference (no floor);
  *   p50/p99 of each and the added p50 (split at the status line), floor <= 1 ms; beside it, the same
  *   gateway's non-streaming REST generate against the upstream's JSON answer. Then 7 rounds of 200
  *   concurrent REST streams of `--stream-chunks` words (default 300) `--stream-interval-ms` apart
@@ -384,6 +388,17 @@ async function main(): Promise<number> {
       await gateway.stop();
       running.splice(running.indexOf(gateway), 1);
     };
+    /** The reference (scripts/bench/reference-proxy.ts): a bare Node proxy in front of `upstreamUrl`, on the gateway's core. */
+    const launchReference = async (upstreamUrl: string): Promise<RunningGateway> => {
+      const reference = await startGateway({
+        entry: path.join(__dirname, 'bench', 'reference-proxy.js'),
+        core: serverCore,
+        env: { PATH: process.env.PATH ?? '', UPSTREAM_URL: upstreamUrl },
+        workingDirectory: workspace,
+      });
+      running.push(reference);
+      return reference;
+    };
 
     /**
      * What `subject` adds over `baseline`, two gateways already warm: REST generate at one
@@ -457,6 +472,24 @@ async function main(): Promise<number> {
       line('', describeOutcome(directLatency));
       const baselineProblems = [...unexpectedOutcomes(baseline), ...unexpectedOutcomes(directLatency)];
       if (baselineProblems.length > 0) throw new Error(`the fake upstream failed under load: ${baselineProblems.join(', ')}`);
+
+      // -- reference: what a bare Node proxy adds on this machine, no floor (the gateway's floors read against it)
+      heading('Reference: a bare Node proxy in front of the same upstream (node:http + undici.request; no floor)');
+      const reference = await launchReference(upstream.url);
+      const referenceTarget = restGenerate(reference);
+      await load(referenceTarget, loadConnections, Math.max(1, Math.round(durations.freshWarmUp / 3)));
+      await load(referenceTarget, 1, durations.warmUp);
+      const referenceLatency = await load(referenceTarget, 1, durations.latency);
+      line(
+        'generate, 1 connection',
+        `p50 ${formatMs(referenceLatency.latencyMs.p50)} (added ${formatSigned(referenceLatency.latencyMs.p50 - directLatency.latencyMs.p50, formatMs)}), ` +
+          `p99 ${formatMs(referenceLatency.latencyMs.p99)} (added ${formatSigned(referenceLatency.latencyMs.p99 - directLatency.latencyMs.p99, formatMs)})`,
+      );
+      line('', describeOutcome(referenceLatency));
+      const referenceProblems = unexpectedOutcomes(referenceLatency);
+      if (referenceProblems.length > 0)
+        throw new Error(`the reference proxy failed: ${referenceProblems.join(', ')}\n${reference.output()}`);
+      await stop(reference);
 
       // -- start
       heading('Gateway with high rate limits: start, latency, throughput, RSS');
@@ -795,6 +828,7 @@ async function main(): Promise<number> {
           ...options.stream,
           directory: streamDirectory,
           launch: (extra, nodeArguments) => launch({ ...highLimits, ...extra }, nodeArguments),
+          launchReference,
           stop,
         })),
       );

@@ -15,7 +15,8 @@
  *   (4 words, the first `firstChunkDelayMs` after the request, then 1 ms apart), one call at a time, from the moment the request is sent to the first event carrying
  *   text: straight to the upstream, through `POST /api/v1/generate/stream` (first `event: delta`) and
  *   through `POST /v1/chat/completions` with `stream: true` (first chunk with content) when that route
- *   answers (it is skipped, and said so, when the gateway has no /v1). Calls alternate between the
+ *   answers (it is skipped, and said so, when the gateway has no /v1), and through a bare Node proxy
+ *   (reference-proxy.ts; no floor: what any Node process adds here). Calls alternate between the
  *   surfaces, in a rotating order, on one kept-alive connection each. Floor: added p50 <= 1 ms. The
  *   time to the status line is split out (LLMOP sends it once the upstream has sent its own, so what it
  *   adds there is its work ahead of the upstream call), and, for comparison, the same gateway's
@@ -52,6 +53,8 @@ export interface StreamPhaseSettings {
   readonly directory: string;
   /** Starts a fresh gateway with these variables over the bench's environment and these node options. */
   launch(extra: Record<string, string>, nodeArguments: readonly string[]): Promise<RunningGateway>;
+  /** Starts the reference, a bare Node proxy (reference-proxy.ts), in front of this upstream, on the gateway's core. */
+  launchReference(upstreamUrl: string): Promise<RunningGateway>;
   stop(gateway: RunningGateway): Promise<void>;
 }
 
@@ -200,6 +203,8 @@ interface PartResult {
 interface FirstTokenSettings {
   readonly upstreamUrl: string;
   readonly gateway: RunningGateway;
+  /** A bare Node proxy in front of the same upstream: timed with the gateway's surfaces, held to no floor. */
+  readonly reference: RunningGateway;
   readonly counts: Counts;
 }
 
@@ -227,7 +232,7 @@ async function warmUp(calls: number, run: () => Promise<string | undefined>, pro
  * Time to first token, one call at a time, alternating the surfaces; beside each round of streams,
  * one non-streaming REST generate and one direct JSON call, for comparison.
  */
-async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSettings): Promise<PartResult> {
+async function measureFirstToken({ upstreamUrl, gateway, reference, counts }: FirstTokenSettings): Promise<PartResult> {
   const reply = streamedReply(shortChunks);
   const direct = surface('direct', {
     url: `${upstreamUrl}/v1/chat/completions`,
@@ -253,6 +258,14 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
     expectedText: reply,
     expectUsage: true,
   });
+  const bare = surface('reference: a bare Node proxy', {
+    url: `${reference.url}/api/v1/generate/stream`,
+    headers: {},
+    body: rest.call.body,
+    dialect: 'llmop',
+    expectedText: reply,
+    expectUsage: false,
+  });
   const firstRest = await runStream(rest.call, rest.agent, streamTimeoutMs);
   if (firstRest.problem !== undefined) throw new Error(`POST ${rest.call.url} does not stream: ${firstRest.problem}\n${gateway.output()}`);
   const surfaces = [direct, rest];
@@ -264,6 +277,8 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
     surfaces.push(openAI);
     if (firstOpenAI.problem !== undefined) openAI.problems.push(`first call: ${firstOpenAI.problem}`);
   }
+  const gatewaySurfaces = surfaces.slice(1);
+  surfaces.push(bare);
   line(
     'time to first token',
     `${shortChunks}-word streams, one call at a time, alternating ${surfaces.length} surfaces; ` +
@@ -303,10 +318,7 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
   );
   warmUpRates.push(`REST generate ${formatCount(restGenerateRate)}/s`);
   warmUpAgent.destroy();
-  line(
-    'warm-up',
-    `${formatCount(counts.concurrentWarmUp)} calls a gateway surface, ${warmUpConcurrency} at once: ${warmUpRates.join(', ')}`,
-  );
+  line('warm-up', `${formatCount(counts.concurrentWarmUp)} calls a surface, ${warmUpConcurrency} at once: ${warmUpRates.join(', ')}`);
   for (let call = 0; call < counts.ttftWarmUp + counts.ttftSamples; call += 1) {
     const measured = call >= counts.ttftWarmUp;
     // A rotating order: no surface always follows the same one.
@@ -342,9 +354,10 @@ async function measureFirstToken({ upstreamUrl, gateway, counts }: FirstTokenSet
     const addedHeaders = percentile(target.headersMs, 0.5) - directHeadersP50;
     line(
       '',
-      `of which p50 ${formatSigned(addedHeaders, formatMs)} to the status line (the gateway's work ahead of the upstream call), ` +
+      `of which p50 ${formatSigned(addedHeaders, formatMs)} to the status line (its work ahead of the upstream call), ` +
         `${formatSigned(added - addedHeaders, formatMs)} from there to the first token`,
     );
+    if (!gatewaySurfaces.includes(target)) continue;
     floors.push({
       name: `stream TTFT added p50, ${target.name} vs direct`,
       measured: `${formatSigned(added, formatMs)} (${formatMs(p50)} vs ${formatMs(directP50)})`,
@@ -542,7 +555,9 @@ export async function runStreamPhase(settings: StreamPhaseSettings): Promise<Flo
         `first word after ${settings.firstChunkDelayMs} ms`,
     );
 
-    const firstToken = await measureFirstToken({ upstreamUrl: shortUpstream.url, gateway, counts });
+    const reference = await settings.launchReference(shortUpstream.url);
+    const firstToken = await measureFirstToken({ upstreamUrl: shortUpstream.url, gateway, reference, counts });
+    await settings.stop(reference);
     const concurrent = await measureConcurrentStreams({
       upstream: longUpstream,
       gateway,
