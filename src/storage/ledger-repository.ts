@@ -1,5 +1,5 @@
 import {
-  CompiledQuery,
+  type CompiledQuery,
   type Expression,
   type ExpressionBuilder,
   type Insertable,
@@ -95,8 +95,11 @@ export class LedgerRepository {
   private readonly writer: GroupCommitWriter<GenerationRow>;
   /** Rows started here and not yet finished: `finish` writes the whole row, so a batch is one upsert. */
   private readonly inFlight = new Map<string, GenerationRow>();
-  /** The upsert's SQL text by batch size, with the column order of its parameters. */
-  private readonly upsertStatements = new Map<number, { readonly sql: string; readonly columns: readonly (keyof GenerationRow)[] }>();
+  /** The upsert by batch size, with the column order its values are bound in. */
+  private readonly upsertFor = new Map<
+    number,
+    { readonly columns: readonly (keyof GenerationRow)[]; readonly bind: BoundStatement<unknown[]> }
+  >();
   /** Finishes a row holding budget money, in the transaction that settles the hold: compiled once. */
   private readonly finishHeld: BoundStatement<[row: GenerationRow]>;
 
@@ -376,30 +379,36 @@ export class LedgerRepository {
   }
 
   /**
-   * Kysely writes the statement once per batch size; later batches of that size reuse its text
-   * with their own parameters. Compiling a 100-row upsert costs a few hundred microseconds of the
-   * event loop, so this keeps a commit's share of the main thread to microseconds.
+   * Compiled once per batch size (statement-template.ts) and bound to each batch's values: compiling
+   * a 100-row upsert costs a few hundred microseconds of the event loop, so this keeps a commit's share
+   * of the main thread to microseconds.
    */
   private upsertQuery(rows: readonly GenerationRow[]): CompiledQuery {
-    const cached = this.upsertStatements.get(rows.length);
-    if (cached) return CompiledQuery.raw(cached.sql, parametersOf(rows, cached.columns));
-    const compiled = this.db
-      .insertInto('generations')
-      .values(rows)
-      .onConflict((conflict) =>
-        conflict
-          .column('id')
-          .doUpdateSet((eb) => Object.fromEntries(FINISHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)]))),
-      )
-      .compile();
-    // Every row has the same keys in the same order (startRow builds them; finishedRow overrides values only).
-    const columns = Object.keys(rows[0] ?? {}) as (keyof GenerationRow)[];
-    const flattened = parametersOf(rows, columns);
-    if (flattened.length !== compiled.parameters.length || flattened.some((value, index) => value !== compiled.parameters[index])) {
-      throw new Error('the upsert statement does not take its parameters row by row in key order');
+    let upsert = this.upsertFor.get(rows.length);
+    if (!upsert) {
+      // Every row has the same keys in the same order (startRow builds them; finishedRow overrides values only).
+      const columns = Object.keys(rows[0] ?? {}) as (keyof GenerationRow)[];
+      const bind = statementTemplate(rows.length * columns.length, (...values: unknown[]) =>
+        this.db
+          .insertInto('generations')
+          .values(
+            // Each row's placeholders, by column.
+            rows.map(
+              (_, row) =>
+                Object.fromEntries(columns.map((column, index) => [column, values[row * columns.length + index]])) as GenerationRow,
+            ),
+          )
+          .onConflict((conflict) =>
+            conflict
+              .column('id')
+              .doUpdateSet((eb) => Object.fromEntries(FINISHED_COLUMNS.map((column) => [column, eb.ref(`excluded.${column}`)]))),
+          )
+          .compile(),
+      );
+      upsert = { columns, bind };
+      this.upsertFor.set(rows.length, upsert);
     }
-    this.upsertStatements.set(rows.length, { sql: compiled.sql, columns });
-    return compiled;
+    return upsert.bind(...parametersOf(rows, upsert.columns));
   }
 
   private startRow(generation: GenerationStart): GenerationRow {
