@@ -257,6 +257,17 @@ function readOptions(): Options {
 
 const jsonHeaders = { 'content-type': 'application/json', authorization: `Bearer ${benchKey}` };
 
+/** A one-connection run's p50 and p99 beside a direct call's: what it adds, and the line that says so. */
+function againstDirect(result: LoadResult, direct: LoadResult): { readonly added: { p50: number; p99: number }; readonly text: string } {
+  const quantile = (name: 'p50' | 'p99'): { added: number; text: string } => {
+    const added = result.latencyMs[name] - direct.latencyMs[name];
+    const times = (result.latencyMs[name] / direct.latencyMs[name]).toFixed(1);
+    return { added, text: `${name} ${formatMs(result.latencyMs[name])} (x${times} direct, added ${formatSigned(added, formatMs)})` };
+  };
+  const [p50, p99] = [quantile('p50'), quantile('p99')];
+  return { added: { p50: p50.added, p99: p99.added }, text: `${p50.text}, ${p99.text}` };
+}
+
 function restGenerate(gateway: RunningGateway): LoadTarget {
   return {
     url: `${gateway.url}/api/v1/generate`,
@@ -480,11 +491,7 @@ async function main(): Promise<number> {
       await load(referenceTarget, loadConnections, Math.max(1, Math.round(durations.freshWarmUp / 3)));
       await load(referenceTarget, 1, durations.warmUp);
       const referenceLatency = await load(referenceTarget, 1, durations.latency);
-      line(
-        'generate, 1 connection',
-        `p50 ${formatMs(referenceLatency.latencyMs.p50)} (added ${formatSigned(referenceLatency.latencyMs.p50 - directLatency.latencyMs.p50, formatMs)}), ` +
-          `p99 ${formatMs(referenceLatency.latencyMs.p99)} (added ${formatSigned(referenceLatency.latencyMs.p99 - directLatency.latencyMs.p99, formatMs)})`,
-      );
+      line('generate, 1 connection', againstDirect(referenceLatency, directLatency).text);
       line('', describeOutcome(referenceLatency));
       const referenceProblems = unexpectedOutcomes(referenceLatency);
       if (referenceProblems.length > 0)
@@ -533,12 +540,8 @@ async function main(): Promise<number> {
         await load(surface.target, 1, durations.warmUp);
         const result = await load(surface.target, 1, durations.latency);
         generateProblems.push(...unexpectedOutcomes(result).map((problem) => `${surface.name} latency: ${problem}`));
-        const added = { p50: result.latencyMs.p50 - directLatency.latencyMs.p50, p99: result.latencyMs.p99 - directLatency.latencyMs.p99 };
-        line(
-          `${surface.name} generate, 1 connection`,
-          `p50 ${formatMs(result.latencyMs.p50)} (x${(result.latencyMs.p50 / directLatency.latencyMs.p50).toFixed(1)} direct, added ${formatSigned(added.p50, formatMs)}), ` +
-            `p99 ${formatMs(result.latencyMs.p99)} (x${(result.latencyMs.p99 / directLatency.latencyMs.p99).toFixed(1)} direct, added ${formatSigned(added.p99, formatMs)})`,
-        );
+        const { added, text } = againstDirect(result, directLatency);
+        line(`${surface.name} generate, 1 connection`, text);
         line('', describeOutcome(result));
         floors.push(
           {

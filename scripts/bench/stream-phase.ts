@@ -92,7 +92,7 @@ const settleMs = 250;
 const probeTimeoutMs = 5000;
 
 interface Counts {
-  /** Calls a gateway surface gets `warmUpConcurrency` at a time before any is timed (V8 optimises the path). */
+  /** Calls each surface but the direct one gets, `warmUpConcurrency` at a time, before any is timed (V8 optimises the path). */
   readonly concurrentWarmUp: number;
   readonly ttftWarmUp: number;
   readonly ttftSamples: number;
