@@ -68,7 +68,7 @@
  *
  * Cores: the gateway and the upstream share core 0; wrk (and this script, idle during loads) core 1,
  * so the load generator never takes CPU from what it measures and runs stay comparable (the stream
- * phase, whose client is this script, moves its upstreams to core 1 too: the gateway alone on core 0).
+ * phase, whose client is this script, moves its upstreams to core 1 too: on core 0 the gateway, and the reference proxy between its own calls).
  * `--quick` divides every duration by 10 (at least 1 s each) for a smoke run; its figures are noise.
  * Exits 0 when every floor passes, 1 otherwise or when the bench itself cannot run.
  */

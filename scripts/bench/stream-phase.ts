@@ -3,7 +3,8 @@
  * whether 200 concurrent streams hold its memory flat.
  *
  * Two fake upstreams stream OpenAI's way (scripts/bench/fake-upstream.ts) on the load core, beside this
- * script, which is the client; the gateway has the other core to itself. One fresh gateway: ledger on
+ * script, which is the client; the gateway has the other core (the reference proxy waits there between its own
+ * calls). One fresh gateway: ledger on
  * (SQLite in a DATA_DIR of its own, LEDGER_CONTENT default), authentication off, rate limits high, both
  * endpoints allowed `concurrentStreams` upstream calls at once (PROVIDER_CONCURRENCY's default of 64
  * would queue 136 of the 200 streams in the gateway instead of streaming them). It is started with a
@@ -39,7 +40,7 @@ import { runStream, timePost, type StreamCall, type StreamOutcome } from './stre
 import { streamedReply } from './stream-reply';
 
 export interface StreamPhaseSettings {
-  /** The gateway's core, which it has to itself in this phase. */
+  /** The gateway's core, shared in this phase only with the reference proxy (idle but for its own calls). */
   readonly gatewayCore: number;
   /** The fake upstreams' core, shared with this script (the client), already pinned there. */
   readonly loadCore: number;
@@ -551,7 +552,7 @@ export async function runStreamPhase(settings: StreamPhaseSettings): Promise<Flo
     line('start to ready', formatMs(gateway.startToReadyMs));
     line(
       'upstreams',
-      `OpenAI-style SSE on core ${settings.loadCore} (with this client); the gateway alone on core ${settings.gatewayCore}; ` +
+      `OpenAI-style SSE on core ${settings.loadCore} (with this client); the gateway on core ${settings.gatewayCore} (the reference proxy beside it, idle but for its own calls); ` +
         `first word after ${settings.firstChunkDelayMs} ms`,
     );
 
