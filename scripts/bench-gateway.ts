@@ -1,5 +1,5 @@
 /**
- * npm run bench:gateway [-- --quick] [-- --gateway <a built entry point: dist/src/start.js, or an older build's dist/src/main.js>] [-- --phase all|evaluation|stream]
+ * npm run bench:gateway [-- --quick] [-- --gateway <a built entry point: dist/src/start.js, or an older build's dist/src/main.js>] [-- --phase all|budget|evaluation|stream]
  *                        [-- --eval-delay-ms N] [-- --stream-first-chunk-ms N] [-- --stream-chunks N]
  *                        [-- --stream-interval-ms N] [-- --gateway-env NAME=value ...]
  *
@@ -60,7 +60,7 @@
  *   takes about a minute. Prints chunks/s delivered and the gateway's CPU. In
  *   this phase the fake upstreams run on core 1 with this script (the client), the gateway alone on
  *   core 0. With `--quick`: 30 calls a surface, 4 rounds, a tenth of the words.
- * `--phase evaluation` or `--phase stream` runs only that phase (no upstream baseline, no other floor);
+ * `--phase budget`, `--phase evaluation` or `--phase stream` runs only that phase (no upstream baseline, no other floor);
  * the default, `all`, runs every phase.
  * Each measurement follows a warm-up: 2 s on a process that has served the same calls, 15 s of load on a
  * fresh one (30 s for the main gateway, REST and GraphQL alternating), so V8 has optimised the hot path;
@@ -198,7 +198,7 @@ interface ComparedGateway {
   readonly problemTag: string;
 }
 
-const phases = ['all', 'evaluation', 'stream'] as const;
+const phases = ['all', 'budget', 'evaluation', 'stream'] as const;
 type Phase = (typeof phases)[number];
 
 interface Options {
@@ -463,6 +463,65 @@ async function main(): Promise<number> {
     line('mode', options.quick ? 'QUICK (durations / 10): a smoke run, figures are noisy' : "full (the issue's durations)");
     line('phases', options.phase === 'all' ? 'all' : `${options.phase} only`);
 
+    // -- what a budget reservation costs: one budget applying against none, both ledgers on (also `--phase budget`)
+    const measureBudgetReservation = async (): Promise<void> => {
+      heading('One budget applying vs none (ledger on, SQLite, priced model): REST generate, 1 connection');
+      const pricedCatalogPath = path.join(workspace, 'catalog-priced.json');
+      writeCatalog(pricedCatalogPath, benchPricing);
+      // Two SQLite files: each gateway owns its ledger (a start closes the rows left in progress in its file).
+      const launchPriced = (name: string): Promise<RunningGateway> => {
+        const dataDirectory = path.join(workspace, name);
+        mkdirSync(dataDirectory);
+        return launch({ ...highLimits, MODEL_CATALOG: pricedCatalogPath, DATA_DIR: dataDirectory });
+      };
+      const budgeted = await launchPriced('budgeted');
+      const unbudgeted = await launchPriced('unbudgeted');
+      const budgetUrl = `${budgeted.url}/api/v1/budgets`;
+      const created = await sendRequest(budgetUrl, {
+        method: 'POST',
+        headers: jsonHeaders,
+        body: JSON.stringify({ scope: 'global', limit_usd: benchBudgetLimitUsd, period: 'month' }),
+      });
+      if (created.status !== 201) throw new Error(`POST ${budgetUrl} did not create the budget (HTTP ${created.status}): ${created.body}`);
+      const budgetId = (JSON.parse(created.body) as { id: string }).id;
+      const readBudget = async (): Promise<{ spent_usd: number; reserved_usd: number }> => {
+        const answer = await sendRequest(`${budgetUrl}/${budgetId}`, { headers: jsonHeaders });
+        if (answer.status !== 200) throw new Error(`GET ${budgetUrl}/${budgetId} answered HTTP ${answer.status}: ${answer.body}`);
+        return JSON.parse(answer.body) as { spent_usd: number; reserved_usd: number };
+      };
+      line('budget', `${budgetId}: global, month, limit $${formatCount(benchBudgetLimitUsd)}; model priced $1 / $2 per million tokens`);
+      for (const target of [budgeted, unbudgeted]) {
+        await checkGenerateWorks(target);
+        await load(restGenerate(target), loadConnections, durations.freshWarmUp);
+      }
+      const budgetProblems: string[] = [];
+      const reservation = await compareAlternating(
+        { gateway: budgeted, latencyLabel: 'one budget applying', loadLabel: 'one budget', problemTag: 'budget budget' },
+        { gateway: unbudgeted, latencyLabel: 'no budget', loadLabel: 'no budget', problemTag: 'budget none' },
+        budgetRounds,
+        'the reservation adds',
+        budgetProblems,
+      );
+      // The budget must really have applied: spend counted, and nothing held once the load is over.
+      const spent = await readBudget();
+      line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
+      if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
+      floors.push({
+        name: 'budget reservation added latency p50 (SQLite)',
+        measured: formatSigned(reservation.addedP50, formatMs),
+        limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
+        pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
+      });
+      floors.push({
+        name: 'budget runs answer all 200, budget applied',
+        measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
+        limit: 'no non-200 or socket error; spend counted',
+        pass: budgetProblems.length === 0,
+      });
+      await stop(unbudgeted);
+      await stop(budgeted);
+    };
+
     if (options.phase === 'all') {
       // -- baseline
       heading(`Baseline: the fake upstream alone`);
@@ -645,62 +704,7 @@ async function main(): Promise<number> {
       await stop(unrecorded);
       await stop(gateway);
 
-      // -- what a budget reservation costs: one budget applying against none, both ledgers on
-      heading('One budget applying vs none (ledger on, SQLite, priced model): REST generate, 1 connection');
-      const pricedCatalogPath = path.join(workspace, 'catalog-priced.json');
-      writeCatalog(pricedCatalogPath, benchPricing);
-      // Two SQLite files: each gateway owns its ledger (a start closes the rows left in progress in its file).
-      const launchPriced = (name: string): Promise<RunningGateway> => {
-        const dataDirectory = path.join(workspace, name);
-        mkdirSync(dataDirectory);
-        return launch({ ...highLimits, MODEL_CATALOG: pricedCatalogPath, DATA_DIR: dataDirectory });
-      };
-      const budgeted = await launchPriced('budgeted');
-      const unbudgeted = await launchPriced('unbudgeted');
-      const budgetUrl = `${budgeted.url}/api/v1/budgets`;
-      const created = await sendRequest(budgetUrl, {
-        method: 'POST',
-        headers: jsonHeaders,
-        body: JSON.stringify({ scope: 'global', limit_usd: benchBudgetLimitUsd, period: 'month' }),
-      });
-      if (created.status !== 201) throw new Error(`POST ${budgetUrl} did not create the budget (HTTP ${created.status}): ${created.body}`);
-      const budgetId = (JSON.parse(created.body) as { id: string }).id;
-      const readBudget = async (): Promise<{ spent_usd: number; reserved_usd: number }> => {
-        const answer = await sendRequest(`${budgetUrl}/${budgetId}`, { headers: jsonHeaders });
-        if (answer.status !== 200) throw new Error(`GET ${budgetUrl}/${budgetId} answered HTTP ${answer.status}: ${answer.body}`);
-        return JSON.parse(answer.body) as { spent_usd: number; reserved_usd: number };
-      };
-      line('budget', `${budgetId}: global, month, limit $${formatCount(benchBudgetLimitUsd)}; model priced $1 / $2 per million tokens`);
-      for (const target of [budgeted, unbudgeted]) {
-        await checkGenerateWorks(target);
-        await load(restGenerate(target), loadConnections, durations.freshWarmUp);
-      }
-      const budgetProblems: string[] = [];
-      const reservation = await compareAlternating(
-        { gateway: budgeted, latencyLabel: 'one budget applying', loadLabel: 'one budget', problemTag: 'budget budget' },
-        { gateway: unbudgeted, latencyLabel: 'no budget', loadLabel: 'no budget', problemTag: 'budget none' },
-        budgetRounds,
-        'the reservation adds',
-        budgetProblems,
-      );
-      // The budget must really have applied: spend counted, and nothing held once the load is over.
-      const spent = await readBudget();
-      line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
-      if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
-      floors.push({
-        name: 'budget reservation added latency p50 (SQLite)',
-        measured: formatSigned(reservation.addedP50, formatMs),
-        limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
-        pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
-      });
-      floors.push({
-        name: 'budget runs answer all 200, budget applied',
-        measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
-        limit: 'no non-200 or socket error; spend counted',
-        pass: budgetProblems.length === 0,
-      });
-      await stop(unbudgeted);
-      await stop(budgeted);
+      await measureBudgetReservation();
 
       // -- health under a high limit
       heading('Fresh gateway, RATE_LIMIT_DEFAULT=1000000: health over time');
@@ -794,6 +798,8 @@ async function main(): Promise<number> {
         pass: slowestStart <= floorsOfIssue.startToReadyMs,
       });
     }
+
+    if (options.phase === 'budget') await measureBudgetReservation();
 
     // -- what an evaluation run going costs interactive traffic on the same gateway
     if (options.phase === 'all' || options.phase === 'evaluation') {

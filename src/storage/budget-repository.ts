@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { type CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
+import { BudgetDirectory } from './budget-directory';
 import { BudgetConflictError, BudgetVanishedError } from './budget-errors';
 import { type BudgetPeriod, isBudgetPeriod, periodOf, periodStartMs } from './budget-periods';
 import {
@@ -58,8 +59,25 @@ export class BudgetRepository {
   private readonly reserveOne: BoundStatement<[id: string, amountUnits: number, ...starts: PeriodStartValues]>;
   private readonly explainReserve: BoundStatement<[id: string, ...starts: PeriodStartValues]>;
   private readonly settleOne: BoundStatement<[id: string, actualUnits: number, reservedUnits: number, ...starts: PeriodStartValues]>;
+  /**
+   * On SQLite, the budgets as last read, for `applying`: one process owns the file and every change
+   * to a budget goes through this repository, which forgets the directory once the change has
+   * committed. Replicas sharing PostgreSQL change budgets behind each other's backs: there every
+   * `applying` reads the table.
+   */
+  private directory: Promise<BudgetDirectory> | undefined;
   /** By how many budgets it creates counters for. */
   private readonly ensureCountersFor = new Map<number, BoundStatement<unknown[]>>();
+  /**
+   * Counters this process knows exist, as `id@day`: a day (its start, ms) fixes the day, week and
+   * month containing it, so the counter a reservation for any instant of it updates. Where known, a
+   * reservation or settlement only updates the counter; creating it in the same transaction (the
+   * INSERT … ON CONFLICT DO NOTHING) costs more than the update itself. Learnt by `prepareCounters`;
+   * only the latest day's are kept. A counter is deleted only with its budget, and then the update
+   * matches nothing: the budget has vanished, as it would have without this.
+   */
+  private readonly counted = new Set<string>();
+  private countedDay = 0;
 
   constructor(
     private readonly database: LedgerDatabase,
@@ -130,6 +148,8 @@ export class BudgetRepository {
         throw new BudgetConflictError(budget.scope, budget.subject, budget.modelId, budget.period);
       }
       throw error;
+    } finally {
+      this.directory = undefined;
     }
     const created = await this.get(budget.id, at);
     if (!created) throw new BudgetVanishedError(budget.id); // deleted the moment it was made
@@ -154,12 +174,29 @@ export class BudgetRepository {
    * either for every model or for its model. Oldest first.
    */
   async applying(subject: BudgetSubject): Promise<Budget[]> {
+    if (this.database.kind === 'sqlite') return (await (this.directory ?? this.readDirectory())).applying(subject);
     const query =
       subject.team === null
         ? this.applyingToCaller(subject.caller, subject.modelId)
         : this.applyingToTeamMember(subject.caller, subject.team, subject.modelId);
     const { rows } = await this.db.executeQuery<BudgetsTable>(query);
     return rows.map(toBudget);
+  }
+
+  private readDirectory(): Promise<BudgetDirectory> {
+    const reading = this.db
+      .selectFrom('budgets')
+      .selectAll()
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute()
+      .then((rows) => new BudgetDirectory(rows.map(toBudget)));
+    this.directory = reading;
+    // A failed read is not kept: the next generation reads again (and fails closed meanwhile).
+    reading.catch(() => {
+      if (this.directory === reading) this.directory = undefined;
+    });
+    return reading;
   }
 
   private applyingQuery(caller: string, team: string | null, modelId: string) {
@@ -178,18 +215,24 @@ export class BudgetRepository {
   /** Sets a budget's limit (effective for the next reservation); undefined when there is no such budget. */
   async update(id: string, limitUnits: number, at: Date = this.now()): Promise<BudgetState | undefined> {
     requireUnits('limitUnits', limitUnits);
-    const changed = await this.database.write(
-      this.db.updateTable('budgets').set({ limit_units: limitUnits, updated_at: at.getTime() }).where('id', '=', id).compile(),
-    );
+    const changed = await this.database
+      .write(this.db.updateTable('budgets').set({ limit_units: limitUnits, updated_at: at.getTime() }).where('id', '=', id).compile())
+      .finally(() => {
+        this.directory = undefined;
+      });
     return changed === 0 ? undefined : this.get(id, at);
   }
 
   /** Removes a budget and its counters (it stops applying at once); false when there was none. */
   async delete(id: string): Promise<boolean> {
-    const results = await this.database.transaction([
-      this.db.deleteFrom('budget_usage').where('budget_id', '=', id).compile(),
-      this.db.deleteFrom('budgets').where('id', '=', id).compile(),
-    ]);
+    const results = await this.database
+      .transaction([
+        this.db.deleteFrom('budget_usage').where('budget_id', '=', id).compile(),
+        this.db.deleteFrom('budgets').where('id', '=', id).compile(),
+      ])
+      .finally(() => {
+        this.directory = undefined;
+      });
     return (results[1]?.changes ?? 0) > 0;
   }
 
@@ -205,7 +248,7 @@ export class BudgetRepository {
     const ids = sortedUnique(budgetIds);
     if (amountUnits === 0 || ids.length === 0) return [];
     const starts = periodStartValues(at);
-    const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
+    const statements = this.missingCounters(ids, starts);
     for (const id of ids) {
       statements.push({
         query: this.reserveOne(id, amountUnits, ...starts),
@@ -230,9 +273,26 @@ export class BudgetRepository {
     if ((reservedUnits === 0 && actualUnits === 0) || ids.length === 0) return [];
     const starts = periodStartValues(at);
     // The counter may be missing (nothing was held: a hold of 0, or a new period): spend still counts.
-    const statements: TransactionStatement[] = [this.ensureCounters(ids, starts)];
+    const statements = this.missingCounters(ids, starts);
     for (const id of ids) statements.push(this.settleOne(id, actualUnits, reservedUnits, ...starts));
     return statements;
+  }
+
+  /**
+   * Creates, in a write of its own, the counters that a reservation for `at` on these budgets will
+   * update, unless this process already knows they exist: the reservation's transaction then only
+   * updates them. Optional (the statements create a missing counter themselves) and idempotent.
+   */
+  async prepareCounters(budgetIds: readonly string[], at: Date): Promise<void> {
+    const starts = periodStartValues(at);
+    const missing = this.unknownCounters(sortedUnique(budgetIds), starts);
+    if (missing.length === 0) return;
+    await this.database.write(this.ensureCounters(missing, starts));
+    if (starts[0] > this.countedDay) {
+      this.counted.clear();
+      this.countedDay = starts[0];
+    }
+    if (starts[0] === this.countedDay) for (const id of missing) this.counted.add(countedKey(id, starts));
   }
 
   /**
@@ -273,6 +333,17 @@ export class BudgetRepository {
       .where((eb) => eb.and(ledgerConditions(eb, budget, at)))
       .executeTakeFirstOrThrow();
     return Number(row.spent);
+  }
+
+  /** Those of `ids` whose counters for the periods starting at `starts` are not known to exist (see `counted`). */
+  private unknownCounters(ids: readonly string[], starts: PeriodStartValues): string[] {
+    return starts[0] === this.countedDay ? ids.filter((id) => !this.counted.has(countedKey(id, starts))) : [...ids];
+  }
+
+  /** The statement creating the counters not known to exist, if any: first in a transaction that updates them. */
+  private missingCounters(ids: readonly string[], starts: PeriodStartValues): TransactionStatement[] {
+    const unknown = this.unknownCounters(ids, starts);
+    return unknown.length === 0 ? [] : [this.ensureCounters(unknown, starts)];
   }
 
   /** Creates the missing counter rows (existing budgets only), in id order. */
@@ -344,6 +415,9 @@ const COUNTER_COLUMNS = sql.raw('budget_id, period_start, spent_units, reserved_
 
 /** Where the periods containing an instant start (ms): day, week, month; also a statement template's values. */
 type PeriodStartValues = [day: number, week: number, month: number];
+
+/** A counter's key in BudgetRepository's `counted`: its budget and the day (its start) of the instant it counts. */
+const countedKey = (id: string, [day]: PeriodStartValues): string => `${id}@${day}`;
 
 function periodStartValues(at: Date): PeriodStartValues {
   return [periodStartMs('day', at), periodStartMs('week', at), periodStartMs('month', at)];

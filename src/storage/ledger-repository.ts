@@ -162,6 +162,8 @@ export class LedgerRepository {
     const total = hold.amountsUnits.reduce((sum, amount) => sum + amount, 0);
     const at = new Date(rows[0]!.created_at);
     let budgetIds = [...new Set(hold.budgetIds)].sort();
+    // Once per budget and day: the hold's transaction then only updates the counters.
+    await budgets.prepareCounters(budgetIds, at);
     for (;;) {
       const held = rows.map((row, index) => ({ ...row, reserved_units: hold.amountsUnits[index]!, budget_ids: JSON.stringify(budgetIds) }));
       try {

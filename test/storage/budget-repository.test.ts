@@ -136,6 +136,24 @@ describe.each([
       );
       expect(await ids({ caller: 'alice', team: null, modelId: 'tiny-completion' })).toEqual(new Set([global.id, key.id]));
     });
+
+    it('sees every change made since an earlier lookup (SQLite answers from a directory it forgets on each change)', async () => {
+      const alice = { caller: 'alice', team: null, modelId: 'tiny-chat' };
+      const first = await create();
+      expect((await budgets.applying(alice)).map((budget) => budget.id)).toEqual([first.id]);
+      const later = new Date(NOW.getTime() + 1000);
+      const own = await budgets.create({ scope: 'key', subject: 'alice', limitUnits: X, period: 'day' }, later);
+      expect((await budgets.applying(alice)).map((budget) => budget.id)).toEqual([first.id, own.id]); // oldest first
+      await budgets.update(own.id, 2 * X);
+      expect((await budgets.applying(alice)).find((budget) => budget.id === own.id)?.limitUnits).toBe(2 * X);
+      await budgets.delete(first.id);
+      expect((await budgets.applying(alice)).map((budget) => budget.id)).toEqual([own.id]);
+      // A lookup racing a change never keeps what it read before the change.
+      const racing = budgets.applying(alice);
+      const third = await create({ modelId: 'tiny-chat' }, later);
+      await racing;
+      expect(new Set((await budgets.applying(alice)).map((budget) => budget.id))).toEqual(new Set([own.id, third.id]));
+    });
   });
 
   describe('reservations', () => {
@@ -234,6 +252,24 @@ describe.each([
       const result = await budgets.reserve([gone.id, kept.id], X, NOW);
       expect(result).toEqual({ ok: true, counters: [expect.objectContaining({ budgetId: kept.id, reservedUnits: X })] });
       expect(await budgets.reserve(['bud_missing'], X, NOW)).toEqual({ ok: true, counters: [] });
+    });
+
+    it('once its counters are prepared, a hold only updates them; a new day, or a budget deleted since, is still right', async () => {
+      const budget = await create();
+      expect(budgets.reserveStatements([budget.id], X, NOW)).toHaveLength(2); // creates the counter, then holds
+      await budgets.prepareCounters([budget.id], NOW);
+      expect(await counterRows(budget.id)).toEqual([{ periodStart: Date.parse('2025-03-01T00:00:00.000Z'), spent: 0, reserved: 0 }]);
+      expect(budgets.reserveStatements([budget.id], X, NOW)).toHaveLength(1);
+      expect(budgets.settleStatements([budget.id], X, X, NOW)).toHaveLength(1);
+      expect(await budgets.reserve([budget.id], X, NOW)).toEqual({ ok: true, counters: [expect.objectContaining({ reservedUnits: X })] });
+      await budgets.prepareCounters([budget.id], NOW); // idempotent
+      expect((await counterRows(budget.id))[0]!.reserved).toBe(X);
+      // The next day's counters are not known yet (a day may start a week or a month).
+      const tomorrow = new Date(NOW.getTime() + 24 * 3600_000);
+      expect(budgets.reserveStatements([budget.id], X, tomorrow)).toHaveLength(2);
+      // A counter known to exist is deleted with its budget: the budget is left out, as before.
+      await budgets.delete(budget.id);
+      expect(await budgets.reserve([budget.id], X, NOW)).toEqual({ ok: true, counters: [] });
     });
 
     it('a raised limit applies to the next reservation', async () => {
