@@ -443,6 +443,9 @@ async function main(): Promise<number> {
       line(subject.latencyLabel, `p50 ${formatMs(subjectP50)}, p99 ${formatMs(subjectP99)} (median of ${rounds} runs)`);
       line(baseline.latencyLabel, `p50 ${formatMs(baselineP50)}, p99 ${formatMs(baselineP99)}`);
       line(addsLabel, `p50 ${formatSigned(subjectP50 - baselineP50, formatMs)}, p99 ${formatSigned(subjectP99 - baselineP99, formatMs)}`);
+      // Each round's pair, so that one slow round shows beside the medians.
+      const roundsAdded = runs[0]!.map((run, round) => formatSigned(run.latencyMs.p50 - runs[1]![round]!.latencyMs.p50, formatMs));
+      line('', `p50 added, round by round: ${roundsAdded.join(', ')}`);
       for (const side of sides) {
         await load(restGenerate(side.gateway), loadConnections, durations.warmUp);
         const cpuBefore = side.gateway.cpuSeconds();
