@@ -3,6 +3,7 @@ import { ApiKeysFileError } from './auth/api-keys';
 import { type AppConfig, ConfigError, loadConfig } from './config';
 import { createLogger, type Logger } from './logger';
 import { startTracing } from './monitoring/tracing';
+import { LedgerInUseError } from './storage/sqlite-owner-lock';
 import { DatabaseSchemaTooNewError } from './storage/storage-errors';
 
 /** Starts the server (src/start.ts runs it); resolves once it listens, with its logger. */
@@ -29,7 +30,12 @@ export async function main(): Promise<Logger> {
   const app = await tracing
     .untraced(() => createApp(config, logger))
     .catch((error: unknown) => {
-      if (error instanceof ConfigError || error instanceof ApiKeysFileError || error instanceof DatabaseSchemaTooNewError) {
+      if (
+        error instanceof ConfigError ||
+        error instanceof ApiKeysFileError ||
+        error instanceof DatabaseSchemaTooNewError ||
+        error instanceof LedgerInUseError
+      ) {
         process.stderr.write(`${error.message}\n`);
         process.exit(1);
       }

@@ -6,6 +6,7 @@ import { EvaluationRepository } from './evaluation-repository';
 import { FeedbackRepository } from './feedback-repository';
 import { LedgerRepository } from './ledger-repository';
 import { PromptRepository } from './prompt-repository';
+import { LedgerInUseError, lockSqliteLedger, type SqliteOwnerLock } from './sqlite-owner-lock';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 export interface LedgerSettings {
@@ -69,17 +70,17 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     };
   }
   const store = settings.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `SQLite (${settings.sqliteFile})`;
+  // Before anything reads or writes the file: a second process must not cancel this one's rows.
+  const ownerLock = settings.databaseUrl ? undefined : lockLedgerFile(settings.sqliteFile, store);
   const database = await openDatabase({
     databaseUrl: settings.databaseUrl,
     sqliteFile: settings.sqliteFile,
     onBackgroundError: settings.onBackgroundError,
     onQuery: settings.onQuery,
   }).catch((error: unknown) => {
+    ownerLock?.release();
     if (error instanceof DatabaseSchemaTooNewError) throw error;
-    // The driver's message names the host or file, never the URL's password.
-    throw new Error(`cannot open the ledger database, ${store}: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
+    throw cannotOpen(store, error);
   });
   const budgets = new BudgetRepository(database);
   const repository = new LedgerRepository(database, {
@@ -110,6 +111,23 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
       clearInterval(sweeper);
       await repository.close();
       await database.close();
+      ownerLock?.release();
     },
   };
+}
+
+// The driver's message names the host or file, never the URL's password.
+function cannotOpen(store: string, error: unknown): Error {
+  return new Error(`cannot open the ledger database, ${store}: ${error instanceof Error ? error.message : String(error)}`, {
+    cause: error,
+  });
+}
+
+function lockLedgerFile(file: string, store: string): SqliteOwnerLock {
+  try {
+    return lockSqliteLedger(file);
+  } catch (error) {
+    if (error instanceof LedgerInUseError) throw error;
+    throw cannotOpen(store, error);
+  }
 }

@@ -224,4 +224,21 @@ describe('the ledger across a SIGKILL of the server (SQLite in DATA_DIR)', () =>
     expect(report.body.rows).toEqual([expect.objectContaining({ group: CHAT_MODEL, requests: 2, succeeded: 1, failed: 0 })]);
     await stop(restarted.server);
   });
+  it('refuses a second process on the same DATA_DIR (the ledger has one owner), and starts again once the owner is SIGKILLed', async () => {
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'llmop-owner-data-'));
+    const { server: owner, url } = await start(dataDir);
+    const intruder = spawnServer({ DATA_DIR: dataDir, MODEL_CATALOG: catalogFile, LOG_LEVEL: 'info' });
+    servers.push(intruder);
+    expect(await intruder.exited).toBe(1);
+    expect(intruder.output()).toContain('is in use by another process');
+    expect(intruder.output()).not.toMatch(/\n\s+at /); // a message, not a stack trace
+    // The owner never noticed: it still answers, and its rows are all there.
+    const answer = await postGenerate(url, 'after the intruder');
+    expect(answer?.status).toBe(200);
+    owner.child.kill('SIGKILL');
+    expect(await owner.exited).toBe('SIGKILL');
+    const { url: again } = await start(dataDir); // the operating system dropped the dead owner's lock
+    expect((await postGenerate(again, 'the next owner'))?.status).toBe(200);
+    expect(readLedgerFile(dataDir).map((row) => row.prompt)).toEqual(expect.arrayContaining(['after the intruder', 'the next owner']));
+  });
 });
