@@ -142,14 +142,12 @@ export class BudgetRepository {
       );
     try {
       // One transaction: the budget never exists without its counter.
-      await this.database.transaction([this.db.insertInto('budgets').values(row).compile(), backfill.compile()]);
+      await this.changing(this.database.transaction([this.db.insertInto('budgets').values(row).compile(), backfill.compile()]));
     } catch (error) {
       if (UNIQUE_VIOLATIONS.has(String((error as { code?: unknown } | null)?.code))) {
         throw new BudgetConflictError(budget.scope, budget.subject, budget.modelId, budget.period);
       }
       throw error;
-    } finally {
-      this.directory = undefined;
     }
     const created = await this.get(budget.id, at);
     if (!created) throw new BudgetVanishedError(budget.id); // deleted the moment it was made
@@ -181,6 +179,15 @@ export class BudgetRepository {
         : this.applyingToTeamMember(subject.caller, subject.team, subject.modelId);
     const { rows } = await this.db.executeQuery<BudgetsTable>(query);
     return rows.map(toBudget);
+  }
+
+  /** A write to the budgets table: once it has settled (committed or not), the directory is read again. */
+  private async changing<T>(write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } finally {
+      this.directory = undefined;
+    }
   }
 
   private readDirectory(): Promise<BudgetDirectory> {
@@ -215,24 +222,22 @@ export class BudgetRepository {
   /** Sets a budget's limit (effective for the next reservation); undefined when there is no such budget. */
   async update(id: string, limitUnits: number, at: Date = this.now()): Promise<BudgetState | undefined> {
     requireUnits('limitUnits', limitUnits);
-    const changed = await this.database
-      .write(this.db.updateTable('budgets').set({ limit_units: limitUnits, updated_at: at.getTime() }).where('id', '=', id).compile())
-      .finally(() => {
-        this.directory = undefined;
-      });
+    const changed = await this.changing(
+      this.database.write(
+        this.db.updateTable('budgets').set({ limit_units: limitUnits, updated_at: at.getTime() }).where('id', '=', id).compile(),
+      ),
+    );
     return changed === 0 ? undefined : this.get(id, at);
   }
 
   /** Removes a budget and its counters (it stops applying at once); false when there was none. */
   async delete(id: string): Promise<boolean> {
-    const results = await this.database
-      .transaction([
+    const results = await this.changing(
+      this.database.transaction([
         this.db.deleteFrom('budget_usage').where('budget_id', '=', id).compile(),
         this.db.deleteFrom('budgets').where('id', '=', id).compile(),
-      ])
-      .finally(() => {
-        this.directory = undefined;
-      });
+      ]),
+    );
     return (results[1]?.changes ?? 0) > 0;
   }
 
