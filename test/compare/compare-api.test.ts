@@ -148,8 +148,9 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('side-b
   });
 
   it('runs the models concurrently: the slower model is asked before the quicker one has answered', async () => {
+    // Far apart, so a loaded machine that delays the quick answer by a few hundred ms cannot swap them.
     quick.latencyMs = 300;
-    slow.latencyMs = 400;
+    slow.latencyMs = 1_200;
     const answer = await compareOk({ prompt: 'Which is faster?', model_ids: [SLOW_MODEL, QUICK_MODEL] });
 
     const [quickCall] = generationCalls(quick);
@@ -157,7 +158,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('side-b
     // Run one after the other, the second request would arrive at least 300 ms after the first.
     expect(Math.abs(quickCall!.receivedAt - slowCall!.receivedAt)).toBeLessThan(300);
     expect(answer.results.map((result) => result.success)).toEqual([true, true]);
-    expect(answer.results[0]!.metrics.latency_ms).toBeGreaterThanOrEqual(400);
+    expect(answer.results[0]!.metrics.latency_ms).toBeGreaterThanOrEqual(1_200);
     expect(answer.results[1]!.metrics.latency_ms).toBeGreaterThanOrEqual(300);
     // The quick model is the dearer one: fastest and cheapest are different models.
     expect(answer.fastest_model_id).toBe(QUICK_MODEL);
@@ -191,7 +192,7 @@ describe.each<LedgerSetup>([sqliteLedgerSetup(), postgresLedgerSetup()])('side-b
 
   it('answers the same comparison over GraphQL, snake_case', async () => {
     quick.latencyMs = 30;
-    slow.latencyMs = 120;
+    slow.latencyMs = 600;
     const prompt = 'Same over GraphQL';
     const response = await gateway.graphql<{ compare: CompareResponse }>(
       compareMutation,
