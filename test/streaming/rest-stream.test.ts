@@ -360,7 +360,7 @@ describe('POST /api/v1/generate/stream heartbeat', () => {
 
   beforeAll(async () => {
     fake = await startFakeUpstream({ models: [CHAT_MODEL] });
-    gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: ADMIN_KEY, STREAM_HEARTBEAT_MS: '50' } });
+    gateway = await startGateway({ catalog: catalogFor(fake), env: { API_KEYS: ADMIN_KEY, STREAM_HEARTBEAT_MS: '250' } });
   });
   beforeEach(() => fake.reset());
   afterAll(async () => {
@@ -369,13 +369,13 @@ describe('POST /api/v1/generate/stream heartbeat', () => {
   });
 
   it('sends a keep-alive comment between deltas when the upstream is slower than STREAM_HEARTBEAT_MS', async () => {
-    fake.chunkDelayMs = 200;
+    fake.chunkDelayMs = 600;
     const opened = await openStream(`${gateway.url}/api/v1/generate/stream`, { prompt: 'slow words', model_id: CHAT_MODEL }, asAdmin);
     const events = await opened.ended;
     expect(lastEventOf(events, 'done').text).toBe('echo: slow words');
     expect(opened.comments.length).toBeGreaterThan(0);
     expect(opened.comments.every((comment) => comment.text === 'keep-alive')).toBe(true);
-    // Every 200 ms gap between two deltas holds at least one comment.
+    // Every 600 ms gap between two deltas holds at least one comment.
     const order = opened.received.map((item) => ('event' in item ? item.event : 'comment'));
     const deltaPositions = order.flatMap((kind, index) => (kind === 'delta' ? [index] : []));
     for (let gap = 1; gap < deltaPositions.length; gap += 1) {
@@ -385,6 +385,7 @@ describe('POST /api/v1/generate/stream heartbeat', () => {
 
   it('sends no comment while writes come more often than STREAM_HEARTBEAT_MS', async () => {
     fake.chunkDelayMs = 10;
+    // 10 ms apart against a 250 ms heartbeat: room for a loaded machine's pauses.
     const prompt = 'a b c d e f g h i j k l';
     const opened = await openStream(`${gateway.url}/api/v1/generate/stream`, { prompt, model_id: CHAT_MODEL }, asAdmin);
     const events = await opened.ended;
