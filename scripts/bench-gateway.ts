@@ -23,12 +23,13 @@
  * - health: a fresh gateway with RATE_LIMIT_DEFAULT=1000000, GET /api/v1/health for 40 s in 10 s
  *   slices: a limiter whose cost grows with the calls in its window shows as a falling rate.
  * - ledger: the same gateway (recording to SQLite in DATA_DIR) against one with LEDGER=off, REST
- *   generate at one connection, alternating; the medians' difference is what recording adds.
+ *   generate at one connection, 6 rounds of one run a side (order swapped each round); the median of
+ *   the rounds' differences is what recording adds.
  * - budget: two fresh gateways, ledger on (each its own SQLite in a DATA_DIR of its own) and the
  *   bench model priced (in this phase only: a priced model's generate looks up the budgets that
  *   apply, so pricing it everywhere would change the other phases), one with a global monthly
- *   budget (created through REST) and one without; REST generate at one connection, alternating;
- *   the medians' difference is what holding and settling a reservation adds.
+ *   budget (created through REST) and one without; REST generate at one connection, in rounds as
+ *   the ledger's; the median of the rounds' differences is what holding and settling a reservation adds.
  * - flood: a fresh gateway at the default limits, one key flooding REST generate for 30 s in 5 s
  *   slices: refusals per second must stay steady and RSS flat.
  * - evaluation (issue 14; scripts/bench/evaluation-phase.ts): a fresh gateway (ledger on, its own
@@ -147,10 +148,10 @@ const floorsOfIssue = {
   /** Issue 12: what a reservation on one applying budget adds to a generate, against none applying. */
   budgetAddedP50Ms: 0.2,
 };
-/** On/off pairs for the ledger's cost; the median of each side counts. */
-const ledgerRounds = 3;
-/** With/without pairs for a budget's cost; the median of each side counts. */
-const budgetRounds = 3;
+/** On/off pairs for the ledger's cost; the median of the pairs' differences counts. */
+const ledgerRounds = 6;
+/** With/without pairs for a budget's cost; the median of the pairs' differences counts. */
+const budgetRounds = 6;
 /** With/without pairs for an evaluation run's cost to interactive traffic; the median of each side counts. */
 const evaluationRounds = 3;
 /** The evaluation model's upstream answers after this long (ms) unless --eval-delay-ms says otherwise. */
@@ -413,7 +414,9 @@ async function main(): Promise<number> {
 
     /**
      * What `subject` adds over `baseline`, two gateways already warm: REST generate at one
-     * connection in alternating rounds (the median of each side counts), then requests/s and CPU per
+     * connection in rounds of one run a side, the sides' order swapped every round (AB BA AB …) so
+     * that a drift over the phase weighs on both; what counts is the median of the rounds' differences
+     * (a slow spell of the machine spoils one round, not one side). Then requests/s and CPU per
      * generate at 10 connections. Prints both sides and the difference; unexpected answers go to `problems`.
      */
     const compareAlternating = async (
@@ -426,7 +429,9 @@ async function main(): Promise<number> {
       const sides = [subject, baseline];
       const runs = sides.map((): LoadResult[] => []);
       for (let round = 0; round < rounds; round += 1) {
-        for (const [index, side] of sides.entries()) {
+        const order = round % 2 === 0 ? [0, 1] : [1, 0];
+        for (const index of order) {
+          const side = sides[index]!;
           await load(restGenerate(side.gateway), 1, durations.warmUp);
           const result = await load(restGenerate(side.gateway), 1, durations.latency);
           problems.push(...unexpectedOutcomes(result).map((problem) => `${side.problemTag}: ${problem}`));
@@ -440,12 +445,23 @@ async function main(): Promise<number> {
         medianOf(1, 'p50'),
         medianOf(1, 'p99'),
       ];
+      const addedIn = (quantile: 'p50' | 'p99'): number[] =>
+        runs[0]!.map((run, round) => run.latencyMs[quantile] - runs[1]![round]!.latencyMs[quantile]);
+      const [addedP50, addedP99] = [median(addedIn('p50')), median(addedIn('p99'))];
       line(subject.latencyLabel, `p50 ${formatMs(subjectP50)}, p99 ${formatMs(subjectP99)} (median of ${rounds} runs)`);
       line(baseline.latencyLabel, `p50 ${formatMs(baselineP50)}, p99 ${formatMs(baselineP99)}`);
-      line(addsLabel, `p50 ${formatSigned(subjectP50 - baselineP50, formatMs)}, p99 ${formatSigned(subjectP99 - baselineP99, formatMs)}`);
+      line(
+        addsLabel,
+        `p50 ${formatSigned(addedP50, formatMs)}, p99 ${formatSigned(addedP99, formatMs)} (median of the rounds' differences)`,
+      );
+      line('', `difference of the medians: p50 ${formatSigned(subjectP50 - baselineP50, formatMs)}`);
       // Each round's pair, so that one slow round shows beside the medians.
-      const roundsAdded = runs[0]!.map((run, round) => formatSigned(run.latencyMs.p50 - runs[1]![round]!.latencyMs.p50, formatMs));
-      line('', `p50 added, round by round: ${roundsAdded.join(', ')}`);
+      line(
+        '',
+        `p50 added, round by round: ${addedIn('p50')
+          .map((added) => formatSigned(added, formatMs))
+          .join(', ')}`,
+      );
       for (const side of sides) {
         await load(restGenerate(side.gateway), loadConnections, durations.warmUp);
         const cpuBefore = side.gateway.cpuSeconds();
@@ -457,7 +473,7 @@ async function main(): Promise<number> {
           `${formatCount(successRate(result))} requests/s, ${Math.round(cpuPerGenerate * 1e6)} µs gateway CPU per generate`,
         );
       }
-      return { addedP50: subjectP50 - baselineP50 };
+      return { addedP50 };
     };
 
     console.log('LLMOP gateway bench');
