@@ -7,7 +7,7 @@ import type { Database } from './schema';
 import { startSqliteCheckpointer } from './sqlite-checkpointer';
 import { SqliteReader, sqliteReaderDialect } from './sqlite-reader';
 import { preparedOnce } from './statement-cache';
-import { openSqliteWriter, type SqliteTransactionStatement } from './sqlite-writer';
+import { openSqliteWriter, type SqliteConditionFailure, type SqliteTransactionStatement } from './sqlite-writer';
 import { DatabaseSchemaTooNewError } from './storage-errors';
 
 /** Where the ledger lives. */
@@ -102,6 +102,12 @@ export interface LedgerDatabase {
    */
   transaction(statements: readonly TransactionStatement[]): Promise<StatementResult[]>;
   /**
+   * Runs each list of statements as `transaction` would, alone: one that fails fails alone. On
+   * SQLite they share one commit (a savepoint each), which is how a group commit batches them; on
+   * PostgreSQL each is its own transaction, run concurrently. One settled result per list, in order.
+   */
+  transactions(transactions: readonly (readonly TransactionStatement[])[]): Promise<PromiseSettledResult<StatementResult[]>[]>;
+  /**
    * Runs one write statement on the reading connection and resolves with the rows it changed: for
    * start-up only, before any request is served.
    */
@@ -171,11 +177,16 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
     async transaction(statements) {
       startCheckpointer();
       const outcome = await writer.transaction(statements.map(toSqliteStatement));
-      if (!outcome.committed) {
-        const { index, label, changes, rows } = outcome.failure;
-        throw new TransactionConditionError(index, label, changes, rows);
-      }
+      if (!outcome.committed) throw conditionError(outcome.failure);
       return [...outcome.results];
+    },
+    async transactions(transactions) {
+      startCheckpointer();
+      const outcomes = await writer.transactions(transactions.map((statements) => statements.map(toSqliteStatement)));
+      return outcomes.map((outcome): PromiseSettledResult<StatementResult[]> => {
+        if (outcome.committed) return { status: 'fulfilled', value: [...outcome.results] };
+        return { status: 'rejected', reason: 'error' in outcome ? outcome.error : conditionError(outcome.failure) };
+      });
     },
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
@@ -204,26 +215,28 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(settings) });
   await migrateOrDestroy(db);
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+  const transaction = (statements: readonly TransactionStatement[]): Promise<StatementResult[]> =>
+    db.transaction().execute(async (trx) => {
+      const results: StatementResult[] = [];
+      for (const [index, statement] of statements.entries()) {
+        const guarded = asGuarded(statement);
+        const result = await trx.executeQuery<Record<string, unknown>>(guarded.query);
+        const changes = Number(result.numAffectedRows ?? 0n);
+        if (guarded.expectChanges !== undefined && changes !== guarded.expectChanges) {
+          const explanation = guarded.explain ? (await trx.executeQuery<Record<string, unknown>>(guarded.explain)).rows : [];
+          throw new TransactionConditionError(index, guarded.label, changes, explanation); // Kysely rolls back
+        }
+        results.push({ changes, rows: result.rows });
+      }
+      return results;
+    });
   return {
     kind: 'postgres',
     db,
     reports: db,
     write: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
-    transaction: (statements) =>
-      db.transaction().execute(async (trx) => {
-        const results: StatementResult[] = [];
-        for (const [index, statement] of statements.entries()) {
-          const guarded = asGuarded(statement);
-          const result = await trx.executeQuery<Record<string, unknown>>(guarded.query);
-          const changes = Number(result.numAffectedRows ?? 0n);
-          if (guarded.expectChanges !== undefined && changes !== guarded.expectChanges) {
-            const explanation = guarded.explain ? (await trx.executeQuery<Record<string, unknown>>(guarded.explain)).rows : [];
-            throw new TransactionConditionError(index, guarded.label, changes, explanation); // Kysely rolls back
-          }
-          results.push({ changes, rows: result.rows });
-        }
-        return results;
-      }),
+    transaction,
+    transactions: (transactions) => Promise.allSettled(transactions.map(transaction)),
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
     ping: () => answers(db, pingTimeoutMs),
     close: () => db.destroy(),
@@ -236,6 +249,11 @@ function queryLog({ onQuery }: DatabaseSettings): ((event: LogEvent) => void) | 
   return (event) => {
     if (event.level === 'query') onQuery(event.query.sql, event.queryDurationMillis);
   };
+}
+
+/** The writer's report of a missed `expectChanges`, as the error `transaction` rejects with. */
+function conditionError({ index, label, changes, rows }: SqliteConditionFailure): TransactionConditionError {
+  return new TransactionConditionError(index, label, changes, rows);
 }
 
 /** A CompiledQuery has `sql`; a GuardedStatement wraps one in `query`. */

@@ -1,8 +1,16 @@
 import { LedgerClosedError } from './storage-errors';
 
-export interface GroupCommitWriterSettings<Write> {
-  /** Commits one batch atomically; resolves once it is durable. */
-  readonly commit: (batch: readonly Write[]) => Promise<void>;
+/**
+ * How a batch's commit went: nothing (every write committed), or one result per write in batch
+ * order, for a commit that isolates its writes from each other (a savepoint each): one may fail
+ * while the others commit. A commit that rejects fails every write of its batch.
+ */
+export type BatchOutcome<Result> = undefined | readonly PromiseSettledResult<Result>[];
+
+export interface GroupCommitWriterSettings<Write, Result> {
+  /** Commits one batch; resolves once it is durable. */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a commit with no per-write results may be any async function returning nothing
+  readonly commit: (batch: readonly Write[]) => Promise<BatchOutcome<Result> | void>;
   /** The most writes one commit takes; the rest go in the next one, after the event loop has turned. */
   readonly maxBatchSize: number;
   /**
@@ -12,9 +20,9 @@ export interface GroupCommitWriterSettings<Write> {
   readonly mayCommitAlone?: () => boolean;
 }
 
-interface PendingWrite<Write> {
+interface PendingWrite<Write, Result> {
   readonly write: Write;
-  readonly resolve: () => void;
+  readonly resolve: (result: Result) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -25,8 +33,8 @@ interface PendingWrite<Write> {
  * caller can wait for its own write to be durable without each write paying for a transaction,
  * and a synchronous driver blocks the loop for one bounded batch at a time, never for a backlog.
  */
-export class GroupCommitWriter<Write> {
-  private queue: PendingWrite<Write>[] = [];
+export class GroupCommitWriter<Write, Result = void> {
+  private queue: PendingWrite<Write, Result>[] = [];
   private scheduled = false;
   private committing = false;
   /** A write committed on its own during this turn of the event loop: later writes of the turn form a batch. */
@@ -34,16 +42,16 @@ export class GroupCommitWriter<Write> {
   private closed = false;
   private readonly drainWaiters: (() => void)[] = [];
 
-  constructor(private readonly settings: GroupCommitWriterSettings<Write>) {
+  constructor(private readonly settings: GroupCommitWriterSettings<Write, Result>) {
     if (!Number.isSafeInteger(settings.maxBatchSize) || settings.maxBatchSize < 1) {
       throw new RangeError(`maxBatchSize must be a positive integer, got ${settings.maxBatchSize}`);
     }
   }
 
-  /** Queues a write; the promise resolves once the batch holding it has committed. */
-  write(write: Write): Promise<void> {
+  /** Queues a write; the promise resolves once the batch holding it has committed (with its result, if the commit gives one). */
+  write(write: Write): Promise<Result> {
     if (this.closed) return Promise.reject(new LedgerClosedError());
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Result>((resolve, reject) => {
       this.queue.push({ write, resolve, reject });
       if (
         this.queue.length === 1 &&
@@ -105,8 +113,12 @@ export class GroupCommitWriter<Write> {
     if (batch.length > 0) {
       this.committing = true;
       try {
-        await this.settings.commit(batch.map((pending) => pending.write));
-        for (const pending of batch) pending.resolve();
+        const outcomes = await this.settings.commit(batch.map((pending) => pending.write));
+        for (const [index, pending] of batch.entries()) {
+          const outcome = outcomes?.[index];
+          if (outcome?.status === 'rejected') pending.reject(outcome.reason);
+          else pending.resolve(outcome?.value as Result);
+        }
       } catch (error) {
         for (const pending of batch) pending.reject(error);
       } finally {

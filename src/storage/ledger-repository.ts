@@ -10,8 +10,8 @@ import {
   sql,
 } from 'kysely';
 import { costUnitsToUsd, usdToCostUnits } from './cost-units';
-import type { LedgerDatabase } from './database';
-import { GroupCommitWriter } from './group-commit-writer';
+import type { LedgerDatabase, TransactionStatement } from './database';
+import { type BatchOutcome, GroupCommitWriter } from './group-commit-writer';
 import { type BoundStatement, statementTemplate } from './statement-template';
 import { decodeCursor, pageOf } from './ledger-cursor';
 import {
@@ -64,6 +64,8 @@ const DAY_MS = 86_400_000;
 const DEFAULT_MAX_BATCH_SIZE = 25;
 
 type GenerationRow = Insertable<GenerationsTable>;
+/** What the group commit writes: a row (a start or finish without a hold), or a held start's or finish's transaction. */
+type LedgerWrite = { readonly row: GenerationRow } | { readonly statements: readonly TransactionStatement[] };
 
 /** What finishing a row sets (the rest was written when it started). */
 const FINISHED_COLUMNS = [
@@ -92,7 +94,7 @@ export class LedgerRepository {
   /** Usage reports scan ranges: off the event loop on SQLite (LedgerDatabase.reports). */
   private readonly reports: Kysely<Database>;
   private readonly now: () => Date;
-  private readonly writer: GroupCommitWriter<GenerationRow>;
+  private readonly writer: GroupCommitWriter<LedgerWrite, StatementResult[] | undefined>;
   /** Rows started here and not yet finished: `finish` writes the whole row, so a batch is one upsert. */
   private readonly inFlight = new Map<string, GenerationRow>();
   /** The upsert by batch size, with the column order its values are bound in. */
@@ -121,7 +123,7 @@ export class LedgerRepository {
     );
     this.finishHeld = (row) => finishQuery(...FINISHED_COLUMNS.map((column) => row[column]), row.id);
     this.writer = new GroupCommitWriter({
-      commit: (rows) => this.upsert(rows),
+      commit: (batch) => this.commit(batch),
       maxBatchSize: settings.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE,
       // With other generations in flight their writes are due soon: share a commit with them.
       mayCommitAlone: () => this.inFlight.size <= 1,
@@ -138,10 +140,13 @@ export class LedgerRepository {
     }
     if (this.inFlight.has(row.id)) return Promise.reject(new Error(`generation ${row.id} was already started`));
     this.inFlight.set(row.id, row);
-    return this.writer.write(row).catch((error: unknown) => {
-      if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
-      throw error;
-    });
+    return this.writer.write({ row }).then(
+      () => undefined,
+      (error: unknown) => {
+        if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
+        throw error;
+      },
+    );
   }
 
   /**
@@ -167,7 +172,10 @@ export class LedgerRepository {
     for (;;) {
       const held = rows.map((row, index) => ({ ...row, reserved_units: hold.amountsUnits[index]!, budget_ids: JSON.stringify(budgetIds) }));
       try {
-        await this.database.transaction([...budgets.reserveStatements(budgetIds, total, at), this.upsertQuery(held)]);
+        // Through the group commit: under load, held starts share commits (a savepoint each) with other writes.
+        await this.writer.write({
+          statements: [...budgets.reserveStatements(budgetIds, total, at, { counters: false }), this.upsertQuery(held)],
+        });
         for (const row of held) this.inFlight.set(row.id, row);
         return;
       } catch (error) {
@@ -194,7 +202,7 @@ export class LedgerRepository {
       return Promise.reject(error);
     }
     this.inFlight.delete(id);
-    if (!started.budget_ids || !this.settings.budgets) return this.writer.write(row);
+    if (!started.budget_ids || !this.settings.budgets) return this.writer.write({ row }).then(() => undefined);
     const settle = this.settings.budgets.settleStatements(
       JSON.parse(started.budget_ids) as string[],
       Number(started.reserved_units ?? 0),
@@ -204,9 +212,9 @@ export class LedgerRepository {
     // Only a row still in progress is finished and settled: one that the sweep closed (its hold
     // already settled in full) is never settled twice; the transaction rolls back instead.
     const finish = this.finishHeld(row);
-    return this.database
-      .transaction([{ query: finish, expectChanges: 1, label: 'finish' }, ...settle])
-      .then((results) => this.settled(results, Number(row.cost_units)));
+    return this.writer
+      .write({ statements: [{ query: finish, expectChanges: 1, label: 'finish' }, ...settle] })
+      .then((results) => this.settled(results ?? [], Number(row.cost_units)));
   }
 
   /**
@@ -374,10 +382,27 @@ export class LedgerRepository {
     return this.writer.close();
   }
 
-  /** One statement per batch: a row's latest state wins, whether it is a start, a finish or both. */
-  private async upsert(batch: readonly GenerationRow[]): Promise<void> {
-    const latest = [...new Map(batch.map((row) => [row.id, row])).values()];
-    await this.database.write(this.upsertQuery(latest));
+  /**
+   * One batch of the group commit. Rows: one statement, a row's latest state winning, whether it is
+   * a start, a finish or both. Transactions (a held start, a held finish): each its own, so that a
+   * refused hold fails alone, in the same commit as the rows (`LedgerDatabase.transactions`).
+   */
+  private async commit(batch: readonly LedgerWrite[]): Promise<BatchOutcome<StatementResult[] | undefined>> {
+    const rows = batch.flatMap((write) => ('row' in write ? [write.row] : []));
+    const latest = [...new Map(rows.map((row) => [row.id, row])).values()];
+    const upsert = latest.length > 0 ? [[this.upsertQuery(latest)]] : [];
+    const transactions = batch.flatMap((write) => ('statements' in write ? [write.statements] : []));
+    if (transactions.length === 0) {
+      await this.database.write(upsert[0]![0]!);
+      return undefined;
+    }
+    if (upsert.length === 0 && transactions.length === 1) {
+      const [statements] = transactions;
+      return [{ status: 'fulfilled', value: await this.database.transaction(statements!) }];
+    }
+    const settled = await this.database.transactions([...upsert, ...transactions]);
+    let next = upsert.length;
+    return batch.map((write) => ('row' in write ? settled[0]! : settled[next++]!));
   }
 
   /**

@@ -41,6 +41,9 @@ export type SqliteTransactionOutcome =
   | { readonly committed: true; readonly results: readonly SqliteStatementResult[] }
   | { readonly committed: false; readonly failure: SqliteConditionFailure };
 
+/** One transaction of a group committed together (`SqliteWriter.transactions`): as alone, or failed by a statement's error. */
+export type SqliteGroupedOutcome = SqliteTransactionOutcome | { readonly committed: false; readonly error: Error };
+
 /** A write statement failed; `code` is SQLite's (SQLITE_CONSTRAINT_…, SQLITE_BUSY when the lock never came free). */
 export class SqliteWriteError extends Error {
   override readonly name = 'SqliteWriteError';
@@ -62,6 +65,13 @@ export interface SqliteWriter {
    * SqliteWriteError) or misses its `expectChanges` (the promise resolves with `committed: false`).
    */
   transaction(statements: readonly SqliteTransactionStatement[]): Promise<SqliteTransactionOutcome>;
+  /**
+   * Runs several transactions in one commit (group commit): each is a savepoint, rolled back alone
+   * when one of its statements throws or misses its `expectChanges`; the rest commit together.
+   * One outcome per transaction, in order. Rejects (nothing committed) only when the commit as a
+   * whole fails.
+   */
+  transactions(transactions: readonly (readonly SqliteTransactionStatement[])[]): Promise<SqliteGroupedOutcome[]>;
   /** False once stopped: nothing can be recorded. */
   readonly alive: boolean;
   /** Waits for the queued writes, then closes the connection. */
@@ -120,6 +130,21 @@ export function openSqliteWriter(file: string, settings: SqliteWriterSettings = 
         throw new ConditionFailed({ index, label: item.label, changes: result.changes, rows });
       }
       return result;
+    }),
+  );
+
+  // Nested in another transaction function, better-sqlite3 runs runTransaction as a savepoint and
+  // rolls back to it when it throws.
+  const runGrouped = db.transaction((transactions: readonly (readonly SqliteTransactionStatement[])[]) =>
+    transactions.map((list): SqliteGroupedOutcome => {
+      try {
+        return { committed: true, results: runTransaction(list) };
+      } catch (error) {
+        if (error instanceof ConditionFailed) return { committed: false, failure: error.failure };
+        // Some errors (disk full, I/O) make SQLite roll back the whole transaction: nothing of the group stands.
+        if (!db.inTransaction) throw error;
+        return { committed: false, error: asWriteError(error) };
+      }
     }),
   );
 
@@ -184,6 +209,7 @@ export function openSqliteWriter(file: string, settings: SqliteWriterSettings = 
           throw error;
         }
       }),
+    transactions: (transactions) => submit(() => runGrouped.immediate(transactions)),
     async stop() {
       if (stopped) return;
       stopped = true;

@@ -272,6 +272,23 @@ describe.each([
       expect(await budgets.reserve([budget.id], X, NOW)).toEqual({ ok: true, counters: [] });
     });
 
+    it('with counters: false, holds and refuses the same, returning no rows', async () => {
+      const budget = await create({ limitUnits: 2 * X });
+      await budgets.prepareCounters([budget.id], NOW);
+      const held = await database.transaction(budgets.reserveStatements([budget.id], X, NOW, { counters: false }));
+      expect(held).toEqual([{ changes: 1, rows: [] }]);
+      expect(countersIn(held)).toEqual([]);
+      expect((await budgets.get(budget.id))!.reservedUnits).toBe(X);
+      const error = await database
+        .transaction(budgets.reserveStatements([budget.id], 2 * X, NOW, { counters: false }))
+        .catch((caught: unknown) => caught);
+      expect(failureOf(error)).toEqual({
+        kind: 'refused',
+        refusal: { budgetId: budget.id, limitUnits: 2 * X, spentUnits: 0, reservedUnits: X, remainingUnits: X },
+      });
+      expect((await budgets.get(budget.id))!.reservedUnits).toBe(X);
+    });
+
     it('a raised limit applies to the next reservation', async () => {
       const budget = await create({ limitUnits: X });
       expect((await budgets.reserve([budget.id], X, NOW)).ok).toBe(true);
@@ -331,6 +348,73 @@ describe.each([
       expect(failureOf(new Error('unrelated'))).toBeUndefined();
       const ids = (await database.db.selectFrom('generations').select('id').execute()).map((row) => row.id);
       expect(ids).toEqual([first]);
+    });
+  });
+
+  describe('held generations in the ledger', () => {
+    const startOf = (index: number) => {
+      const createdAt = new Date(NOW.getTime() + index);
+      return {
+        id: newGenerationId(createdAt),
+        requestId: `held-${index}`,
+        caller: 'alice',
+        team: null,
+        source: 'generate' as const,
+        modelId: 'tiny-chat',
+        provider: 'vllm',
+        upstreamModel: 'tiny-chat',
+        prompt: 'held',
+        promptRef: null,
+        evaluationId: null,
+        parameters: { maxTokens: 10, temperature: 1, topP: 1 },
+        createdAt,
+      };
+    };
+
+    it('holds started together (one commit on SQLite) fail alone: exactly what fits is held, plain rows beside them commit', async () => {
+      const budget = await create({ limitUnits: 6 * X });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets, now: () => NOW });
+      try {
+        // Rows in flight make the ledger group its writes by turn of the event loop.
+        const plain = [startOf(100), startOf(101)];
+        const held = Array.from({ length: 10 }, (_, index) => startOf(index));
+        const settled = await Promise.allSettled([
+          ...plain.map((start) => ledger.start(start)),
+          ...held.map((start) => ledger.startHeld([start], { budgetIds: [budget.id], amountsUnits: [X] })),
+        ]);
+        expect(settled.slice(0, 2).map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled']);
+        const heldOutcomes = settled.slice(2);
+        expect(heldOutcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(6);
+        for (const outcome of heldOutcomes.filter((result) => result.status === 'rejected')) {
+          expect((outcome as PromiseRejectedResult).reason).toMatchObject({ name: 'BudgetRefusedError' });
+        }
+        expect(await budgets.get(budget.id)).toMatchObject({ reservedUnits: 6 * X, remainingUnits: 0 });
+        const rows = await database.db.selectFrom('generations').select(['id', 'reserved_units']).execute();
+        expect(rows).toHaveLength(8); // the refused holds wrote no row
+        // Finished together: each settles its own hold.
+        const finished = held.filter((_, index) => heldOutcomes[index]!.status === 'fulfilled');
+        const outcome = (costUsd: number) => ({
+          status: 'succeeded' as const,
+          error: null,
+          finishReason: 'stop',
+          text: null,
+          inputTokens: 3,
+          outputTokens: 2,
+          costUsd,
+          latencyMs: 10,
+          attempts: [],
+        });
+        await Promise.all([
+          ...finished.map((start) => ledger.finish(start.id, outcome(6_000 / 1e10))),
+          ...plain.map((start) => ledger.finish(start.id, outcome(0))),
+        ]);
+        const after = (await budgets.get(budget.id))!;
+        expect(after.reservedUnits).toBe(0);
+        expect(after.spentUnits).toBe(6 * 6_000);
+        expect(await budgets.spentFromLedger(after)).toBe(after.spentUnits);
+      } finally {
+        await ledger.drained();
+      }
     });
   });
 

@@ -141,4 +141,36 @@ describe.each([
   it('an empty transaction commits nothing and answers no results', async () => {
     expect(await database.transaction([])).toEqual([]);
   });
+
+  it('runs several transactions at once (on SQLite in one commit): each fails alone, the rest commit', async () => {
+    await database.transaction([insert(1, 'one')]);
+    const settled = await database.transactions([
+      [insert(2, 'two'), sql`update tx_items set counter = counter + 1 where id = 1 returning counter`.compile(database.db)],
+      // Misses its condition: its insert is rolled back, not the others'.
+      [
+        insert(3, 'rolled back'),
+        { query: sql`update tx_items set counter = 1 where id = 1 and counter >= 10`.compile(database.db), expectChanges: 1, label: 'ten' },
+      ],
+      [insert(4, 'four')],
+      // Throws (primary key): rolled back alone.
+      [insert(5, 'rolled back too'), insert(1, 'duplicate')],
+      [],
+    ]);
+    expect(settled.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'fulfilled']);
+    const [first, condition, third, constraint, empty] = settled;
+    expect((first as PromiseFulfilledResult<StatementResult[]>).value.map((result) => result.changes)).toEqual([1, 1]);
+    expect(Number((first as PromiseFulfilledResult<StatementResult[]>).value[1]!.rows[0]!.counter)).toBe(1);
+    expect((condition as PromiseRejectedResult).reason).toBeInstanceOf(TransactionConditionError);
+    expect((condition as PromiseRejectedResult).reason).toMatchObject({ statementIndex: 1, label: 'ten', changes: 0 });
+    expect((third as PromiseFulfilledResult<StatementResult[]>).value).toEqual([{ changes: 1, rows: [] }]);
+    expect((constraint as PromiseRejectedResult).reason).toMatchObject({
+      code: database.kind === 'sqlite' ? 'SQLITE_CONSTRAINT_PRIMARYKEY' : '23505',
+    });
+    expect((empty as PromiseFulfilledResult<StatementResult[]>).value).toEqual([]);
+    expect(await values()).toEqual(['one', 'two', 'four']);
+    expect(await values(other)).toEqual(['one', 'two', 'four']);
+    // The connection goes on committing.
+    await database.transaction([insert(6, 'after')]);
+    expect(await values()).toEqual(['one', 'two', 'four', 'after']);
+  });
 });

@@ -134,6 +134,25 @@ describe('the group commit writer', () => {
     expect(commits.batches).toEqual([['a'], ['b', 'c'], ['d']]);
   });
 
+  it('settles each write with its own result when the commit gives one per write (a savepoint each)', async () => {
+    const refused = new Error('no room');
+    const writer = new GroupCommitWriter<string, string>({
+      commit: async (batch) =>
+        batch.map(
+          (write): PromiseSettledResult<string> =>
+            write.startsWith('x') ? { status: 'rejected', reason: refused } : { status: 'fulfilled', value: write.toUpperCase() },
+        ),
+      maxBatchSize: 100,
+      mayCommitAlone: () => false,
+    });
+    const written = ['a', 'xb', 'c'].map((write) => writer.write(write));
+    expect(await Promise.allSettled(written)).toEqual([
+      { status: 'fulfilled', value: 'A' },
+      { status: 'rejected', reason: refused },
+      { status: 'fulfilled', value: 'C' },
+    ]);
+  });
+
   it('waits for queued writes on close, and refuses writes after it', async () => {
     const commits = controlledCommits();
     const writer = new GroupCommitWriter({ commit: commits.commit, maxBatchSize: 100 });
