@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
+import { CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import { BudgetDirectory } from './budget-directory';
 import { BudgetConflictError, BudgetVanishedError } from './budget-errors';
 import { type BudgetPeriod, isBudgetPeriod, periodOf, periodStartMs } from './budget-periods';
@@ -28,6 +28,14 @@ export type ReservationFailure =
   | { readonly kind: 'refused'; readonly refusal: BudgetRefusal }
   /** The budget was deleted after the caller looked it up: it no longer applies. */
   | { readonly kind: 'vanished'; readonly budgetId: string };
+
+/** Why `holdStatements` failed: a budget's reason, or (PostgreSQL) none found by the time it was looked for: try again. */
+export type HoldFailure = ReservationFailure | { readonly kind: 'retry' };
+
+/** PostgreSQL's division_by_zero: how the one-statement hold says that a budget did not hold (see `holdStatements`). */
+const HOLD_MISSED = '22012';
+/** PostgreSQL's deadlock_detected: the transaction was rolled back, and may be tried again. */
+const DEADLOCK = '40P01';
 
 const RESERVE_LABEL = 'budget-reserve:';
 const IN_PROGRESS = 'in_progress';
@@ -277,6 +285,62 @@ export class BudgetRepository {
   }
 
   /**
+   * The statements that hold `amountUnits` on every budget (as `reserveStatements`) and run `row`
+   * (the ledger's write of the held generations), committed together or not at all. On PostgreSQL,
+   * once the counters are known to exist (`prepareCounters`), one statement, so one round trip: each
+   * budget's conditional update is a data-modifying CTE that runs only once the one before it (in id
+   * order, so rows are locked in id order) has held, and the statement divides by the last one's
+   * count, so a missed hold fails it as a whole. `holdFailure` then says why. Elsewhere
+   * `reserveStatements`, then `row`.
+   */
+  holdStatements(budgetIds: readonly string[], amountUnits: number, at: Date, row: CompiledQuery): TransactionStatement[] {
+    requireUnits('amountUnits', amountUnits);
+    const ids = sortedUnique(budgetIds);
+    const starts = periodStartValues(at);
+    if (this.database.kind !== 'postgres' || amountUnits === 0 || ids.length === 0 || this.unknownCounters(ids, starts).length > 0) {
+      return [...this.reserveStatements(ids, amountUnits, at, { counters: false }), row];
+    }
+    const holds = ids.map((id, index): [string, CompiledQuery] => {
+      const hold = this.holdOne(id, amountUnits, ...starts);
+      const afterPrevious = index === 0 ? '' : ` and exists (select 1 from hold_${index - 1})`;
+      return [`hold_${index}`, CompiledQuery.raw(`${hold.sql}${afterPrevious} returning budget_id`, [...hold.parameters])];
+    });
+    return [withClauses([...holds, ['written', row]], `select 1 / (select count(*)::int from hold_${ids.length - 1}) as held`)];
+  }
+
+  /**
+   * Why a transaction running `holdStatements` failed, when a budget was the reason: the first
+   * budget (in id order) without room, or one deleted meanwhile; on PostgreSQL, where the statement
+   * does not say which, read now (the extra round trips are the refusal's only), and `retry` when
+   * every budget has room by then or the database broke a deadlock. Undefined for any other error.
+   */
+  async holdFailure(error: unknown, budgetIds: readonly string[], amountUnits: number, at: Date): Promise<HoldFailure | undefined> {
+    const failure = failureOf(error);
+    if (failure) return failure;
+    const code = (error as { code?: unknown } | null)?.code;
+    if (this.database.kind !== 'postgres' || (code !== HOLD_MISSED && code !== DEADLOCK)) return undefined;
+    const starts = periodStartValues(at);
+    if (code === HOLD_MISSED) {
+      for (const id of sortedUnique(budgetIds)) {
+        const [row] = (await this.db.executeQuery<Record<string, unknown>>(this.explainReserve(id, ...starts))).rows;
+        if (!row) return { kind: 'vanished', budgetId: id };
+        const counter = {
+          limitUnits: Number(row.limit_units),
+          spentUnits: Number(row.spent_units),
+          reservedUnits: Number(row.reserved_units),
+        };
+        const remainingUnits = counter.limitUnits - counter.spentUnits - counter.reservedUnits;
+        if (remainingUnits < amountUnits) {
+          return { kind: 'refused', refusal: { budgetId: id, ...counter, remainingUnits: Math.max(0, remainingUnits) } };
+        }
+      }
+      // Room everywhere now: perhaps a counter was missing after all; the next try creates it first.
+      for (const id of budgetIds) this.counted.delete(countedKey(id, starts));
+    }
+    return { kind: 'retry' };
+  }
+
+  /**
    * The statements that settle a hold: each budget's counter for the period containing `at` (the
    * instant the hold was reserved for) gains `actualUnits` of spend and gives back
    * `reservedUnits` of hold, never going below zero. Not idempotent by itself: run them once per
@@ -405,6 +469,21 @@ export function failureOf(error: unknown): ReservationFailure | undefined {
     kind: 'refused',
     refusal: { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) },
   };
+}
+
+/**
+ * PostgreSQL: compiled statements as the data-modifying CTEs of one statement ending in `select`;
+ * each one's $n parameters numbered after those of the statements before it. A data-modifying CTE
+ * runs to completion whether or not the statement reads it.
+ */
+function withClauses(clauses: readonly (readonly [name: string, query: CompiledQuery])[], select: string): CompiledQuery {
+  const parameters: unknown[] = [];
+  const ctes = clauses.map(([name, query]) => {
+    const offset = parameters.length;
+    parameters.push(...query.parameters);
+    return `${name} as (${query.sql.replace(/\$(\d+)/g, (_, index: string) => `$${Number(index) + offset}`)})`;
+  });
+  return CompiledQuery.raw(`with ${ctes.join(', ')} ${select}`, parameters);
 }
 
 /** The counters that a committed reservation's or settlement's statements returned (with others' results mixed in). */

@@ -215,8 +215,14 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }), log: queryLog(settings) });
   await migrateOrDestroy(db);
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-  const transaction = (statements: readonly TransactionStatement[]): Promise<StatementResult[]> =>
-    db.transaction().execute(async (trx) => {
+  const transaction = async (statements: readonly TransactionStatement[]): Promise<StatementResult[]> => {
+    const [only] = statements;
+    // One statement with no condition is atomic by itself: no BEGIN and COMMIT round trips.
+    if (statements.length === 1 && only && asGuarded(only).expectChanges === undefined) {
+      const result = await db.executeQuery<Record<string, unknown>>(asGuarded(only).query);
+      return [{ changes: Number(result.numAffectedRows ?? 0n), rows: result.rows }];
+    }
+    return db.transaction().execute(async (trx) => {
       const results: StatementResult[] = [];
       for (const [index, statement] of statements.entries()) {
         const guarded = asGuarded(statement);
@@ -230,6 +236,7 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
       }
       return results;
     });
+  };
   return {
     kind: 'postgres',
     db,

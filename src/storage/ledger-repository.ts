@@ -33,7 +33,7 @@ import {
 } from './ledger-types';
 import type { Database, GenerationsTable } from './schema';
 import { BudgetRefusedError } from './budget-errors';
-import { type BudgetRepository, countersIn, failureOf } from './budget-repository';
+import { type BudgetRepository, countersIn } from './budget-repository';
 import type { BudgetCounter } from './budget-types';
 import { type StatementResult, TransactionConditionError } from './database';
 import { GenerationNotStartedError } from './storage-errors';
@@ -62,6 +62,7 @@ const DAY_MS = 86_400_000;
 // One statement per batch. Measured with scripts/bench-ledger.ts: SQLite commits a 25-row batch on
 // the main thread in well under 1 ms (p99.9 0.8 ms flat out), and several thousand generations a second.
 const DEFAULT_MAX_BATCH_SIZE = 25;
+const MAX_HOLD_RETRIES = 3;
 
 type GenerationRow = Insertable<GenerationsTable>;
 /** What the group commit writes: a row (a start or finish without a hold), or a held start's or finish's transaction. */
@@ -169,20 +170,19 @@ export class LedgerRepository {
     let budgetIds = [...new Set(hold.budgetIds)].sort();
     // Once per budget and day: the hold's transaction then only updates the counters.
     await budgets.prepareCounters(budgetIds, at);
-    for (;;) {
+    // A retry (PostgreSQL: a deadlock broken, or room found again) is rare; a few are enough.
+    for (let retries = 0; ; ) {
       const held = rows.map((row, index) => ({ ...row, reserved_units: hold.amountsUnits[index]!, budget_ids: JSON.stringify(budgetIds) }));
       try {
         // Through the group commit: under load, held starts share commits (a savepoint each) with other writes.
-        await this.writer.write({
-          statements: [...budgets.reserveStatements(budgetIds, total, at, { counters: false }), this.upsertQuery(held)],
-        });
+        await this.writer.write({ statements: budgets.holdStatements(budgetIds, total, at, this.upsertQuery(held)) });
         for (const row of held) this.inFlight.set(row.id, row);
         return;
       } catch (error) {
-        const failure = failureOf(error);
-        if (!failure) throw error;
+        const failure = await budgets.holdFailure(error, budgetIds, total, at);
+        if (!failure || (failure.kind === 'retry' && ++retries > MAX_HOLD_RETRIES)) throw error;
         if (failure.kind === 'refused') throw new BudgetRefusedError(failure.refusal);
-        budgetIds = budgetIds.filter((id) => id !== failure.budgetId);
+        if (failure.kind === 'vanished') budgetIds = budgetIds.filter((id) => id !== failure.budgetId);
       }
     }
   }

@@ -371,6 +371,35 @@ describe.each([
       };
     };
 
+    it('a held start is one statement on PostgreSQL (one round trip), and a refusal still names the budget without room', async () => {
+      const roomy = await create({ limitUnits: 100 * X });
+      const tight = await budgets.create({ scope: 'key', subject: 'alice', limitUnits: 3 * X, period: 'day' });
+      const sent: string[] = [];
+      const logged = await openDatabase({ ...settings, onQuery: (statement) => sent.push(statement) });
+      const loggedBudgets = new BudgetRepository(logged, { now: () => NOW });
+      const ledger = new LedgerRepository(logged, { recordContent: false, budgets: loggedBudgets, now: () => NOW });
+      try {
+        const hold = { budgetIds: [roomy.id, tight.id], amountsUnits: [2 * X] };
+        await loggedBudgets.prepareCounters(hold.budgetIds, NOW);
+        sent.length = 0;
+        await ledger.startHeld([startOf(0)], hold);
+        // On SQLite every write goes to the writing connection, not through Kysely's log.
+        expect(sent).toHaveLength(database.kind === 'postgres' ? 1 : 0);
+        if (database.kind === 'postgres')
+          expect(sent[0]).toMatch(/^with hold_0 as \(update budget_usage .* hold_1 as .* written as \(insert into "generations"/s);
+        const refused = await ledger.startHeld([startOf(1)], hold).catch((error: unknown) => error);
+        expect(refused).toMatchObject({
+          name: 'BudgetRefusedError',
+          refusal: { budgetId: tight.id, limitUnits: 3 * X, spentUnits: 0, reservedUnits: 2 * X, remainingUnits: X },
+        });
+        expect((await budgets.get(roomy.id))!.reservedUnits).toBe(2 * X); // the refused hold left nothing on the roomy one
+        expect(await database.db.selectFrom('generations').select('id').execute()).toHaveLength(1);
+      } finally {
+        await ledger.drained();
+        await logged.close();
+      }
+    });
+
     it('holds started together (one commit on SQLite) fail alone: exactly what fits is held, plain rows beside them commit', async () => {
       const budget = await create({ limitUnits: 6 * X });
       const ledger = new LedgerRepository(database, { recordContent: false, budgets, now: () => NOW });
