@@ -476,6 +476,25 @@ async function main(): Promise<number> {
       return { addedP50 };
     };
 
+    /** A comparison's two floors: what the subject adds at p50, and that every run answered as expected. */
+    const pushComparisonFloors = (
+      latency: { readonly name: string; readonly addedP50: number; readonly limitMs: number },
+      answers: { readonly name: string; readonly problems: readonly string[]; readonly limit: string },
+    ): void => {
+      floors.push({
+        name: latency.name,
+        measured: formatSigned(latency.addedP50, formatMs),
+        limit: `<= ${formatMs(latency.limitMs)}`,
+        pass: latency.addedP50 <= latency.limitMs,
+      });
+      floors.push({
+        name: answers.name,
+        measured: answers.problems.length === 0 ? 'no errors' : answers.problems.join('; '),
+        limit: answers.limit,
+        pass: answers.problems.length === 0,
+      });
+    };
+
     console.log('LLMOP gateway bench');
     line('gateway', `${options.entry} (${describeBuild(options.entry)})`);
     line('machine', `${os.cpus().length} cores, node ${process.version}; servers on core ${serverCore}, wrk on core ${loadCore}`);
@@ -525,18 +544,14 @@ async function main(): Promise<number> {
       const spent = await readBudget();
       line('budget after the runs', `spent $${spent.spent_usd}, held $${spent.reserved_usd}`);
       if (!(spent.spent_usd > 0)) budgetProblems.push(`the budget counted no spend ($${spent.spent_usd}): it did not apply`);
-      floors.push({
-        name: 'budget reservation added latency p50 (SQLite)',
-        measured: formatSigned(reservation.addedP50, formatMs),
-        limit: `<= ${formatMs(floorsOfIssue.budgetAddedP50Ms)}`,
-        pass: reservation.addedP50 <= floorsOfIssue.budgetAddedP50Ms,
-      });
-      floors.push({
-        name: 'budget runs answer all 200, budget applied',
-        measured: budgetProblems.length === 0 ? 'no errors' : budgetProblems.join('; '),
-        limit: 'no non-200 or socket error; spend counted',
-        pass: budgetProblems.length === 0,
-      });
+      pushComparisonFloors(
+        { name: 'budget reservation added latency p50 (SQLite)', addedP50: reservation.addedP50, limitMs: floorsOfIssue.budgetAddedP50Ms },
+        {
+          name: 'budget runs answer all 200, budget applied',
+          problems: budgetProblems,
+          limit: 'no non-200 or socket error; spend counted',
+        },
+      );
       await stop(unbudgeted);
       await stop(budgeted);
     };
@@ -708,18 +723,10 @@ async function main(): Promise<number> {
         'recording adds',
         ledgerProblems,
       );
-      floors.push({
-        name: 'ledger added latency p50 (SQLite)',
-        measured: formatSigned(ledger.addedP50, formatMs),
-        limit: `<= ${formatMs(floorsOfIssue.ledgerAddedP50Ms)}`,
-        pass: ledger.addedP50 <= floorsOfIssue.ledgerAddedP50Ms,
-      });
-      floors.push({
-        name: 'ledger runs answer all 200',
-        measured: ledgerProblems.length === 0 ? 'no errors' : ledgerProblems.join('; '),
-        limit: 'no non-200 or socket error',
-        pass: ledgerProblems.length === 0,
-      });
+      pushComparisonFloors(
+        { name: 'ledger added latency p50 (SQLite)', addedP50: ledger.addedP50, limitMs: floorsOfIssue.ledgerAddedP50Ms },
+        { name: 'ledger runs answer all 200', problems: ledgerProblems, limit: 'no non-200 or socket error' },
+      );
       await stop(unrecorded);
       await stop(gateway);
 

@@ -269,13 +269,22 @@ export class BudgetRepository {
     options: { readonly counters?: boolean } = {},
   ): TransactionStatement[] {
     requireUnits('amountUnits', amountUnits);
-    const ids = sortedUnique(budgetIds);
+    const update = options.counters === false ? this.holdOne : this.reserveOne;
+    return this.guardedHolds(sortedUnique(budgetIds), amountUnits, periodStartValues(at), update);
+  }
+
+  /** `reserveStatements` for sorted, unique ids and the period starts of `at`, each hold by `update`. */
+  private guardedHolds(
+    ids: readonly string[],
+    amountUnits: number,
+    starts: PeriodStartValues,
+    update: BoundStatement<[id: string, amountUnits: number, ...starts: PeriodStartValues]>,
+  ): TransactionStatement[] {
     if (amountUnits === 0 || ids.length === 0) return [];
-    const starts = periodStartValues(at);
     const statements = this.missingCounters(ids, starts);
     for (const id of ids) {
       statements.push({
-        query: (options.counters === false ? this.holdOne : this.reserveOne)(id, amountUnits, ...starts),
+        query: update(id, amountUnits, ...starts),
         expectChanges: 1,
         explain: this.explainReserve(id, ...starts),
         label: `${RESERVE_LABEL}${id}`,
@@ -298,7 +307,7 @@ export class BudgetRepository {
     const ids = sortedUnique(budgetIds);
     const starts = periodStartValues(at);
     if (this.database.kind !== 'postgres' || amountUnits === 0 || ids.length === 0 || this.unknownCounters(ids, starts).length > 0) {
-      return [...this.reserveStatements(ids, amountUnits, at, { counters: false }), row];
+      return [...this.guardedHolds(ids, amountUnits, starts, this.holdOne), row];
     }
     const holds = ids.map((id, index): [string, CompiledQuery] => {
       const hold = this.holdOne(id, amountUnits, ...starts);
@@ -324,15 +333,8 @@ export class BudgetRepository {
       for (const id of sortedUnique(budgetIds)) {
         const [row] = (await this.db.executeQuery<Record<string, unknown>>(this.explainReserve(id, ...starts))).rows;
         if (!row) return { kind: 'vanished', budgetId: id };
-        const counter = {
-          limitUnits: Number(row.limit_units),
-          spentUnits: Number(row.spent_units),
-          reservedUnits: Number(row.reserved_units),
-        };
-        const remainingUnits = counter.limitUnits - counter.spentUnits - counter.reservedUnits;
-        if (remainingUnits < amountUnits) {
-          return { kind: 'refused', refusal: { budgetId: id, ...counter, remainingUnits: Math.max(0, remainingUnits) } };
-        }
+        const refusal = refusalOf(id, row);
+        if (refusal.remainingUnits < amountUnits) return { kind: 'refused', refusal };
       }
       // Room everywhere now: perhaps a counter was missing after all; the next try creates it first.
       for (const id of budgetIds) this.counted.delete(countedKey(id, starts));
@@ -461,14 +463,15 @@ export function failureOf(error: unknown): ReservationFailure | undefined {
   if (!(error instanceof TransactionConditionError) || !error.label?.startsWith(RESERVE_LABEL)) return undefined;
   const budgetId = error.label.slice(RESERVE_LABEL.length);
   const row = error.explanation[0];
-  if (!row) return { kind: 'vanished', budgetId };
+  return row ? { kind: 'refused', refusal: refusalOf(budgetId, row) } : { kind: 'vanished', budgetId };
+}
+
+/** A budget's room, from a row of `explainReserve`. */
+function refusalOf(budgetId: string, row: Record<string, unknown>): BudgetRefusal {
   const limitUnits = Number(row.limit_units);
   const spentUnits = Number(row.spent_units);
   const reservedUnits = Number(row.reserved_units);
-  return {
-    kind: 'refused',
-    refusal: { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) },
-  };
+  return { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) };
 }
 
 /**

@@ -216,10 +216,10 @@ async function openPostgres(connectionString: string, settings: DatabaseSettings
   await migrateOrDestroy(db);
   const pingTimeoutMs = settings.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
   const transaction = async (statements: readonly TransactionStatement[]): Promise<StatementResult[]> => {
-    const [only] = statements;
+    const only = statements.length === 1 ? asGuarded(statements[0]!) : undefined;
     // One statement with no condition is atomic by itself: no BEGIN and COMMIT round trips.
-    if (statements.length === 1 && only && asGuarded(only).expectChanges === undefined) {
-      const result = await db.executeQuery<Record<string, unknown>>(asGuarded(only).query);
+    if (only && only.expectChanges === undefined) {
+      const result = await db.executeQuery<Record<string, unknown>>(only.query);
       return [{ changes: Number(result.numAffectedRows ?? 0n), rows: result.rows }];
     }
     return db.transaction().execute(async (trx) => {

@@ -390,18 +390,16 @@ export class LedgerRepository {
   private async commit(batch: readonly LedgerWrite[]): Promise<BatchOutcome<StatementResult[] | undefined>> {
     const rows = batch.flatMap((write) => ('row' in write ? [write.row] : []));
     const latest = [...new Map(rows.map((row) => [row.id, row])).values()];
-    const upsert = latest.length > 0 ? [[this.upsertQuery(latest)]] : [];
+    const upsert = latest.length > 0 ? this.upsertQuery(latest) : undefined;
     const transactions = batch.flatMap((write) => ('statements' in write ? [write.statements] : []));
-    if (transactions.length === 0) {
-      await this.database.write(upsert[0]![0]!);
+    const [first] = transactions;
+    if (!first) {
+      if (upsert) await this.database.write(upsert);
       return undefined;
     }
-    if (upsert.length === 0 && transactions.length === 1) {
-      const [statements] = transactions;
-      return [{ status: 'fulfilled', value: await this.database.transaction(statements!) }];
-    }
-    const settled = await this.database.transactions([...upsert, ...transactions]);
-    let next = upsert.length;
+    if (!upsert && transactions.length === 1) return [{ status: 'fulfilled', value: await this.database.transaction(first) }];
+    const settled = await this.database.transactions(upsert ? [[upsert], ...transactions] : transactions);
+    let next = upsert ? 1 : 0;
     return batch.map((write) => ('row' in write ? settled[0]! : settled[next++]!));
   }
 
