@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CompiledQuery, type Expression, type ExpressionBuilder, type Kysely, type RawBuilder, type SqlBool, sql } from 'kysely';
 import { BudgetDirectory } from './budget-directory';
+import { counterKey, MemoryHolds } from './budget-memory-holds';
 import { BudgetConflictError, BudgetVanishedError } from './budget-errors';
 import { type BudgetPeriod, isBudgetPeriod, periodOf, periodStartMs } from './budget-periods';
 import {
@@ -21,7 +22,17 @@ import { type BoundStatement, statementTemplate } from './statement-template';
 export interface BudgetRepositorySettings {
   /** The clock for `created_at`, `updated_at` and the default period; injected by tests. */
   readonly now?: () => Date;
+  /**
+   * True when this process alone writes the database (the SQLite file under openLedger's owner
+   * lock): the ledger's holds are then kept in memory (`holdInMemory`). Ignored on PostgreSQL.
+   */
+  readonly soleWriter?: boolean;
 }
+
+/** What `holdInMemory` came to: held on `budgetIds` (those still existing), or refused by a budget without room. */
+export type MemoryHoldResult =
+  | { readonly ok: true; readonly budgetIds: readonly string[] }
+  | { readonly ok: false; readonly refusal: BudgetRefusal };
 
 /** Why a reservation's transaction was rolled back, when a budget was the reason. */
 export type ReservationFailure =
@@ -52,7 +63,9 @@ const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
  * row to lock: a concurrent reservation waits for the lock and re-checks the condition against
  * the committed counters, so two connections can never both pass. Budgets are always visited in
  * id order, so concurrent transactions lock rows in the same order and cannot deadlock. On SQLite
- * every transaction runs on the one writing connection, one after another.
+ * every transaction runs on the one writing connection, one after another; and where this process
+ * alone writes the file (`soleWriter`), the ledger's holds are not on the counters at all but in
+ * its memory (`holdInMemory`, budget-memory-holds.ts), so a held start writes only its row.
  *
  * Every method that takes an instant `at` counts in the period containing it: pass the
  * generation's start time (the ledger row's `created_at`) to both `reserve` and `settle`, so the
@@ -88,6 +101,9 @@ export class BudgetRepository {
    */
   private readonly counted = new Set<string>();
   private countedDay = 0;
+  /** The ledger's holds, where this process alone writes an SQLite file; else holds are on the counters. */
+  private readonly memoryHolds: MemoryHolds | undefined;
+  private readonly readNow: ((query: CompiledQuery) => Record<string, unknown>[]) | undefined;
 
   constructor(
     private readonly database: LedgerDatabase,
@@ -95,6 +111,8 @@ export class BudgetRepository {
   ) {
     this.db = database.db;
     this.now = settings.now ?? (() => new Date());
+    this.readNow = settings.soleWriter ? database.readNow : undefined;
+    this.memoryHolds = this.readNow ? new MemoryHolds() : undefined;
     this.applyingToCaller = statementTemplate(2, (caller, modelId) => this.applyingQuery(caller, null, modelId).compile());
     this.applyingToTeamMember = statementTemplate(3, (caller, team, modelId) => this.applyingQuery(caller, team, modelId).compile());
     const holdOne = (id: unknown, amountUnits: unknown, starts: PeriodStartValues) =>
@@ -108,7 +126,7 @@ export class BudgetRepository {
     });
     this.holdOne = statementTemplate(5, (id, amountUnits, ...starts) => holdOne(id, amountUnits, starts).compile(this.db));
     this.explainReserve = statementTemplate(4, (id, ...starts) => {
-      return sql`select b.id as budget_id, b.limit_units as limit_units,
+      return sql`select b.id as budget_id, b.period as period, b.limit_units as limit_units,
           coalesce(u.spent_units, 0) as spent_units, coalesce(u.reserved_units, 0) as reserved_units
         from budgets b left join budget_usage u on u.budget_id = b.id and u.period_start = ${periodStartOf(sql.ref('b.period'), starts)}
         where b.id = ${id}`.compile(this.db);
@@ -171,13 +189,21 @@ export class BudgetRepository {
   async get(id: string, at: Date = this.now()): Promise<BudgetState | undefined> {
     const rows = await this.stateQuery(at).where('b.id', '=', id).execute();
     const row = rows[0];
-    return row && toState(row, at);
+    return row && this.withMemoryHolds(toState(row, at));
   }
 
   /** Every budget with its counters for the period containing `at`, oldest first. */
   async list(at: Date = this.now()): Promise<BudgetState[]> {
     const rows = await this.stateQuery(at).orderBy('b.created_at').orderBy('b.id').execute();
-    return rows.map((row) => toState(row, at));
+    return rows.map((row) => this.withMemoryHolds(toState(row, at)));
+  }
+
+  /** A budget's state with what this process holds on its counter in memory counted as reserved. */
+  private withMemoryHolds(state: BudgetState): BudgetState {
+    const held = this.memoryHolds?.heldOn(counterKey(state.id, state.periodStart?.getTime() ?? 0)) ?? 0;
+    if (held === 0) return state;
+    const reservedUnits = state.reservedUnits + held;
+    return { ...state, reservedUnits, remainingUnits: Math.max(0, state.limitUnits - state.spentUnits - reservedUnits) };
   }
 
   /**
@@ -342,6 +368,59 @@ export class BudgetRepository {
     return { kind: 'retry' };
   }
 
+  /** Whether the ledger's holds are kept in this process's memory (`holdInMemory`) rather than on the counters. */
+  get holdsInMemory(): boolean {
+    return this.memoryHolds !== undefined;
+  }
+
+  /**
+   * Where this process alone writes the database (`soleWriter`): holds each generation's amount on
+   * every budget, in memory, or nothing when a budget lacks room for their sum (the first such in
+   * id order names its room). A budget's room is read from its counter at once (committed spend and
+   * table holds), less what is held in memory; a budget deleted meanwhile is left out. The caller
+   * then writes the rows, and releases each generation's hold (`releaseHold`) once its settlement
+   * has committed, or at once when its row could not be written.
+   */
+  holdInMemory(
+    holds: readonly { readonly generationId: string; readonly amountUnits: number }[],
+    budgetIds: readonly string[],
+    at: Date,
+  ): MemoryHoldResult {
+    const { memoryHolds, readNow } = this;
+    if (!memoryHolds || !readNow) throw new Error('holds are kept in memory only where this process alone writes the database');
+    let totalUnits = 0;
+    for (const { amountUnits } of holds) {
+      requireUnits('amountUnits', amountUnits);
+      totalUnits += amountUnits;
+    }
+    const ids = sortedUnique(budgetIds);
+    if (totalUnits === 0) return { ok: true, budgetIds: ids }; // nothing to hold, as reserveStatements
+    const starts = periodStartValues(at);
+    const held: string[] = [];
+    const keys: string[] = [];
+    for (const id of ids) {
+      const [row] = readNow(this.explainReserve(id, ...starts));
+      if (!row) continue; // deleted since it was looked up: it no longer applies
+      const key = counterKey(id, periodStartIn(row.period as BudgetPeriod, starts));
+      const room = refusalOf(id, row, memoryHolds.heldOn(key));
+      if (room.remainingUnits < totalUnits) return { ok: false, refusal: room };
+      held.push(id);
+      keys.push(key);
+    }
+    for (const { generationId, amountUnits } of holds) memoryHolds.hold(generationId, keys, amountUnits);
+    return { ok: true, budgetIds: held };
+  }
+
+  /** Whether a generation's hold is in memory, not yet released (see `holdInMemory`). */
+  heldInMemory(generationId: string): boolean {
+    return this.memoryHolds?.has(generationId) ?? false;
+  }
+
+  /** Gives back a generation's hold in memory; false when there was none (released already, or held on the counters). */
+  releaseHold(generationId: string): boolean {
+    return this.memoryHolds?.release(generationId) ?? false;
+  }
+
   /**
    * The statements that settle a hold: each budget's counter for the period containing `at` (the
    * instant the hold was reserved for) gains `actualUnits` of spend and gives back
@@ -466,11 +545,11 @@ export function failureOf(error: unknown): ReservationFailure | undefined {
   return row ? { kind: 'refused', refusal: refusalOf(budgetId, row) } : { kind: 'vanished', budgetId };
 }
 
-/** A budget's room, from a row of `explainReserve`. */
-function refusalOf(budgetId: string, row: Record<string, unknown>): BudgetRefusal {
+/** A budget's room, from a row of `explainReserve` and what is held on its counter in memory. */
+function refusalOf(budgetId: string, row: Record<string, unknown>, heldInMemoryUnits = 0): BudgetRefusal {
   const limitUnits = Number(row.limit_units);
   const spentUnits = Number(row.spent_units);
-  const reservedUnits = Number(row.reserved_units);
+  const reservedUnits = Number(row.reserved_units) + heldInMemoryUnits;
   return { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) };
 }
 
@@ -516,6 +595,11 @@ type PeriodStartValues = [day: number, week: number, month: number];
 
 /** A counter's key in BudgetRepository's `counted`: its budget and the day (its start) of the instant it counts. */
 const countedKey = (id: string, [day]: PeriodStartValues): string => `${id}@${day}`;
+
+/** The start of a budget's current period among `starts` (0 for a total budget): its counter's `period_start`. */
+function periodStartIn(period: BudgetPeriod, [day, week, month]: PeriodStartValues): number {
+  return period === 'day' ? day : period === 'week' ? week : period === 'month' ? month : 0;
+}
 
 function periodStartValues(at: Date): PeriodStartValues {
   return [periodStartMs('day', at), periodStartMs('week', at), periodStartMs('month', at)];

@@ -112,6 +112,12 @@ export interface LedgerDatabase {
    * start-up only, before any request is served.
    */
   writeAtStartup(query: CompiledQuery): Promise<number>;
+  /**
+   * SQLite only (undefined on PostgreSQL): runs a read on the main thread's reading connection and
+   * returns its rows at once, seeing every write committed so far. For short reads by key only: it
+   * holds the event loop while it runs.
+   */
+  readonly readNow?: (query: CompiledQuery) => Record<string, unknown>[];
   /** True when the database answers a query within the ping timeout (and, on SQLite, the writer is open); never throws. */
   ping(): Promise<boolean>;
   close(): Promise<void>;
@@ -150,8 +156,9 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
   // Kysely's driver would prepare every query it runs; nothing streams through Kysely here.
+  const prepare = preparedOnce(sqlite);
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare: preparedOnce(sqlite) } }),
+    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare } }),
     log: queryLog(settings),
   });
   await migrateOrDestroy(db);
@@ -189,6 +196,7 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
       });
     },
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
+    readNow: (query) => prepare(query.sql).all(...query.parameters) as Record<string, unknown>[],
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
     async close() {
       await reports.destroy();

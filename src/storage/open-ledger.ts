@@ -82,7 +82,8 @@ export async function openLedger(settings: LedgerSettings): Promise<OpenLedger> 
     if (error instanceof DatabaseSchemaTooNewError) throw error;
     throw cannotOpen(store, error);
   });
-  const budgets = new BudgetRepository(database);
+  // On SQLite the owner lock makes this process the file's only writer: budget holds can live in its memory.
+  const budgets = new BudgetRepository(database, { soleWriter: ownerLock !== undefined });
   const repository = new LedgerRepository(database, {
     recordContent: settings.recordContent,
     budgets,

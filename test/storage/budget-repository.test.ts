@@ -400,9 +400,25 @@ describe.each([
       }
     });
 
-    it('holds started together (one commit on SQLite) fail alone: exactly what fits is held, plain rows beside them commit', async () => {
+    const succeeded = (costUsd: number) => ({
+      status: 'succeeded' as const,
+      error: null,
+      finishReason: 'stop',
+      text: null,
+      inputTokens: 3,
+      outputTokens: 2,
+      costUsd,
+      latencyMs: 10,
+      attempts: [],
+    });
+
+    it.each([
+      ['on the counters', false],
+      ['in memory where this process alone writes (SQLite; PostgreSQL ignores it)', true],
+    ])('holds started together fail alone, %s: exactly what fits is held, plain rows beside them commit', async (_mode, soleWriter) => {
       const budget = await create({ limitUnits: 6 * X });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets, now: () => NOW });
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
       try {
         // Rows in flight make the ledger group its writes by turn of the event loop.
         const plain = [startOf(100), startOf(101)];
@@ -417,30 +433,94 @@ describe.each([
         for (const outcome of heldOutcomes.filter((result) => result.status === 'rejected')) {
           expect((outcome as PromiseRejectedResult).reason).toMatchObject({ name: 'BudgetRefusedError' });
         }
-        expect(await budgets.get(budget.id)).toMatchObject({ reservedUnits: 6 * X, remainingUnits: 0 });
+        expect(await heldBy.get(budget.id)).toMatchObject({ reservedUnits: 6 * X, remainingUnits: 0 });
+        const inMemory = soleWriter && database.kind === 'sqlite';
+        expect((await counterRows(budget.id))[0]!.reserved).toBe(inMemory ? 0 : 6 * X);
         const rows = await database.db.selectFrom('generations').select(['id', 'reserved_units']).execute();
         expect(rows).toHaveLength(8); // the refused holds wrote no row
         // Finished together: each settles its own hold.
         const finished = held.filter((_, index) => heldOutcomes[index]!.status === 'fulfilled');
-        const outcome = (costUsd: number) => ({
-          status: 'succeeded' as const,
-          error: null,
-          finishReason: 'stop',
-          text: null,
-          inputTokens: 3,
-          outputTokens: 2,
-          costUsd,
-          latencyMs: 10,
-          attempts: [],
-        });
         await Promise.all([
-          ...finished.map((start) => ledger.finish(start.id, outcome(6_000 / 1e10))),
-          ...plain.map((start) => ledger.finish(start.id, outcome(0))),
+          ...finished.map((start) => ledger.finish(start.id, succeeded(6_000 / 1e10))),
+          ...plain.map((start) => ledger.finish(start.id, succeeded(0))),
         ]);
-        const after = (await budgets.get(budget.id))!;
+        const after = (await heldBy.get(budget.id))!;
         expect(after.reservedUnits).toBe(0);
         expect(after.spentUnits).toBe(6 * 6_000);
         expect(await budgets.spentFromLedger(after)).toBe(after.spentUnits);
+        expect(await counterRows(budget.id)).toEqual([{ periodStart: after.periodStart!.getTime(), spent: 6 * 6_000, reserved: 0 }]);
+      } finally {
+        await ledger.drained();
+      }
+    });
+
+    it('where this process alone writes SQLite, a hold lives in memory until its settlement commits, and is released exactly once', async () => {
+      const budget = await create({ limitUnits: 3 * X });
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const inMemory = database.kind === 'sqlite';
+      expect(heldBy.holdsInMemory).toBe(inMemory);
+      const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
+      try {
+        const first = startOf(0);
+        await ledger.startHeld([first], hold);
+        expect(heldBy.heldInMemory(first.id)).toBe(inMemory);
+        expect((await counterRows(budget.id))[0]?.reserved ?? 0).toBe(inMemory ? 0 : 2 * X);
+        expect(await heldBy.get(budget.id)).toMatchObject({ spentUnits: 0, reservedUnits: 2 * X, remainingUnits: X });
+        expect(await heldBy.list()).toMatchObject([{ id: budget.id, reservedUnits: 2 * X }]);
+        // A second hold sees the first: refused, naming what is held.
+        const refused = await ledger.startHeld([startOf(1)], hold).catch((error: unknown) => error);
+        expect(refused).toMatchObject({
+          name: 'BudgetRefusedError',
+          refusal: { budgetId: budget.id, limitUnits: 3 * X, spentUnits: 0, reservedUnits: 2 * X, remainingUnits: X },
+        });
+
+        // The finish adds the spend and releases the hold: the room comes back.
+        await ledger.finish(first.id, succeeded(5_000 / 1e10));
+        expect(heldBy.heldInMemory(first.id)).toBe(false);
+        expect(await heldBy.get(budget.id)).toMatchObject({ spentUnits: 5_000, reservedUnits: 0 });
+
+        // A generation that never finished in time: the sweep settles its hold at the full amount, once.
+        const stuck = startOf(2);
+        await ledger.startHeld([stuck], hold);
+        expect(await ledger.closeInterrupted(new Date(NOW.getTime() + 60_000))).toBe(1);
+        expect(heldBy.heldInMemory(stuck.id)).toBe(false);
+        await expect(ledger.finish(stuck.id, succeeded(1_000 / 1e10))).rejects.toMatchObject({ name: 'TransactionConditionError' });
+        const swept = (await heldBy.get(budget.id))!;
+        expect(swept).toMatchObject({ spentUnits: 5_000 + 2 * X, reservedUnits: 0 });
+        expect(await budgets.spentFromLedger(swept)).toBe(swept.spentUnits);
+
+        // A row that cannot be written gives its hold back.
+        await ledger.close();
+        const unwritten = startOf(3);
+        await expect(ledger.startHeld([unwritten], { budgetIds: [budget.id], amountsUnits: [1_000] })).rejects.toMatchObject({
+          name: 'LedgerClosedError',
+        });
+        expect(heldBy.heldInMemory(unwritten.id)).toBe(false);
+        expect(await heldBy.get(budget.id)).toMatchObject({ reservedUnits: 0 });
+      } finally {
+        await ledger.drained();
+      }
+    });
+
+    it('a budget deleted while holds are in memory stops applying; its holds are released all the same', async () => {
+      const kept = await create({ limitUnits: 10 * X });
+      const deleted = await budgets.create({ scope: 'key', subject: 'alice', limitUnits: 10 * X, period: 'day' });
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      try {
+        const first = startOf(0);
+        await ledger.startHeld([first], { budgetIds: [kept.id, deleted.id], amountsUnits: [X] });
+        expect(await heldBy.delete(deleted.id)).toBe(true);
+        const second = startOf(1);
+        await ledger.startHeld([second], { budgetIds: [kept.id, deleted.id], amountsUnits: [X] });
+        const rows = await database.db.selectFrom('generations').select(['id', 'budget_ids']).orderBy('id').execute();
+        expect(rows.find((row) => row.id === second.id)?.budget_ids).toBe(JSON.stringify([kept.id]));
+        expect(await heldBy.get(kept.id)).toMatchObject({ reservedUnits: 2 * X });
+        await ledger.finish(first.id, succeeded(100 / 1e10));
+        await ledger.finish(second.id, succeeded(100 / 1e10));
+        expect(await heldBy.get(kept.id)).toMatchObject({ spentUnits: 200, reservedUnits: 0 });
+        expect(heldBy.heldInMemory(first.id) || heldBy.heldInMemory(second.id)).toBe(false);
       } finally {
         await ledger.drained();
       }
