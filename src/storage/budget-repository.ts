@@ -226,6 +226,7 @@ export class BudgetRepository {
       return await write;
     } finally {
       this.directory = undefined;
+      this.memoryHolds?.forgetCounters();
     }
   }
 
@@ -376,10 +377,10 @@ export class BudgetRepository {
   /**
    * Where this process alone writes the database (`soleWriter`): holds each generation's amount on
    * every budget, in memory, or nothing when a budget lacks room for their sum (the first such in
-   * id order names its room). A budget's room is read from its counter at once (committed spend and
-   * table holds), less what is held in memory; a budget deleted meanwhile is left out. The caller
-   * then writes the rows, and releases each generation's hold (`releaseHold`) once its settlement
-   * has committed, or at once when its row could not be written.
+   * id order names its room). A budget's room is its counter's committed spend (read once, then
+   * followed through `observeSettled`) less what is held in memory; a budget deleted meanwhile is
+   * left out. The caller then writes the rows, and releases each generation's hold (`releaseHold`)
+   * right after its settlement's counters are observed, or at once when its row could not be written.
    */
   holdInMemory(
     holds: readonly { readonly generationId: string; readonly amountUnits: number }[],
@@ -399,10 +400,23 @@ export class BudgetRepository {
     const held: string[] = [];
     const keys: string[] = [];
     for (const id of ids) {
-      const [row] = readNow(this.explainReserve(id, ...starts));
-      if (!row) continue; // deleted since it was looked up: it no longer applies
-      const key = counterKey(id, periodStartIn(row.period as BudgetPeriod, starts));
-      const room = refusalOf(id, row, memoryHolds.heldOn(key));
+      let counter = memoryHolds.known(id);
+      if (!counter || counter.periodStartMs !== periodStartIn(counter.period, starts)) {
+        // Once per budget and period, and after a change to any budget: a read on the writing connection, at once.
+        const [row] = readNow(this.explainReserve(id, ...starts));
+        if (!row) continue; // deleted since it was looked up: it no longer applies
+        const period = row.period as BudgetPeriod;
+        counter = {
+          period,
+          limitUnits: Number(row.limit_units),
+          periodStartMs: periodStartIn(period, starts),
+          spentUnits: Number(row.spent_units),
+          reservedUnits: Number(row.reserved_units),
+        };
+        memoryHolds.remember(id, counter);
+      }
+      const key = counterKey(id, counter.periodStartMs);
+      const room = roomOf(id, counter.limitUnits, counter.spentUnits, counter.reservedUnits + memoryHolds.heldOn(key));
       if (room.remainingUnits < totalUnits) return { ok: false, refusal: room };
       held.push(id);
       keys.push(key);
@@ -419,6 +433,14 @@ export class BudgetRepository {
   /** Gives back a generation's hold in memory; false when there was none (released already, or held on the counters). */
   releaseHold(generationId: string): boolean {
     return this.memoryHolds?.release(generationId) ?? false;
+  }
+
+  /**
+   * Told the counters after every committed settlement (`countersIn` of its results), before the
+   * holds it settles are released: keeps the counters that `holdInMemory` knows up to date.
+   */
+  observeSettled(counters: readonly BudgetCounter[]): void {
+    this.memoryHolds?.observe(counters);
   }
 
   /**
@@ -461,6 +483,8 @@ export class BudgetRepository {
    * order) without room and what it had left. A budget deleted meanwhile is left out.
    */
   async reserve(budgetIds: readonly string[], amountUnits: number, at: Date): Promise<ReserveResult> {
+    // Holds on the counters and holds in memory do not see each other: one repository keeps one kind.
+    if (this.memoryHolds) throw new Error('this repository holds in memory (soleWriter): hold through LedgerRepository.startHeld');
     let ids = sortedUnique(budgetIds);
     for (;;) {
       const statements = this.reserveStatements(ids, amountUnits, at);
@@ -479,7 +503,10 @@ export class BudgetRepository {
   /** Settles a hold made by `reserve` (same budgets and `at`); resolves with the counters after it. */
   async settle(budgetIds: readonly string[], reservedUnits: number, actualUnits: number, at: Date): Promise<BudgetCounter[]> {
     const statements = this.settleStatements(budgetIds, reservedUnits, actualUnits, at);
-    return statements.length === 0 ? [] : countersIn(await this.database.transaction(statements));
+    if (statements.length === 0) return [];
+    const counters = countersIn(await this.database.transaction(statements));
+    this.observeSettled(counters);
+    return counters;
   }
 
   /**
@@ -545,11 +572,12 @@ export function failureOf(error: unknown): ReservationFailure | undefined {
   return row ? { kind: 'refused', refusal: refusalOf(budgetId, row) } : { kind: 'vanished', budgetId };
 }
 
-/** A budget's room, from a row of `explainReserve` and what is held on its counter in memory. */
-function refusalOf(budgetId: string, row: Record<string, unknown>, heldInMemoryUnits = 0): BudgetRefusal {
-  const limitUnits = Number(row.limit_units);
-  const spentUnits = Number(row.spent_units);
-  const reservedUnits = Number(row.reserved_units) + heldInMemoryUnits;
+/** A budget's room, from a row of `explainReserve`. */
+function refusalOf(budgetId: string, row: Record<string, unknown>): BudgetRefusal {
+  return roomOf(budgetId, Number(row.limit_units), Number(row.spent_units), Number(row.reserved_units));
+}
+
+function roomOf(budgetId: string, limitUnits: number, spentUnits: number, reservedUnits: number): BudgetRefusal {
   return { budgetId, limitUnits, spentUnits, reservedUnits, remainingUnits: Math.max(0, limitUnits - spentUnits - reservedUnits) };
 }
 

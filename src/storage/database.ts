@@ -113,9 +113,9 @@ export interface LedgerDatabase {
    */
   writeAtStartup(query: CompiledQuery): Promise<number>;
   /**
-   * SQLite only (undefined on PostgreSQL): runs a read on the main thread's reading connection and
-   * returns its rows at once, seeing every write committed so far. For short reads by key only: it
-   * holds the event loop while it runs.
+   * SQLite only (undefined on PostgreSQL): runs a read at once on the writing connection (whose
+   * page cache every commit leaves warm) and returns its rows, seeing every write committed so far.
+   * For short reads by key only: it holds the event loop while it runs.
    */
   readonly readNow?: (query: CompiledQuery) => Record<string, unknown>[];
   /** True when the database answers a query within the ping timeout (and, on SQLite, the writer is open); never throws. */
@@ -156,9 +156,8 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
   // commits themselves (sqlite-writer.ts) are a write() into the WAL each.
   sqlite.pragma('wal_autocheckpoint = 0');
   // Kysely's driver would prepare every query it runs; nothing streams through Kysely here.
-  const prepare = preparedOnce(sqlite);
   const db = new Kysely<Database>({
-    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare } }),
+    dialect: new SqliteDialect({ database: { close: () => sqlite.close(), prepare: preparedOnce(sqlite) } }),
     log: queryLog(settings),
   });
   await migrateOrDestroy(db);
@@ -196,7 +195,7 @@ async function openSqlite(settings: DatabaseSettings): Promise<LedgerDatabase> {
       });
     },
     writeAtStartup: async (query) => Number((await db.executeQuery(query)).numAffectedRows ?? 0n),
-    readNow: (query) => prepare(query.sql).all(...query.parameters) as Record<string, unknown>[],
+    readNow: (query) => writer.read(query.sql, query.parameters),
     ping: async () => writer.alive && answers(db, pingTimeoutMs),
     async close() {
       await reports.destroy();

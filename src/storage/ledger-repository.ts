@@ -339,9 +339,12 @@ export class LedgerRepository {
     return closed + (await (options.atStartup ? this.database.writeAtStartup(close) : this.database.write(close)));
   }
 
+  /** After a settlement commits: its counters to the budgets (before any hold it settles is released) and to the listener. */
   private settled(results: readonly StatementResult[], addedUnits: number): void {
     const counters = countersIn(results);
-    if (counters.length === 0 || !this.settings.onBudgetSettled) return;
+    if (counters.length === 0) return;
+    this.settings.budgets?.observeSettled(counters);
+    if (!this.settings.onBudgetSettled) return;
     try {
       this.settings.onBudgetSettled(counters, addedUnits);
     } catch {

@@ -489,6 +489,15 @@ describe.each([
         const swept = (await heldBy.get(budget.id))!;
         expect(swept).toMatchObject({ spentUnits: 5_000 + 2 * X, reservedUnits: 0 });
         expect(await budgets.spentFromLedger(swept)).toBe(swept.spentUnits);
+        // The hold sees the sweep's settlement: exactly what is left fits, one unit more does not.
+        const left = 3 * X - swept.spentUnits;
+        const overByOne = await ledger
+          .startHeld([startOf(4)], { budgetIds: [budget.id], amountsUnits: [left + 1] })
+          .catch((error: unknown) => error);
+        expect(overByOne).toMatchObject({ name: 'BudgetRefusedError', refusal: { spentUnits: swept.spentUnits, remainingUnits: left } });
+        const exact = startOf(5);
+        await ledger.startHeld([exact], { budgetIds: [budget.id], amountsUnits: [left] });
+        await ledger.finish(exact.id, succeeded(0));
 
         // A row that cannot be written gives its hold back.
         await ledger.close();
@@ -498,6 +507,26 @@ describe.each([
         });
         expect(heldBy.heldInMemory(unwritten.id)).toBe(false);
         expect(await heldBy.get(budget.id)).toMatchObject({ reservedUnits: 0 });
+      } finally {
+        await ledger.drained();
+      }
+    });
+
+    it('in memory, a changed limit applies to the next hold; holds on the counters (reserve) are refused there', async () => {
+      const budget = await create({ limitUnits: 3 * X });
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
+      try {
+        await ledger.startHeld([startOf(0)], hold);
+        await expect(ledger.startHeld([startOf(1)], hold)).rejects.toMatchObject({ name: 'BudgetRefusedError' });
+        await heldBy.update(budget.id, 4 * X);
+        await ledger.startHeld([startOf(2)], hold);
+        await heldBy.update(budget.id, 5 * X);
+        await expect(ledger.startHeld([startOf(3)], hold)).rejects.toMatchObject({
+          refusal: { limitUnits: 5 * X, reservedUnits: 4 * X, remainingUnits: X },
+        });
+        if (heldBy.holdsInMemory) await expect(heldBy.reserve([budget.id], X, NOW)).rejects.toThrow(/holds in memory/);
       } finally {
         await ledger.drained();
       }
