@@ -394,6 +394,9 @@ export class BudgetRepository {
       requireUnits('amountUnits', amountUnits);
       totalUnits += amountUnits;
     }
+    for (const { generationId } of holds) {
+      if (memoryHolds.has(generationId)) throw new Error(`generation ${generationId} already holds budget money`);
+    }
     const ids = sortedUnique(budgetIds);
     if (totalUnits === 0) return { ok: true, budgetIds: ids }; // nothing to hold, as reserveStatements
     const starts = periodStartValues(at);
