@@ -632,8 +632,16 @@ function periodStartIn(period: BudgetPeriod, [day, week, month]: PeriodStartValu
   return period === 'day' ? day : period === 'week' ? week : period === 'month' ? month : 0;
 }
 
+const DAY_MS = 86_400_000;
+/** The latest day's period starts: a held generation needs them three times (counters, hold, settlement), all that day. Never mutated. */
+let latestStarts: { readonly dayStartMs: number; readonly values: PeriodStartValues } | undefined;
+
 function periodStartValues(at: Date): PeriodStartValues {
-  return [periodStartMs('day', at), periodStartMs('week', at), periodStartMs('month', at)];
+  const dayStartMs = Math.floor(at.getTime() / DAY_MS) * DAY_MS; // NaN for an invalid date: never cached, periodOf throws
+  if (latestStarts?.dayStartMs === dayStartMs) return latestStarts.values;
+  const values: PeriodStartValues = [periodStartMs('day', at), periodStartMs('week', at), periodStartMs('month', at)];
+  latestStarts = { dayStartMs, values };
+  return values;
 }
 
 /** A parameter typed BIGINT: PostgreSQL cannot infer a bare parameter's type inside CASE or SELECT lists. */
