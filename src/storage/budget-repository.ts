@@ -394,9 +394,9 @@ export class BudgetRepository {
       requireUnits('amountUnits', amountUnits);
       totalUnits += amountUnits;
     }
-    for (const { generationId } of holds) {
-      if (memoryHolds.has(generationId)) throw new Error(`generation ${generationId} already holds budget money`);
-    }
+    const generationIds = new Set(holds.map((hold) => hold.generationId));
+    for (const id of generationIds) if (memoryHolds.has(id)) throw new Error(`generation ${id} already holds budget money`);
+    if (generationIds.size !== holds.length) throw new Error('a generation can be held once');
     const ids = sortedUnique(budgetIds);
     if (totalUnits === 0) return { ok: true, budgetIds: ids }; // nothing to hold, as reserveStatements
     const starts = periodStartValues(at);

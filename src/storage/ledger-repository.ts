@@ -17,7 +17,6 @@ import { decodeCursor, pageOf } from './ledger-cursor';
 import {
   GENERATION_STATUSES,
   LEDGER_SOURCES,
-  NOT_STARTED,
   type Generation,
   type GenerationAttempt,
   type GenerationOutcome,
@@ -66,8 +65,11 @@ const DEFAULT_MAX_BATCH_SIZE = 25;
 const MAX_HOLD_RETRIES = 3;
 
 type GenerationRow = Insertable<GenerationsTable>;
-/** What the group commit writes: a row (a start or finish without a hold), or a held start's or finish's transaction. */
-type LedgerWrite = { readonly row: GenerationRow } | { readonly statements: readonly TransactionStatement[] };
+/**
+ * What the group commit writes: rows (a start or finish without a hold on the counters; the rows of one write are in
+ * the same statement, so committed together), or a held start's or finish's transaction.
+ */
+type LedgerWrite = { readonly rows: readonly GenerationRow[] } | { readonly statements: readonly TransactionStatement[] };
 
 /** What finishing a row sets (the rest was written when it started). */
 const FINISHED_COLUMNS = [
@@ -142,7 +144,7 @@ export class LedgerRepository {
     }
     if (this.inFlight.has(row.id)) return Promise.reject(new Error(`generation ${row.id} was already started`));
     this.inFlight.set(row.id, row);
-    return this.writer.write({ row }).then(
+    return this.writer.write({ rows: [row] }).then(
       () => undefined,
       (error: unknown) => {
         if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
@@ -191,10 +193,9 @@ export class LedgerRepository {
 
   /**
    * `startHeld` where this process alone writes the database: the holds are taken in memory at once
-   * (BudgetRepository.holdInMemory) and the rows are ordinary writes, sharing the group commit's
-   * upsert with every other row's. A row that could not be written gives its hold back, and rows of
-   * the same call that were written are closed as never started (nothing spent), so that the call
-   * still starts all of its generations or none.
+   * (BudgetRepository.holdInMemory) and the rows are one ordinary write, sharing the group commit's
+   * upsert with every other row's (so all of them are started, or none). Rows that could not be
+   * written give their holds back.
    */
   private async startHeldInMemory(
     rows: readonly GenerationRow[],
@@ -209,22 +210,15 @@ export class LedgerRepository {
     const heldIds = JSON.stringify(held.budgetIds);
     const heldRows = rows.map((row, index) => ({ ...row, reserved_units: amountsUnits[index]!, budget_ids: heldIds }));
     for (const row of heldRows) this.inFlight.set(row.id, row);
-    const written = await Promise.allSettled(heldRows.map((row) => this.writer.write({ row })));
-    const failed = written.find((result) => result.status === 'rejected');
-    if (!failed) return;
-    await Promise.all(
-      heldRows.map(async (row, index) => {
-        if (written[index]!.status === 'fulfilled') {
-          // Its finish settles nothing and releases the hold; if even that cannot be written, the
-          // hold stays until the sweep closes the row at its full amount.
-          await this.finish(row.id, NOT_STARTED).catch(() => undefined);
-          return;
-        }
-        this.inFlight.delete(row.id);
+    try {
+      await this.writer.write({ rows: heldRows });
+    } catch (error) {
+      for (const row of heldRows) {
+        if (this.inFlight.get(row.id) === row) this.inFlight.delete(row.id);
         budgets.releaseHold(row.id);
-      }),
-    );
-    throw failed.reason;
+      }
+      throw error;
+    }
   }
 
   /**
@@ -243,7 +237,7 @@ export class LedgerRepository {
     }
     this.inFlight.delete(id);
     const { budgets } = this.settings;
-    if (!started.budget_ids || !budgets) return this.writer.write({ row }).then(() => undefined);
+    if (!started.budget_ids || !budgets) return this.writer.write({ rows: [row] }).then(() => undefined);
     // A hold in memory is not on the counters: the settlement only adds the spend, and the hold is
     // released once that has committed.
     const inMemory = budgets.heldInMemory(id);
@@ -439,7 +433,7 @@ export class LedgerRepository {
    * refused hold fails alone, in the same commit as the rows (`LedgerDatabase.transactions`).
    */
   private async commit(batch: readonly LedgerWrite[]): Promise<BatchOutcome<StatementResult[] | undefined>> {
-    const rows = batch.flatMap((write) => ('row' in write ? [write.row] : []));
+    const rows = batch.flatMap((write) => ('rows' in write ? write.rows : []));
     const latest = [...new Map(rows.map((row) => [row.id, row])).values()];
     const upsert = latest.length > 0 ? this.upsertQuery(latest) : undefined;
     const transactions = batch.flatMap((write) => ('statements' in write ? [write.statements] : []));
@@ -451,7 +445,7 @@ export class LedgerRepository {
     if (!upsert && transactions.length === 1) return [{ status: 'fulfilled', value: await this.database.transaction(first) }];
     const settled = await this.database.transactions(upsert ? [[upsert], ...transactions] : transactions);
     let next = upsert ? 1 : 0;
-    return batch.map((write) => ('row' in write ? settled[0]! : settled[next++]!));
+    return batch.map((write) => ('rows' in write ? settled[0]! : settled[next++]!));
   }
 
   /**

@@ -475,8 +475,11 @@ describe.each([
           refusal: { budgetId: budget.id, limitUnits: 3 * X, spentUnits: 0, reservedUnits: 2 * X, remainingUnits: X },
         });
 
-        // The finish adds the spend and releases the hold: the room comes back.
-        await ledger.finish(first.id, succeeded(5_000 / 1e10));
+        // The finish adds the spend and releases the hold: the room comes back. Not before the
+        // settlement has committed and its counter is known: until then the hold still counts.
+        const finishing = ledger.finish(first.id, succeeded(5_000 / 1e10));
+        expect(heldBy.heldInMemory(first.id)).toBe(inMemory);
+        await finishing;
         expect(heldBy.heldInMemory(first.id)).toBe(false);
         expect(await heldBy.get(budget.id)).toMatchObject({ spentUnits: 5_000, reservedUnits: 0 });
 
@@ -499,14 +502,53 @@ describe.each([
         await ledger.startHeld([exact], { budgetIds: [budget.id], amountsUnits: [left] });
         await ledger.finish(exact.id, succeeded(0));
 
-        // A row that cannot be written gives its hold back.
+        // A generation is held once: a call naming it twice holds nothing.
+        const twice = startOf(6);
+        await expect(ledger.startHeld([twice, twice], { budgetIds: [budget.id], amountsUnits: [1, 1] })).rejects.toThrow();
+        expect(heldBy.heldInMemory(twice.id)).toBe(false);
+
+        // Rows that cannot be written give their holds back.
         await ledger.close();
-        const unwritten = startOf(3);
-        await expect(ledger.startHeld([unwritten], { budgetIds: [budget.id], amountsUnits: [1_000] })).rejects.toMatchObject({
+        const unwritten = [startOf(3), startOf(7)];
+        await expect(ledger.startHeld(unwritten, { budgetIds: [budget.id], amountsUnits: [500, 500] })).rejects.toMatchObject({
           name: 'LedgerClosedError',
         });
-        expect(heldBy.heldInMemory(unwritten.id)).toBe(false);
+        expect(unwritten.some((start) => heldBy.heldInMemory(start.id))).toBe(false);
         expect(await heldBy.get(budget.id)).toMatchObject({ reservedUnits: 0 });
+      } finally {
+        await ledger.drained();
+      }
+    });
+
+    it('in memory, a finish and a sweep racing for one row settle it once; a settle() and a new period are seen', async () => {
+      const budget = await create({ limitUnits: 10 * X, period: 'day' });
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
+      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
+      try {
+        const racing = startOf(0);
+        await ledger.startHeld([racing], hold);
+        const [swept, finished] = await Promise.allSettled([
+          ledger.closeInterrupted(new Date(NOW.getTime() + 60_000)),
+          ledger.finish(racing.id, succeeded(1_000 / 1e10)),
+        ]);
+        const sweepWon = swept.status === 'fulfilled' && swept.value === 1;
+        expect(finished.status).toBe(sweepWon ? 'rejected' : 'fulfilled'); // exactly one of them settled it
+        expect(heldBy.heldInMemory(racing.id)).toBe(false);
+        const after = (await heldBy.get(budget.id))!;
+        expect(after).toMatchObject({ spentUnits: sweepWon ? 2 * X : 1_000, reservedUnits: 0 });
+        expect(await budgets.spentFromLedger(after)).toBe(after.spentUnits);
+
+        // Spend settled by settle() (no row of this ledger) is seen by the next hold.
+        await heldBy.settle([budget.id], 0, 10 * X - after.spentUnits - X, NOW);
+        await expect(ledger.startHeld([startOf(1)], hold)).rejects.toMatchObject({ refusal: { remainingUnits: X } });
+
+        // The next day's counter starts from zero: the whole limit fits.
+        const tomorrow = { ...startOf(2), createdAt: new Date(NOW.getTime() + 86_400_000) };
+        await ledger.startHeld([tomorrow], { budgetIds: [budget.id], amountsUnits: [10 * X] });
+        expect(await heldBy.get(budget.id, tomorrow.createdAt)).toMatchObject({ spentUnits: 0, reservedUnits: 10 * X, remainingUnits: 0 });
+        expect(await heldBy.get(budget.id)).toMatchObject({ reservedUnits: 0 }); // today's holds are not tomorrow's
+        await ledger.finish(tomorrow.id, succeeded(0));
       } finally {
         await ledger.drained();
       }
