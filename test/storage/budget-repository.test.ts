@@ -400,6 +400,11 @@ describe.each([
       }
     });
 
+    /** A ledger whose budgets hold on the counters, or in memory where this process alone writes (SQLite only). */
+    const ledgerHolding = (soleWriter: boolean) => {
+      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter });
+      return { heldBy, ledger: new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW }) };
+    };
     const succeeded = (costUsd: number) => ({
       status: 'succeeded' as const,
       error: null,
@@ -417,8 +422,7 @@ describe.each([
       ['in memory where this process alone writes (SQLite; PostgreSQL ignores it)', true],
     ])('holds started together fail alone, %s: exactly what fits is held, plain rows beside them commit', async (_mode, soleWriter) => {
       const budget = await create({ limitUnits: 6 * X });
-      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const { heldBy, ledger } = ledgerHolding(soleWriter);
       try {
         // Rows in flight make the ledger group its writes by turn of the event loop.
         const plain = [startOf(100), startOf(101)];
@@ -456,8 +460,7 @@ describe.each([
 
     it('where this process alone writes SQLite, a hold lives in memory until its settlement commits, and is released exactly once', async () => {
       const budget = await create({ limitUnits: 3 * X });
-      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const { heldBy, ledger } = ledgerHolding(true);
       const inMemory = database.kind === 'sqlite';
       expect(heldBy.holdsInMemory).toBe(inMemory);
       const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
@@ -522,8 +525,7 @@ describe.each([
 
     it('in memory, a finish and a sweep racing for one row settle it once; a settle() and a new period are seen', async () => {
       const budget = await create({ limitUnits: 10 * X, period: 'day' });
-      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const { heldBy, ledger } = ledgerHolding(true);
       const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
       try {
         const racing = startOf(0);
@@ -556,8 +558,7 @@ describe.each([
 
     it('in memory, a changed limit applies to the next hold; holds on the counters (reserve) are refused there', async () => {
       const budget = await create({ limitUnits: 3 * X });
-      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const { heldBy, ledger } = ledgerHolding(true);
       const hold = { budgetIds: [budget.id], amountsUnits: [2 * X] };
       try {
         await ledger.startHeld([startOf(0)], hold);
@@ -577,8 +578,7 @@ describe.each([
     it('a budget deleted while holds are in memory stops applying; its holds are released all the same', async () => {
       const kept = await create({ limitUnits: 10 * X });
       const deleted = await budgets.create({ scope: 'key', subject: 'alice', limitUnits: 10 * X, period: 'day' });
-      const heldBy = new BudgetRepository(database, { now: () => NOW, soleWriter: true });
-      const ledger = new LedgerRepository(database, { recordContent: false, budgets: heldBy, now: () => NOW });
+      const { heldBy, ledger } = ledgerHolding(true);
       try {
         const first = startOf(0);
         await ledger.startHeld([first], { budgetIds: [kept.id, deleted.id], amountsUnits: [X] });
