@@ -25,14 +25,7 @@ import { computeCost, sumCosts, type CostBreakdown } from './cost';
 import { Deadline } from './deadline';
 import { BudgetRefusedError } from '../storage/budget-errors';
 import { newGenerationId } from '../storage/generation-id';
-import {
-  type GenerationAttempt,
-  type GenerationOutcome,
-  type GenerationStart,
-  type LedgerSource,
-  NOT_STARTED,
-  type PromptRef,
-} from '../storage/ledger-types';
+import type { GenerationAttempt, GenerationOutcome, GenerationStart, LedgerSource, PromptRef } from '../storage/ledger-types';
 import type { GenerationLedger } from './generation-ledger';
 import type { GenerationRecord, GenerationRecorder } from './generation-record';
 import { meter, type TokenCounts } from './meter';
@@ -720,7 +713,7 @@ export class GenerationPipeline {
     this.settings.onLedgerError(refused.reason);
     // Rows that did commit are closed now rather than left for the next start-up to cancel.
     const closing = starts.flatMap((start, index) =>
-      written[index]!.status === 'fulfilled' ? [this.settings.ledger.finish(start.id, NOT_STARTED).catch(() => undefined)] : [],
+      written[index]!.status === 'fulfilled' ? [this.settings.ledger.finish(start.id, notStarted(start)).catch(() => undefined)] : [],
     );
     await Promise.all(closing);
     throw ledgerUnavailable('the ledger database did not accept the generation; nothing was sent to the provider');
@@ -925,6 +918,20 @@ const batchOrigin: RowOrigin = { source: 'batch', promptRef: null, evaluationId:
  * all or nothing, and an evaluation's cells all run with the parameters the run was given.
  */
 const mayLowerMaxTokens: ReadonlySet<LedgerSource> = new Set(['generate', 'prompt', 'compare', 'stream', 'openai']);
+
+/** How a row that was started for a refused request is closed. */
+const notStarted = (start: GenerationStart): GenerationOutcome => ({
+  status: 'failed',
+  error: 'ledger_unavailable',
+  finishReason: null,
+  text: null,
+  inputTokens: 0,
+  outputTokens: 0,
+  costUsd: 0,
+  latencyMs: 0,
+  attempts: [],
+  upstreamModel: start.upstreamModel,
+});
 
 /** The distinct models among the candidates (replicas share one). */
 function uniqueModels(candidates: readonly Candidate[]): ModelDescriptor[] {

@@ -101,9 +101,8 @@ export class BudgetRepository {
    */
   private readonly counted = new Set<string>();
   private countedDay = 0;
-  /** The ledger's holds, where this process alone writes an SQLite file; else holds are on the counters. */
+  /** The ledger's holds, where this process alone writes an SQLite file (it has `readNow`); else holds are on the counters. */
   private readonly memoryHolds: MemoryHolds | undefined;
-  private readonly readNow: ((query: CompiledQuery) => Record<string, unknown>[]) | undefined;
 
   constructor(
     private readonly database: LedgerDatabase,
@@ -111,8 +110,7 @@ export class BudgetRepository {
   ) {
     this.db = database.db;
     this.now = settings.now ?? (() => new Date());
-    this.readNow = settings.soleWriter ? database.readNow : undefined;
-    this.memoryHolds = this.readNow ? new MemoryHolds() : undefined;
+    this.memoryHolds = settings.soleWriter && database.readNow ? new MemoryHolds() : undefined;
     this.applyingToCaller = statementTemplate(2, (caller, modelId) => this.applyingQuery(caller, null, modelId).compile());
     this.applyingToTeamMember = statementTemplate(3, (caller, team, modelId) => this.applyingQuery(caller, team, modelId).compile());
     const holdOne = (id: unknown, amountUnits: unknown, starts: PeriodStartValues) =>
@@ -202,8 +200,8 @@ export class BudgetRepository {
   private withMemoryHolds(state: BudgetState): BudgetState {
     const held = this.memoryHolds?.heldOn(counterKey(state.id, state.periodStart?.getTime() ?? 0)) ?? 0;
     if (held === 0) return state;
-    const reservedUnits = state.reservedUnits + held;
-    return { ...state, reservedUnits, remainingUnits: Math.max(0, state.limitUnits - state.spentUnits - reservedUnits) };
+    const { reservedUnits, remainingUnits } = roomOf(state.id, state.limitUnits, state.spentUnits, state.reservedUnits + held);
+    return { ...state, reservedUnits, remainingUnits };
   }
 
   /**
@@ -387,7 +385,8 @@ export class BudgetRepository {
     budgetIds: readonly string[],
     at: Date,
   ): MemoryHoldResult {
-    const { memoryHolds, readNow } = this;
+    const { memoryHolds } = this;
+    const { readNow } = this.database;
     if (!memoryHolds || !readNow) throw new Error('holds are kept in memory only where this process alone writes the database');
     let totalUnits = 0;
     for (const { amountUnits } of holds) {

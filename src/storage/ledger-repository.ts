@@ -168,12 +168,12 @@ export class LedgerRepository {
     if (hold.amountsUnits.length !== generations.length) throw new RangeError('one hold amount per generation');
     const rows = generations.map((generation) => this.startRow(generation));
     for (const row of rows) if (this.inFlight.has(row.id)) throw new Error(`generation ${row.id} was already started`);
-    const total = hold.amountsUnits.reduce((sum, amount) => sum + amount, 0);
     const at = new Date(rows[0]!.created_at);
     let budgetIds = [...new Set(hold.budgetIds)].sort();
     // Once per budget and day: the hold's (and the settlement's) transaction then only updates the counters.
     await budgets.prepareCounters(budgetIds, at);
     if (budgets.holdsInMemory) return this.startHeldInMemory(rows, hold.amountsUnits, budgetIds, at, budgets);
+    const total = hold.amountsUnits.reduce((sum, amount) => sum + amount, 0);
     // A retry (PostgreSQL: a deadlock broken, or room found again) is rare; a few are enough.
     for (let retries = 0; ; ) {
       const held = rows.map((row, index) => ({ ...row, reserved_units: hold.amountsUnits[index]!, budget_ids: JSON.stringify(budgetIds) }));
@@ -236,24 +236,46 @@ export class LedgerRepository {
       return Promise.reject(error);
     }
     this.inFlight.delete(id);
-    const { budgets } = this.settings;
-    if (!started.budget_ids || !budgets) return this.writer.write({ rows: [row] }).then(() => undefined);
-    // A hold in memory is not on the counters: the settlement only adds the spend, and the hold is
-    // released once that has committed.
-    const inMemory = budgets.heldInMemory(id);
-    const settle = budgets.settleStatements(
-      JSON.parse(started.budget_ids) as string[],
-      inMemory ? 0 : Number(started.reserved_units ?? 0),
-      Number(row.cost_units),
-      new Date(started.created_at),
-    );
+    if (!started.budget_ids || !this.settings.budgets) return this.writer.write({ rows: [row] }).then(() => undefined);
     // Only a row still in progress is finished and settled: one that the sweep closed (its hold
     // already settled in full) is never settled twice; the transaction rolls back instead.
     const finish = this.finishHeld(row);
-    return this.writer.write({ statements: [{ query: finish, expectChanges: 1, label: 'finish' }, ...settle] }).then((results) => {
-      this.settled(results ?? [], Number(row.cost_units));
-      if (inMemory) budgets.releaseHold(id);
-    });
+    return this.settleHeld(
+      { id, budgetIds: started.budget_ids, reservedUnits: Number(started.reserved_units ?? 0), createdAtMs: started.created_at },
+      Number(row.cost_units),
+      async (settle) => (await this.writer.write({ statements: [{ query: finish, expectChanges: 1, label: 'finish' }, ...settle] })) ?? [],
+    );
+  }
+
+  /**
+   * Settles a held row in `run`'s transaction (which finishes or closes the row, guarded on its
+   * still being in progress): its budgets gain `actualUnits` of spend and give back its hold. A hold
+   * in this process's memory is not on the counters: it is released once the settlement has
+   * committed and its counters are known. The counters then go to the listener (budget alerts).
+   */
+  private async settleHeld(
+    row: { readonly id: string; readonly budgetIds: string; readonly reservedUnits: number; readonly createdAtMs: number },
+    actualUnits: number,
+    run: (settle: readonly TransactionStatement[]) => Promise<readonly StatementResult[]>,
+  ): Promise<void> {
+    const { budgets, onBudgetSettled } = this.settings;
+    const inMemory = budgets?.heldInMemory(row.id) ?? false;
+    const settle =
+      budgets?.settleStatements(
+        JSON.parse(row.budgetIds) as string[],
+        inMemory ? 0 : row.reservedUnits,
+        actualUnits,
+        new Date(row.createdAtMs),
+      ) ?? [];
+    const counters = countersIn(await run(settle));
+    budgets?.observeSettled(counters); // before the hold it settles is released
+    if (inMemory) budgets?.releaseHold(row.id);
+    if (counters.length === 0 || !onBudgetSettled) return;
+    try {
+      onBudgetSettled(counters, actualUnits);
+    } catch {
+      // A listener (alerts) never fails the generation whose row is already committed.
+    }
   }
 
   /**
@@ -283,19 +305,13 @@ export class LedgerRepository {
         .where(sql.ref('status'), '=', sql.lit(IN_PROGRESS))
         .compile();
       const reserved = Number(row.reserved_units);
-      // Held in this process's memory (a generation of this process that never finished in time): not on the counters.
-      const inMemory = this.settings.budgets?.heldInMemory(row.id) ?? false;
-      const settle =
-        this.settings.budgets?.settleStatements(
-          JSON.parse(row.budget_ids!) as string[],
-          inMemory ? 0 : reserved,
-          reserved,
-          new Date(Number(row.created_at)),
-        ) ?? [];
       try {
-        // Guarded: a replica that finished the row meanwhile settled it itself.
-        this.settled(await this.database.transaction([{ query: close, expectChanges: 1 }, ...settle]), reserved);
-        if (inMemory) this.settings.budgets?.releaseHold(row.id);
+        // Guarded: a replica (or this process's own finish) that finished the row meanwhile settled it itself.
+        await this.settleHeld(
+          { id: row.id, budgetIds: row.budget_ids!, reservedUnits: reserved, createdAtMs: Number(row.created_at) },
+          reserved,
+          (settle) => this.database.transaction([{ query: close, expectChanges: 1 }, ...settle]),
+        );
         closed += 1;
       } catch (error) {
         if (!(error instanceof TransactionConditionError)) throw error;
@@ -320,19 +336,6 @@ export class LedgerRepository {
       .where('budget_ids', 'is', null)
       .compile();
     return closed + (await (options.atStartup ? this.database.writeAtStartup(close) : this.database.write(close)));
-  }
-
-  /** After a settlement commits: its counters to the budgets (before any hold it settles is released) and to the listener. */
-  private settled(results: readonly StatementResult[], addedUnits: number): void {
-    const counters = countersIn(results);
-    if (counters.length === 0) return;
-    this.settings.budgets?.observeSettled(counters);
-    if (!this.settings.onBudgetSettled) return;
-    try {
-      this.settings.onBudgetSettled(counters, addedUnits);
-    } catch {
-      // A listener (alerts) never fails the generation whose row is already committed.
-    }
   }
 
   /** Finished generations, newest first, one page at a time. Throws InvalidCursorError for a cursor it did not issue. */

@@ -68,19 +68,6 @@ export interface GenerationOutcome {
   readonly attempts: readonly GenerationAttempt[];
 }
 
-/** How a row is closed that was started for a request then refused before any upstream call: nothing was spent. */
-export const NOT_STARTED: GenerationOutcome = {
-  status: 'failed',
-  error: 'ledger_unavailable',
-  finishReason: null,
-  text: null,
-  inputTokens: 0,
-  outputTokens: 0,
-  costUsd: 0,
-  latencyMs: 0,
-  attempts: [],
-};
-
 /** A finished row of the ledger. */
 export interface Generation {
   readonly id: string;
